@@ -1,0 +1,178 @@
+"""Low-dose CT from a normal-dose image by projection-domain noise insertion.
+
+Yu et al. 2012, Zeng et al. 2015 (the method behind the Mayo/AAPM quarter-dose data):
+
+1. HU -> attenuation, mu = mu_water * (1 + HU / 1000) in 1/cm (out-of-field padding and
+   anything below -1000 HU is air, mu = 0).
+2. Line integrals p = R mu, parallel beam, unit-less (pixel size in cm as the step).
+3. For dose fraction a, incident photons per ray I0 and electronic noise variance se2
+   (counts^2), add the variance missing between normal and low dose:
+       Var = ((1 - a) / a) * (exp(p) / I0) * (1 + ((1 + a) / a) * se2 * exp(p) / I0)
+       p_low = p + z * sqrt(Var),  z ~ N(0, 1)
+4. Reconstruct only the noise: low = x + FBP(p_low - p), in HU. FBP is linear, so every pixel
+   of the input is kept and gains correlated, streaky noise.
+
+I0 is a property of the scanner, protocol and our sampling, so it is calibrated per dataset
+(`medsr.physics.ct_calibration`), not taken from papers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from medsr.physics.projector import FILTER_WINDOWS, ParallelBeamProjector
+
+# HU below this is out-of-field padding (-2000, -3024 in DICOM), treated as air.
+PADDING_HU = -1500.0
+
+
+def hu_to_attenuation(image_hu: torch.Tensor, mu_water_per_cm: float) -> torch.Tensor:
+    """mu = mu_water * (1 + HU / 1000) in 1/cm, with padding and sub-air values set to air."""
+    hu = torch.where(image_hu <= PADDING_HU, torch.full_like(image_hu, -1000.0), image_hu)
+    return mu_water_per_cm * (1.0 + hu.clamp(min=-1000.0) / 1000.0)
+
+
+def attenuation_to_hu(mu: torch.Tensor, mu_water_per_cm: float) -> torch.Tensor:
+    """Inverse of `hu_to_attenuation` (without the clamping)."""
+    return 1000.0 * (mu / mu_water_per_cm - 1.0)
+
+
+def default_electronic_noise_variance(incident_photons: float) -> float:
+    """se2 ~ 10 counts^2 per 1e5 incident photons (PHYSICS.md)."""
+    return 10.0 * incident_photons / 1e5
+
+
+def added_ray_variance(
+    line_integrals: torch.Tensor,
+    dose_fraction: float,
+    incident_photons: float,
+    electronic_noise_variance: float,
+) -> torch.Tensor:
+    """Variance of the log-projection noise to add to reach `dose_fraction` (step 3)."""
+    a = dose_fraction
+    transmission_inverse = torch.exp(line_integrals) / incident_photons
+    return ((1 - a) / a) * transmission_inverse * (
+        1 + ((1 + a) / a) * electronic_noise_variance * transmission_inverse
+    )
+
+
+def normal_dose_ray_variance(
+    line_integrals: torch.Tensor, incident_photons: float, electronic_noise_variance: float
+) -> torch.Tensor:
+    """Variance of the log-projection noise of the normal-dose scan itself (for calibration)."""
+    transmission_inverse = torch.exp(line_integrals) / incident_photons
+    return transmission_inverse * (1 + electronic_noise_variance * transmission_inverse)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Line integrals of one batch of images, cached so each noise draw is one FBP."""
+
+    line_integrals: torch.Tensor  # (B, V, D), unit-less
+    projector: ParallelBeamProjector
+    pixel_spacing_mm: float
+
+
+@dataclass(frozen=True)
+class LowDoseCT:
+    """Projection-domain noise insertion (see the module docstring for the equations).
+
+    Args:
+        dose_fraction: a in (0, 1]; 0.25 is the Mayo/AAPM quarter dose.
+        incident_photons: I0, photons per ray at normal dose (calibrate per dataset).
+        electronic_noise_variance: se2 in counts^2; None means 10 * I0 / 1e5.
+        num_views: projection angles over 180 degrees.
+        filter_window: FBP window, one of `FILTER_WINDOWS`; sets the noise texture.
+        mu_water_per_cm: attenuation of water at the effective energy (~60-70 keV).
+    """
+
+    dose_fraction: float = 0.25
+    incident_photons: float = 1e5
+    electronic_noise_variance: float | None = None
+    num_views: int = 720
+    filter_window: str = "hann"
+    mu_water_per_cm: float = 0.195
+
+    def __post_init__(self) -> None:
+        if not 0 < self.dose_fraction <= 1:
+            raise ValueError(f"dose_fraction must be in (0, 1], got {self.dose_fraction}")
+        if not self.incident_photons > 0:
+            raise ValueError(f"incident_photons must be > 0, got {self.incident_photons}")
+        if self.electronic_noise_variance is not None and self.electronic_noise_variance < 0:
+            raise ValueError(
+                f"electronic_noise_variance must be >= 0, got {self.electronic_noise_variance}"
+            )
+        if self.filter_window not in FILTER_WINDOWS:
+            raise ValueError(
+                f"filter_window must be one of {FILTER_WINDOWS}, got {self.filter_window!r}"
+            )
+        if self.num_views < 1:
+            raise ValueError(f"num_views must be >= 1, got {self.num_views}")
+
+    @property
+    def electronic_variance(self) -> float:
+        if self.electronic_noise_variance is None:
+            return default_electronic_noise_variance(self.incident_photons)
+        return self.electronic_noise_variance
+
+    def describe(self) -> dict[str, Any]:
+        """Every parameter, with the electronic noise variance resolved."""
+        return {**asdict(self), "electronic_noise_variance": self.electronic_variance}
+
+    def project(self, image_hu: torch.Tensor, pixel_spacing_mm: float) -> Projection:
+        """Line integrals of `(..., H, W)` HU images (steps 1-2); cache and reuse."""
+        if not pixel_spacing_mm > 0:
+            raise ValueError(f"pixel_spacing_mm must be > 0, got {pixel_spacing_mm}")
+        images = _as_batch(image_hu)
+        projector = ParallelBeamProjector(images.shape[-2], images.shape[-1], self.num_views)
+        mu = hu_to_attenuation(images, self.mu_water_per_cm)
+        line_integrals = projector.forward(mu) * (pixel_spacing_mm / 10.0)
+        return Projection(line_integrals, projector, pixel_spacing_mm)
+
+    def noise(self, projection: Projection, generator: torch.Generator) -> torch.Tensor:
+        """One draw of the added low-dose noise in HU, `(B, H, W)` (steps 3-4)."""
+        variance = added_ray_variance(
+            projection.line_integrals,
+            self.dose_fraction,
+            self.incident_photons,
+            self.electronic_variance,
+        )
+        return reconstruct_ray_noise(
+            variance, projection, self.filter_window, self.mu_water_per_cm, generator
+        )
+
+    def __call__(
+        self, image_hu: torch.Tensor, pixel_spacing_mm: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The low-dose image in HU, same shape as `image_hu` `(..., H, W)`."""
+        if self.dose_fraction == 1:
+            return image_hu.clone()
+        projection = self.project(image_hu, pixel_spacing_mm)
+        noise = self.noise(projection, generator)
+        return image_hu + noise.reshape(image_hu.shape).to(image_hu.dtype)
+
+
+def reconstruct_ray_noise(
+    variance: torch.Tensor,
+    projection: Projection,
+    filter_window: str,
+    mu_water_per_cm: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """FBP of Gaussian ray noise of the given variance, converted to HU: `(B, H, W)`."""
+    z = torch.randn(variance.shape, generator=generator, device=generator.device)
+    ray_noise = z.to(variance.device) * variance.sqrt()
+    # FBP in pixel units; dividing by the pixel size in cm gives attenuation in 1/cm.
+    mu_noise = projection.projector.fbp(ray_noise, filter_window) / (
+        projection.pixel_spacing_mm / 10.0
+    )
+    return 1000.0 * mu_noise / mu_water_per_cm
+
+
+def _as_batch(image: torch.Tensor) -> torch.Tensor:
+    if image.ndim < 2:
+        raise ValueError(f"image must be (..., H, W), got shape {tuple(image.shape)}")
+    return image.reshape(-1, image.shape[-2], image.shape[-1]).float()
