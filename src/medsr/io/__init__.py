@@ -1,0 +1,31 @@
+"""Medical image I/O: DICOM, NIfTI, PNG/TIFF, .npy and InVesalius, all to one `Volume`.
+
+`read(path)` and `write(volume, path, **options)` dispatch on the suffix; every failure
+raises `MedsrIOError` (a ValueError) naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+from medsr.io.dicom import read_dicom, read_dicom_series
+from medsr.io.errors import MedsrIOError
+from medsr.io.invesalius import read_invesalius
+from medsr.io.nifti import read_nifti, write_nifti
+from medsr.io.numpy_io import read_npy, write_npy
+from medsr.io.raster import read_raster, write_png, write_tiff
+from medsr.io.read import read, write
+
+__all__ = [
+    "MedsrIOError",
+    "read",
+    "read_dicom",
+    "read_dicom_series",
+    "read_invesalius",
+    "read_nifti",
+    "read_npy",
+    "read_raster",
+    "write",
+    "write_nifti",
+    "write_npy",
+    "write_png",
+    "write_tiff",
+]

@@ -1,0 +1,334 @@
+"""Read DICOM images: one file, a multi-frame file, or a folder holding one series.
+
+Stored values go through pydicom's modality LUT (Rescale Slope/Intercept), so CT comes out
+in HU. MONOCHROME1 images (radiographs where low values are white) are inverted within their
+stored range so that higher is brighter, as in MONOCHROME2; the window centre is inverted
+with them and `metadata["inverted"]` says so. Slices are ordered by Image Position (Patient)
+projected on the slice normal (fallback: Instance Number) and the slice spacing comes from
+those positions. Compressed transfer syntaxes decode through the pylibjpeg plugins.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+
+from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.io.errors import MedsrIOError
+
+# SOP classes that carry no displayable image even when they hold pixel-like data.
+NON_IMAGE_SOP_PREFIXES = {
+    "1.2.840.10008.5.1.4.1.1.88.": "structured report",
+    "1.2.840.10008.5.1.4.1.1.481.3": "RT structure set",
+    "1.2.840.10008.5.1.4.1.1.481.5": "RT plan",
+    "1.2.840.10008.5.1.4.1.1.66": "segmentation / registration / fiducials object",
+    "1.2.840.10008.5.1.4.1.1.11.": "presentation state",
+    "1.2.840.10008.5.1.4.1.1.104.": "encapsulated document",
+    "1.2.840.10008.1.3.10": "media storage directory (DICOMDIR)",
+}
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_META_KEYWORDS = (
+    "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription",
+    "Manufacturer", "ManufacturerModelName", "BodyPartExamined", "PhotometricInterpretation",
+)  # fmt: skip
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True when the file carries the DICOM Part 10 preamble ('DICM' at byte 128)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+@dataclass
+class _Frame:
+    """One decoded 2-D frame with the geometry needed to stack it."""
+
+    pixels: np.ndarray  # float32 (H, W), modality LUT applied, MONOCHROME1 inverted
+    position: np.ndarray | None  # Image Position (Patient), LPS mm
+    orientation: np.ndarray | None  # Image Orientation (Patient), 6 cosines
+    instance: int
+    pixel_spacing: tuple[float, float] | None
+    window: Window | None
+
+
+def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> Dataset:
+    """Parse one DICOM file, retrying without the Part 10 header; MedsrIOError if not DICOM."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        pass
+    except Exception as error:  # pydicom raises many types on corrupt input
+        raise MedsrIOError(path, f"cannot parse DICOM file ({error})") from error
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    except Exception as error:
+        raise MedsrIOError(path, f"not a DICOM file ({error})") from error
+    if "SOPClassUID" not in ds and "Rows" not in ds:
+        raise MedsrIOError(path, "not a DICOM file (no DICM preamble and no DICOM header)")
+    return ds
+
+
+def check_image(ds: Dataset, path: str | Path) -> None:
+    """Raise MedsrIOError unless `ds` is an image object holding pixel data."""
+    sop = str(ds.get("SOPClassUID", ""))
+    for prefix, kind in NON_IMAGE_SOP_PREFIXES.items():
+        if sop.startswith(prefix):
+            name = getattr(ds.SOPClassUID, "name", sop)
+            raise MedsrIOError(path, f"is not an image but a {kind} ({name}, {sop})")
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        raise MedsrIOError(path, "has no pixel data (not an image, or the file is truncated)")
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        raise MedsrIOError(path, f"colour images are not supported ({ds.SamplesPerPixel} samples)")
+
+
+def _group_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+    """The functional-group item `sequence` for `frame`: per-frame first, then shared."""
+    for groups, index in (("PerFrameFunctionalGroupsSequence", frame),
+                          ("SharedFunctionalGroupsSequence", 0)):  # fmt: skip
+        items = ds.get(groups)
+        if items and len(items) > index and items[index].get(sequence):
+            return items[index].get(sequence)[0]
+    return None
+
+
+def _lookup(ds: Dataset, frame: int, keyword: str, sequence: str) -> Any:
+    """A top-level attribute, else the one inside an enhanced functional group."""
+    if keyword in ds:
+        return ds.get(keyword)
+    item = _group_item(ds, frame, sequence)
+    return None if item is None else item.get(keyword)
+
+
+def _first(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return (
+        float(value[0]) if isinstance(value, (list, pydicom.multival.MultiValue)) else float(value)
+    )
+
+
+def _positive_pair(value: Any) -> tuple[float, float] | None:
+    """(row, column) spacing from a 2-valued attribute, or None if missing or not positive."""
+    if not value or len(value) != 2 or any(float(v) <= 0 for v in value):
+        return None
+    return float(value[0]), float(value[1])
+
+
+def _stored_range(ds: Dataset) -> tuple[int, int]:
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _rescale(arr: np.ndarray, ds: Dataset, frame: int) -> tuple[np.ndarray, bool]:
+    """Apply the modality LUT to one frame; True when a rescale/LUT was present."""
+    if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return np.asarray(apply_modality_lut(arr, ds), dtype=np.float64), True
+    item = _group_item(ds, frame, "PixelValueTransformationSequence")
+    if item is not None and "RescaleSlope" in item:
+        slope, intercept = float(item.RescaleSlope), float(item.get("RescaleIntercept", 0.0))
+        return arr.astype(np.float64) * slope + intercept, True
+    return arr.astype(np.float64), False
+
+
+def _frames(ds: Dataset, path: Path) -> tuple[list[_Frame], bool, bool]:
+    """Decode every frame of `ds`. Returns (frames, rescaled, inverted)."""
+    try:
+        pixels = ds.pixel_array
+    except Exception as error:
+        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
+        syntax_name = getattr(syntax, "name", syntax)
+        problem = f"cannot decode pixel data ({syntax_name}): {error}"
+        raise MedsrIOError(path, problem) from error
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    pixels = pixels.reshape(count, *pixels.shape[-2:])
+    inverted = ds.get("PhotometricInterpretation", "") == "MONOCHROME1"
+    frames, rescaled = [], False
+    for index in range(count):
+        values, rescaled = _rescale(pixels[index], ds, index)
+        center = _first(_lookup(ds, index, "WindowCenter", "FrameVOILUTSequence"))
+        width = _first(_lookup(ds, index, "WindowWidth", "FrameVOILUTSequence"))
+        if inverted:
+            low, high = _rescale(np.array(_stored_range(ds)), ds, index)[0]
+            values = (low + high) - values
+            center = None if center is None else float(low + high) - center
+        position = _lookup(ds, index, "ImagePositionPatient", "PlanePositionSequence")
+        orientation = _lookup(ds, index, "ImageOrientationPatient", "PlaneOrientationSequence")
+        spacing = _positive_pair(_lookup(ds, index, "PixelSpacing", "PixelMeasuresSequence"))
+        frames.append(
+            _Frame(
+                pixels=values.astype(np.float32),
+                position=None if position is None else np.array(position, dtype=np.float64),
+                orientation=None if orientation is None else np.array(orientation, dtype=float),
+                instance=int(ds.get("InstanceNumber", 0) or 0) * 100000 + index,
+                pixel_spacing=spacing or _positive_pair(ds.get("ImagerPixelSpacing")),
+                window=None
+                if center is None or width is None or width <= 0
+                else Window(center, width),
+            )
+        )
+    return frames, rescaled, inverted
+
+
+def _slice_geometry(
+    frames: list[_Frame], ds: Dataset, where: Path
+) -> tuple[list[_Frame], float, bool]:
+    """Sort frames along the slice normal. Returns (sorted frames, slice spacing, known)."""
+    first = frames[0].orientation
+    positions = [f.position for f in frames]
+    if first is not None and all(p is not None for p in positions):
+        for frame in frames:
+            if frame.orientation is None or not np.allclose(frame.orientation, first, atol=1e-4):
+                raise MedsrIOError(where, "slices have different Image Orientation (Patient)")
+        normal = np.cross(first[:3], first[3:])
+        distances = [float(np.dot(p, normal)) for p in positions]  # type: ignore[arg-type]
+        order = sorted(range(len(frames)), key=lambda i: (distances[i], frames[i].instance))
+        frames = [frames[i] for i in order]
+        steps = np.diff([distances[i] for i in order])
+        if np.any(steps < 1e-3):
+            raise MedsrIOError(
+                where, "several slices share one position (repeated acquisitions or duplicates?)"
+            )
+        spacing = float(np.median(steps))
+        if np.max(np.abs(steps - spacing)) > 0.01 * spacing:
+            warnings.warn(
+                f"{where}: uneven slice spacing {steps.min():.3f}..{steps.max():.3f} mm; "
+                f"using the median {spacing:.3f} mm",
+                stacklevel=3,
+            )
+        return frames, spacing, True
+    frames = sorted(frames, key=lambda f: f.instance)
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = _first(_lookup(ds, 0, keyword, "PixelMeasuresSequence"))
+        if value and value > 0:
+            return frames, value, True
+    return frames, 1.0, False
+
+
+def _metadata(datasets: list[Dataset], paths: list[Path]) -> dict[str, Any]:
+    first = datasets[0]
+    meta: dict[str, Any] = {"source": "dicom", "paths": [str(p) for p in paths]}
+    for keyword in _META_KEYWORDS:
+        if keyword in first and first.get(keyword) not in (None, ""):
+            meta[keyword] = str(first.get(keyword))
+    meta["SOPInstanceUIDs"] = [str(ds.get("SOPInstanceUID", "")) for ds in datasets]
+    meta["dicom_modality"] = str(first.get("Modality", ""))
+    syntax = first.file_meta.get("TransferSyntaxUID") if hasattr(first, "file_meta") else None
+    meta["TransferSyntaxUID"] = str(syntax or "")
+    return meta
+
+
+def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
+    """Decode, sort and stack the images of `datasets` into one Volume."""
+    frames: list[_Frame] = []
+    rescaled = inverted = False
+    for ds, path in zip(datasets, paths, strict=True):
+        new, rescaled, inverted = _frames(ds, path)
+        frames += new
+    first = datasets[0]
+    meta = _metadata(datasets, paths)
+    pixel_spacing = frames[0].pixel_spacing
+    meta["spacing_known"] = pixel_spacing is not None
+    if pixel_spacing is None:
+        warnings.warn(
+            f"{where}: no usable PixelSpacing or ImagerPixelSpacing; assuming 1.0 mm",
+            stacklevel=3,
+        )
+        pixel_spacing = (1.0, 1.0)
+    slice_spacing = 0.0
+    if len(frames) > 1:
+        frames, slice_spacing, known = _slice_geometry(frames, first, where)
+        meta["slice_spacing_known"] = known
+    orientation = frames[0].orientation
+    direction = np.eye(3)
+    if orientation is not None:
+        row, col = orientation[:3], orientation[3:]
+        direction = np.column_stack([row, col, np.cross(row, col)])
+    origin = (0.0, 0.0, 0.0) if frames[0].position is None else tuple(frames[0].position)
+    modality = str(first.get("Modality", "OT"))
+    unit = "a.u."
+    if modality == "CT" and rescaled:
+        unit = "HU"
+    elif modality in ("NM", "PT"):
+        unit = str(first.get("Units", "counts")) if modality == "PT" else "counts"
+    meta["inverted"] = inverted
+    spacing: tuple[float, ...] = pixel_spacing
+    if len(frames) == 1:
+        array = frames[0].pixels
+    else:
+        array, spacing = np.stack([f.pixels for f in frames]), (slice_spacing, *pixel_spacing)
+    return Volume(
+        array=array,
+        spacing=spacing,
+        modality=modality if modality in MODALITIES else "OT",
+        unit=unit,
+        window=frames[0].window,
+        origin=origin,
+        direction=direction,
+        metadata=meta,
+    )
+
+
+def _series_files(folder: Path) -> list[Path]:
+    """Files of `folder` (recursive) that look like DICOM: a .dcm suffix or the preamble."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [p for p in files if p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p)]
+
+
+def read_dicom_series(folder: str | Path) -> Volume:
+    """Read every image of the single series in `folder` as one Volume."""
+    folder = Path(folder)
+    files = _series_files(folder)
+    if not files:
+        raise MedsrIOError(folder, "folder holds no DICOM files")
+    datasets, paths = [], []
+    for path in files:
+        ds = read_dataset(path)
+        if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.1.3.10"):
+            continue  # DICOMDIR index
+        try:
+            check_image(ds, path)
+        except MedsrIOError as error:
+            warnings.warn(f"skipping {error}", stacklevel=2)
+            continue
+        datasets.append(ds)
+        paths.append(path)
+    if not datasets:
+        raise MedsrIOError(folder, "folder holds no DICOM images")
+    series = sorted({str(ds.get("SeriesInstanceUID", "?")) for ds in datasets})
+    if len(series) > 1:
+        raise MedsrIOError(folder, f"folder mixes {len(series)} series: {', '.join(series)}")
+    sizes = sorted({(int(ds.Rows), int(ds.Columns)) for ds in datasets})
+    if len(sizes) > 1:
+        listed = ", ".join(f"{r}x{c}" for r, c in sizes)
+        raise MedsrIOError(folder, f"folder mixes image sizes (rows x columns): {listed}")
+    return _volume(datasets, paths, folder)
+
+
+def read_dicom(path: str | Path) -> Volume:
+    """Read a DICOM file (single- or multi-frame) or a series folder into a Volume.
+
+    Returns a 2-D `(H, W)` Volume for a single frame and `(D, H, W)` otherwise, in HU for
+    CT (unit "HU"), with spacing from Pixel Spacing (fallback Imager Pixel Spacing, else
+    1.0 mm with `metadata["spacing_known"] = False` and a warning).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_dicom_series(path)
+    if not path.is_file():
+        raise MedsrIOError(path, "no such file or folder")
+    ds = read_dataset(path)
+    check_image(ds, path)
+    return _volume([ds], [path], path)

@@ -1,0 +1,199 @@
+"""Read and write PNG (Pillow) and TIFF (tifffile) images, 8- and 16-bit, without loss.
+
+Reading gives the stored integers exactly as float32 (a uint16 PNG keeps 0..65535).
+
+Writing chooses the stored integers so that reading back restores the values:
+
+* integer-valued data in [0, 255] is stored as uint8, in [0, 65535] as uint16, unchanged;
+* other integer-valued data spanning at most 65535 (e.g. CT in HU) is stored as uint16 with an
+  integer offset (for CT: -1024 when the data allow it), still exact;
+* anything else is mapped linearly from `value_range` to 0..65535 (or 0..255 with `bits=8`):
+  `value = stored * slope + intercept`, `slope = (high - low) / 65535`. The default range is
+  the data's min/max, or for CT [-1024, 3071] HU widened to include the data (a step of
+  0.0625 HU). Values outside an explicit range are clipped, with a warning.
+
+The intercept, slope, unit, modality, spacing, window and geometry are stored as JSON under the
+key "medsr" in a PNG tEXt chunk or the TIFF ImageDescription, so a medsr-written file reads
+back with its values (to within half a quantisation step), spacing and modality. Files from
+elsewhere read with spacing 1.0 and `metadata["spacing_known"] = False`. TIFF can also hold
+float32 exactly (`float32=True`) and 3-D volumes (one page per slice); PNG holds one 2-D image.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from PIL import Image, PngImagePlugin
+
+from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.io.errors import MedsrIOError, check_can_write
+
+CT_RANGE_HU = (-1024.0, 3071.0)
+_KEY = "medsr"
+
+
+def _gray(rgb: np.ndarray, path: Path) -> np.ndarray:
+    """One channel of an RGB(A) array: exact when the channels agree, else luminance."""
+    rgb = rgb[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return rgb[..., 0]
+    warnings.warn(f"{path}: colour image converted to grey (ITU-R 601 luma)", stacklevel=3)
+    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def _read_pillow(path: Path) -> tuple[np.ndarray, str | None]:
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}).get(_KEY)
+        if image.mode in ("P", "RGB", "RGBA", "CMYK", "YCbCr"):
+            return _gray(np.asarray(image.convert("RGB")), path), text
+        if image.mode == "LA":
+            return np.asarray(image)[..., 0], text
+        return np.asarray(image), text
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, str | None]:
+    with tifffile.TiffFile(path) as tif:
+        array = tif.asarray()
+        page = tif.pages[0]
+        description = getattr(page, "description", None)
+        if getattr(page, "photometric", None) == tifffile.PHOTOMETRIC.RGB:
+            array = _gray(array, path)
+    return array, description
+
+
+def read_raster(path: str | Path) -> Volume:
+    """Read a PNG or TIFF (or any Pillow-readable 2-D image) into a Volume."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            array, text = _read_tiff(path)
+        else:
+            array, text = _read_pillow(path)
+    except Exception as error:  # Pillow and tifffile raise many types on bad files
+        raise MedsrIOError(path, f"cannot read image ({error})") from error
+    array = np.squeeze(array)
+    if array.ndim not in (2, 3):
+        raise MedsrIOError(path, f"expected a 2-D image or 3-D stack, got shape {array.shape}")
+    header: dict[str, Any] = {}
+    if text:
+        try:
+            header = dict(json.loads(text).get(_KEY, {}))
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            header = {}
+    values = array.astype(np.float64) * float(header.get("slope", 1.0))
+    values += float(header.get("intercept", 0.0))
+    spacing = list(header.get("spacing") or [])
+    known = len(spacing) == array.ndim
+    window = header.get("window")
+    modality = str(header.get("modality", "OT"))
+    return Volume(
+        array=values.astype(np.float32),
+        spacing=tuple(spacing) if known else (1.0,) * array.ndim,
+        modality=modality if modality in MODALITIES else "OT",
+        unit=str(header.get("unit", "a.u.")),
+        window=None if window is None else Window(float(window[0]), float(window[1])),
+        origin=tuple(header.get("origin", (0.0, 0.0, 0.0))),
+        direction=np.asarray(header.get("direction", np.eye(3)), dtype=np.float64),
+        metadata={
+            "source": path.suffix.lower().lstrip("."),
+            "paths": [str(path)],
+            "spacing_known": known,
+            "stored_dtype": str(array.dtype),
+            "quantisation_step": float(header.get("slope", 1.0)),
+        },
+    )
+
+
+def encode(
+    volume: Volume, value_range: tuple[float, float] | None = None, bits: int = 16
+) -> tuple[np.ndarray, float, float]:
+    """Stored unsigned integers for `volume` and the (intercept, slope) that restore it."""
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    data = volume.array.astype(np.float64)
+    if not np.all(np.isfinite(data)):
+        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
+    top = 2**bits - 1
+    low, high = float(data.min()), float(data.max())
+    if value_range is None and np.array_equal(data, np.round(data)):
+        if low >= 0 and high <= 255:
+            return data.astype(np.uint8), 0.0, 1.0
+        # A fixed -1024 offset for CT keeps every CT file on the same integer mapping.
+        ct_offset = CT_RANGE_HU[0] if volume.modality == "CT" and low >= CT_RANGE_HU[0] else low
+        for offset in (0.0, ct_offset, low):
+            if bits == 16 and low >= offset and high - offset <= top:
+                return (data - offset).astype(np.uint16), offset, 1.0
+    if value_range is None:
+        if volume.modality == "CT" and volume.unit == "HU":
+            value_range = (min(CT_RANGE_HU[0], low), max(CT_RANGE_HU[1], high))
+        else:
+            value_range = (low, high)
+    elif low < value_range[0] or high > value_range[1]:
+        warnings.warn(
+            f"values {low:g}..{high:g} clipped to value_range {value_range}", stacklevel=3
+        )
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if not hi >= lo:
+        raise ValueError(f"value_range must be (low, high) with low <= high, got {value_range}")
+    slope = (hi - lo) / top if hi > lo else 1.0
+    stored = np.clip(np.round((data - lo) / slope), 0, top)
+    return stored.astype(np.uint8 if bits == 8 else np.uint16), lo, slope
+
+
+def _header(volume: Volume, intercept: float, slope: float) -> str:
+    window = None if volume.window is None else [volume.window.center, volume.window.width]
+    fields = {
+        "version": 1,
+        "intercept": intercept,
+        "slope": slope,
+        "unit": volume.unit,
+        "modality": volume.modality,
+        "spacing": list(volume.spacing),
+        "window": window,
+        "origin": list(volume.origin),
+        "direction": volume.direction.tolist(),
+    }
+    return json.dumps({_KEY: fields})
+
+
+def write_png(
+    volume: Volume,
+    path: str | Path,
+    value_range: tuple[float, float] | None = None,
+    bits: int = 16,
+    overwrite: bool = False,
+) -> Path:
+    """Write a 2-D `volume` as a grey PNG (8- or 16-bit, see the module docstring)."""
+    if volume.is_volume:
+        raise MedsrIOError(path, f"PNG holds one 2-D image, got shape {volume.shape}; "
+                                 "write volume.slice(i) or use .tif/.nii.gz")  # fmt: skip
+    path = check_can_write(path, overwrite)
+    stored, intercept, slope = encode(volume, value_range, bits)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(_KEY, _header(volume, intercept, slope))
+    Image.fromarray(stored).save(path, format="PNG", pnginfo=info)
+    return path
+
+
+def write_tiff(
+    volume: Volume,
+    path: str | Path,
+    value_range: tuple[float, float] | None = None,
+    bits: int = 16,
+    float32: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a 2-D image or a 3-D stack as TIFF; `float32=True` stores the values exactly."""
+    path = check_can_write(path, overwrite)
+    if float32:
+        stored, intercept, slope = volume.array.astype(np.float32), 0.0, 1.0
+    else:
+        stored, intercept, slope = encode(volume, value_range, bits)
+    description = _header(volume, intercept, slope)
+    tifffile.imwrite(path, stored, description=description, metadata=None, photometric="minisblack")
+    return path
