@@ -1,0 +1,89 @@
+"""SRResNet, the SRGAN generator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from medsr.models.blocks import (
+    Configurable,
+    PixelShuffleUpsample,
+    ResidualBlock,
+    check_input,
+    check_int,
+    check_scale,
+    interpolated_input,
+)
+
+
+class SRResNet(Configurable):
+    """SRResNet: Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative
+    Adversarial Network", CVPR 2017 (the SRGAN generator).
+
+    `(B, in_channels, H, W) -> (B, out_channels, sH, sW)` with `s = scale`.
+
+    9x9 conv + PReLU, `num_blocks` residual blocks (conv-BN-PReLU-conv-BN), a conv(-BN) with a
+    long skip over the blocks, `log2(scale)` x2 PixelShuffle stages, and a 9x9 output conv.
+
+    Args:
+        in_channels: input channels (1 for CT or radiographs, 2 for CT + PET).
+        out_channels: output channels.
+        num_features: channels inside the network (64 in the paper).
+        num_blocks: residual blocks (16 in the paper).
+        scale: 1 (denoising, no upsampling), 2, 4 or 8.
+        batch_norm: batch norm in the residual blocks as in the paper; `False` drops it
+            (EDSR, Lim et al. 2017), which avoids BN's train/eval shift on intensity images.
+        global_residual: add `blocks.interpolated_input(x, out_channels, scale)` (bicubic
+            upsampling of the first `out_channels` input channels, or of their mean when the
+            input has fewer) to the output, so the network learns only the missing detail.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        num_features: int = 64,
+        num_blocks: int = 16,
+        scale: int = 4,
+        batch_norm: bool = True,
+        global_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        check_int("in_channels", in_channels)
+        check_int("out_channels", out_channels)
+        check_int("num_features", num_features)
+        check_int("num_blocks", num_blocks)
+        stages = check_scale(scale)
+        self._config: dict[str, Any] = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "num_features": num_features,
+            "num_blocks": num_blocks,
+            "scale": scale,
+            "batch_norm": bool(batch_norm),
+            "global_residual": bool(global_residual),
+        }
+        self.in_channels, self.out_channels, self.scale = in_channels, out_channels, scale
+        self.global_residual = bool(global_residual)
+
+        self.conv_first = nn.Conv2d(in_channels, num_features, 9, padding=4)
+        self.act_first = nn.PReLU(num_features)
+        self.body = nn.Sequential(
+            *(ResidualBlock(num_features, batch_norm) for _ in range(num_blocks))
+        )
+        self.conv_body = nn.Conv2d(num_features, num_features, 3, padding=1)
+        self.bn_body = nn.BatchNorm2d(num_features) if batch_norm else nn.Identity()
+        self.upsample = nn.Sequential(*(PixelShuffleUpsample(num_features) for _ in range(stages)))
+        self.conv_last = nn.Conv2d(num_features, out_channels, 9, padding=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_channels)
+        feat = self.act_first(self.conv_first(x))
+        feat = feat + self.bn_body(self.conv_body(self.body(feat)))
+        out = self.conv_last(self.upsample(feat))
+        if self.global_residual:
+            out = out + interpolated_input(x, self.out_channels, self.scale)
+        return out
