@@ -31,5 +31,129 @@ def main(
     """medsr: super-resolution and denoising of medical images. Research use only."""
 
 
+@app.command("info")
+def info(path: str = typer.Argument(..., help="Image file or DICOM series folder.")) -> None:
+    """Print modality, shape, spacing, unit, value range, window and source of an image."""
+    import warnings
+
+    from medsr.io import read
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            volume = read(path)
+    except (ValueError, OSError) as error:  # MedsrIOError is a ValueError
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    summary = volume.describe()
+    window = volume.window
+    meta = volume.metadata
+    lines = {
+        "modality": summary["modality"],
+        "shape": " x ".join(str(n) for n in summary["shape"]),
+        "spacing_mm": " x ".join(f"{s:g}" for s in summary["spacing_mm"])
+        + ("" if meta.get("spacing_known", True) else " (unknown, assumed)"),
+        "unit": summary["unit"],
+        "value_range": "{:g} .. {:g}".format(*summary["value_range"]),
+        "window": "none" if window is None else f"center {window.center:g}, width {window.width:g}",
+        "source": f"{meta.get('source', '?')} ({path})",
+    }
+    for key in ("PatientID", "SeriesInstanceUID", "Manufacturer", "name", "sample"):
+        if meta.get(key):
+            lines[key] = str(meta[key])
+    for key, value in lines.items():
+        typer.echo(f"{key}: {value}")
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the named real samples and whether each is installed."""
+    from medsr.data.samples import is_available, list_samples
+
+    rows = [("name", "modality", "shape", "installed")]
+    for sample in list_samples():
+        shape = " x ".join(str(n) for n in sample.shape)
+        installed = "yes" if is_available(sample.name) else "no"
+        rows.append((sample.name, sample.modality, shape, installed))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
+@app.command("degrade")
+def degrade(
+    source: str = typer.Argument(..., help="Image/volume file, DICOM folder or sample:NAME."),
+    output: str = typer.Option(..., "-o", "--output", help="Output folder (files never replaced)."),
+    task: str = typer.Option("ldct-x4", help="x2 x4 x8 ldct ldct-x2/x4 ldct-legacy-x4 xray-x4"),
+    format: str = typer.Option("nifti", "--format", help="png (16-bit), nifti or npy."),
+    seed: int = typer.Option(0, help="Seed; slice k uses slice_seed(seed, k)."),
+    slice_index: int | None = typer.Option(None, "--slice", help="Only this slice of a volume."),
+    dose: float | None = typer.Option(None, help="Dose fraction for ldct tasks, e.g. 0.25."),
+    scale: int | None = typer.Option(None, help="Downsampling factor (2, 3, 4, 8)."),
+    incident_photons: float | None = typer.Option(None, help="I0 per ray (CT) or pixel (x-ray)."),
+) -> None:
+    """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
+    import json
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from medsr.data.samples import SampleNotAvailable, load_sample
+    from medsr.io import read, write
+    from medsr.physics.strip import pair_strip
+    from medsr.physics.tasks import degrade_volume
+
+    suffix = {"png": ".png", "nifti": ".nii.gz", "npy": ".npy"}.get(format)
+    overrides = {"dose_fraction": dose, "scale": scale, "incident_photons": incident_photons}
+    try:
+        if suffix is None:
+            raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
+        sample = source.removeprefix("sample:") if source.startswith("sample:") else None
+        volume = load_sample(sample) if sample else read(source)
+        stem = sample or Path(source).name.removesuffix(".gz").rsplit(".", 1)[0]
+        stem += f"_z{slice_index:04d}" if slice_index is not None and volume.is_volume else ""
+        split = volume.is_volume and slice_index is None and format == "png"
+        count = volume.num_slices if split else 1
+        names = [f"{stem}_z{k:04d}" if split else stem for k in range(count)]
+        out = Path(output)
+        planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in ("hr", "lr")]
+        planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
+        planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
+        if existing := [str(p) for p in planned if p.exists()]:
+            raise FileExistsError(f"will not overwrite {', '.join(existing)}")
+        n_slices = volume.num_slices if slice_index is None else 1
+        high, low, params = degrade_volume(
+            volume, task, seed=seed, slice_index=slice_index,
+            progress=(lambda r: tqdm(r, desc=task, unit="slice")) if n_slices > 1 else None,
+            **{k: v for k, v in overrides.items() if v is not None},
+        )  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for k, name in enumerate(names):
+            for kind, vol in (("hr", high), ("lr", low)):
+                path = out / f"{name}_{kind}{suffix}"
+                written.append(write(vol.slice(k) if split else vol, path))
+        params.update(input=source if sample else str(Path(source).resolve()), format=format)
+        params["files"] = [str(p) for p in written]
+        written.append(out / f"{stem}_params.json")
+        written[-1].write_text(json.dumps(params, indent=1, default=str), encoding="utf-8")
+        middle = high.num_slices // 2
+        hr = high.array[middle] if high.is_volume else high.array
+        lr = low.array[middle] if low.is_volume else low.array
+        strip = out / f"{stem}_strip.png"
+        written.append(
+            pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
+                       spacing_mm=high.spacing[-1])
+        )  # fmt: skip
+    except (ValueError, FileExistsError, OSError, SampleNotAvailable) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     app()

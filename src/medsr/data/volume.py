@@ -68,7 +68,9 @@ class Volume:
     def __post_init__(self) -> None:
         self.array = np.asarray(self.array, dtype=np.float32)
         if self.array.ndim not in (2, 3):
-            raise ValueError(f"array must be 2-D (H, W) or 3-D (D, H, W), got shape {self.array.shape}")
+            raise ValueError(
+                f"array must be 2-D (H, W) or 3-D (D, H, W), got shape {self.array.shape}"
+            )
         self.spacing = tuple(float(s) for s in self.spacing)
         if len(self.spacing) != self.array.ndim:
             raise ValueError(
@@ -114,7 +116,7 @@ class Volume:
             self,
             array=self.array[index].copy(),
             spacing=self.spacing[1:],
-            origin=origin,  # type: ignore[arg-type]
+            origin=origin,
             metadata={**self.metadata, "slice_index": index},
         )
 

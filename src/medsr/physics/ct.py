@@ -54,8 +54,10 @@ def added_ray_variance(
     """Variance of the log-projection noise to add to reach `dose_fraction` (step 3)."""
     a = dose_fraction
     transmission_inverse = torch.exp(line_integrals) / incident_photons
-    return ((1 - a) / a) * transmission_inverse * (
-        1 + ((1 + a) / a) * electronic_noise_variance * transmission_inverse
+    return (
+        ((1 - a) / a)
+        * transmission_inverse
+        * (1 + ((1 + a) / a) * electronic_noise_variance * transmission_inverse)
     )
 
 

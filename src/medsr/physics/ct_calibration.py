@@ -76,25 +76,31 @@ def calibrate_incident_photons(
     mu_water_per_cm: float = 0.195,
     trial_photons: float = 1e5,
     seed: int = 0,
+    projection: Projection | None = None,
 ) -> CalibrationResult:
     """Calibrate I0 and the FBP window on one real `(H, W)` HU image.
 
     The electronic noise variance follows I0 (`default_electronic_noise_variance`), which
     keeps the noise variance exactly proportional to 1/I0, so one rescaling suffices.
+    Pass `projection` (of the same image, same `num_views`) to skip projecting again.
+    Raises ValueError when the image has no uniform soft-tissue region to measure.
     """
     if image_hu.ndim != 2:
         raise ValueError(f"image_hu must be (H, W), got shape {tuple(image_hu.shape)}")
     if not windows:
         raise ValueError("windows must name at least one FBP window")
     image = image_hu.detach().cpu().numpy()
-    rois = rois or find_uniform_rois(image)
+    rois = rois or _largest_uniform_rois(image)
     real_sd = noise_sd(image, rois)
+    if not real_sd > 0:
+        raise ValueError("the image has no noise in its uniform regions to calibrate I0 on")
     real_frequency = mean_nps_frequency(image, rois)
 
     base = LowDoseCT(
         incident_photons=trial_photons, num_views=num_views, mu_water_per_cm=mu_water_per_cm
     )
-    projection = base.project(image_hu, pixel_spacing_mm)
+    if projection is None or projection.projector.num_views != num_views:
+        projection = base.project(image_hu, pixel_spacing_mm)
     per_window: dict[str, WindowFit] = {}
     for window in windows:
         simulator = LowDoseCT(
@@ -120,6 +126,16 @@ def calibrate_incident_photons(
         per_window=per_window,
         projection=projection,
     )
+
+
+def _largest_uniform_rois(image: np.ndarray) -> list[Roi]:
+    """Uniform ROIs of 24 pixels, or smaller ones for small images (at least 12)."""
+    for size in (24, 16, 12):
+        try:
+            return find_uniform_rois(image, size=size)
+        except ValueError:
+            continue
+    return find_uniform_rois(image, size=12)  # raises with the explanation
 
 
 def low_dose_noise_sd(

@@ -45,9 +45,10 @@ class ParallelBeamProjector:
         self.angles = torch.arange(num_views, dtype=torch.float64) * math.pi / num_views
 
     def _bin_positions(self, device: torch.device) -> torch.Tensor:
-        return torch.arange(self.num_bins, device=device, dtype=torch.float32) - (
-            self.num_bins - 1
-        ) / 2
+        return (
+            torch.arange(self.num_bins, device=device, dtype=torch.float32)
+            - (self.num_bins - 1) / 2
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Line integrals: `(B, H, W) -> (B, V, D)`, unit = image unit x pixel."""
@@ -86,9 +87,8 @@ class ParallelBeamProjector:
     def backproject(self, sinogram: torch.Tensor) -> torch.Tensor:
         """Adjoint-like smearing with linear interpolation: `(B, V, D) -> (B, H, W)`."""
         if sinogram.shape[-2:] != (self.num_views, self.num_bins):
-            raise ValueError(
-                f"sinogram must be (B, {self.num_views}, {self.num_bins}), got {tuple(sinogram.shape)}"
-            )
+            expected = f"(B, {self.num_views}, {self.num_bins})"
+            raise ValueError(f"sinogram must be {expected}, got {tuple(sinogram.shape)}")
         device = sinogram.device
         batch = sinogram.shape[0]
         x = torch.arange(self.width, device=device, dtype=torch.float32) - (self.width - 1) / 2

@@ -1,0 +1,117 @@
+"""A comparison picture: titled panels side by side, e.g. normal dose | low dose | noise."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window (also on headless servers)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from medsr.data.volume import Window  # noqa: E402
+
+
+def to_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Enlarge a 2-D image by pixel replication (nearest) to `shape`, an integer multiple.
+
+    Display only: it shows the low-resolution pixels as they are, without interpolation.
+    """
+    image = np.asarray(image)
+    if image.shape == shape:
+        return image
+    factors = (shape[0] // image.shape[0], shape[1] // image.shape[1])
+    if factors[0] < 1 or (image.shape[0] * factors[0], image.shape[1] * factors[1]) != shape:
+        raise ValueError(f"cannot enlarge {image.shape} to {shape} by an integer factor")
+    return np.kron(image, np.ones(factors, dtype=image.dtype))
+
+
+def comparison_strip(
+    panels: Sequence[tuple[str, np.ndarray]],
+    path: str | Path,
+    window: Window | None = None,
+    *,
+    unit: str = "",
+    differences: Collection[int] = (),
+    dpi: int = 100,
+) -> Path:
+    """Write a PNG of 2-D panels side by side, each titled, with a colour bar.
+
+    Smaller panels (e.g. low resolution) are enlarged by nearest to the largest panel's size,
+    so pixels line up and the LR pixels stay visible. Ordinary panels are shown in grey on
+    `window` (or the first panel's 1st-99th percentile range), with the window and `unit` in
+    the title; the panels whose indices are in `differences` (e.g. low - high) on a symmetric
+    diverging scale around 0 whose limit (the 99.5th percentile of |d|) is in the title.
+
+    Returns the path written. Matplotlib's Agg backend: no display is needed.
+    """
+    if not panels:
+        raise ValueError("panels must not be empty")
+    arrays = [np.asarray(a, dtype=np.float32) for _, a in panels]
+    for title, array in zip((t for t, _ in panels), arrays, strict=True):
+        if array.ndim != 2:
+            raise ValueError(f"panel {title!r} must be 2-D, got shape {array.shape}")
+    shape = max((a.shape for a in arrays), key=lambda s: s[0] * s[1])
+    arrays = [to_size(a, shape) for a in arrays]
+    if window is None:
+        grey = [a for i, a in enumerate(arrays) if i not in differences] or arrays
+        low, high = (float(v) for v in np.percentile(grey[0], [1, 99]))
+        window = Window((low + high) / 2, max(high - low, 1e-6))
+    suffix = f" {unit}" if unit else ""
+    width = 3.2 * len(arrays) * max(1.0, shape[1] / shape[0])
+    figure, axes = plt.subplots(1, len(arrays), figsize=(width, 3.6), squeeze=False)
+    for index, ((title, _), array, axis) in enumerate(zip(panels, arrays, axes[0], strict=True)):
+        if index in differences:
+            limit = float(np.percentile(np.abs(array), 99.5)) or 1.0
+            shown = axis.imshow(array, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            label = f"{title}\nscale \u00b1{limit:.3g}{suffix}"
+        else:
+            shown = axis.imshow(array, cmap="gray", vmin=window.low, vmax=window.high)
+            label = f"{title}\nC {window.center:.4g} / W {window.width:.4g}{suffix}"
+        axis.set_title(label, fontsize=9)
+        axis.set_axis_off()
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path
+
+
+def pair_strip(
+    high: np.ndarray,
+    low: np.ndarray,
+    path: str | Path,
+    window: Window | None = None,
+    *,
+    unit: str = "",
+    label: str = "",
+    spacing_mm: float | None = None,
+) -> Path:
+    """The strip of one training pair: high | low (nearest) | low upsampled - high.
+
+    With no downsampling the last panel is the added noise; otherwise it is the noise plus
+    the detail the low-resolution grid lost (low upsampled by bicubic interpolation).
+    """
+    from medsr.physics.resize import upsample  # torch only when a pair strip is drawn
+
+    high, low = np.asarray(high, dtype=np.float32), np.asarray(low, dtype=np.float32)
+    scale = high.shape[-1] // low.shape[-1]
+    mm = f", {spacing_mm:.3g} mm" if spacing_mm else ""
+    lr_mm = f", {spacing_mm * scale:.3g} mm" if spacing_mm else ""
+    if scale == 1:
+        difference, difference_title = low - high, "noise: low - high"
+    else:
+        import torch
+
+        up = upsample(torch.from_numpy(low), scale, "bicubic").numpy()
+        difference, difference_title = up - high, f"bicubic x{scale}(low) - high"
+    panels = [
+        (f"{label} high {high.shape[0]}x{high.shape[1]}{mm}".strip(), high),
+        (f"low {low.shape[0]}x{low.shape[1]}{lr_mm}" + (" (nearest)" if scale > 1 else ""), low),
+        (difference_title, difference),
+    ]
+    return comparison_strip(panels, path, window, unit=unit, differences={2})
