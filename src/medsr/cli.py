@@ -125,7 +125,7 @@ def degrade(
         if existing := [str(p) for p in planned if p.exists()]:
             raise FileExistsError(f"will not overwrite {', '.join(existing)}")
         n_slices = volume.num_slices if slice_index is None else 1
-        high, low, params = degrade_volume(
+        high, low, params, noisy = degrade_volume(
             volume, task, seed=seed, slice_index=slice_index,
             progress=(lambda r: tqdm(r, desc=task, unit="slice")) if n_slices > 1 else None,
             **{k: v for k, v in overrides.items() if v is not None},
@@ -143,10 +143,11 @@ def degrade(
         middle = high.num_slices // 2
         hr = high.array[middle] if high.is_volume else high.array
         lr = low.array[middle] if low.is_volume else low.array
+        full = None if noisy is None else (noisy.array[middle] if noisy.is_volume else noisy.array)
         strip = out / f"{stem}_strip.png"
         written.append(
             pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
-                       spacing_mm=high.spacing[-1])
+                       spacing_mm=high.spacing[-1], noisy=full)
         )  # fmt: skip
     except (ValueError, FileExistsError, OSError, SampleNotAvailable) as error:
         typer.echo(f"error: {error}", err=True)

@@ -148,7 +148,8 @@ def ct_volume() -> Volume:
 
 
 def test_degrade_volume_geometry() -> None:
-    high, low, params = degrade_volume(ct_volume(), "x4")
+    high, low, params, noisy = degrade_volume(ct_volume(), "x4")
+    assert noisy is None
     assert high.shape == (3, 32, 32) and low.shape == (3, 8, 8)
     assert low.spacing == (2.0, 2.0, 2.4)
     # The first LR pixel's centre sits 1.5 HR pixels in from the first HR pixel's centre.
@@ -158,8 +159,9 @@ def test_degrade_volume_geometry() -> None:
 
 def test_degrade_volume_slices_are_reproducible_alone() -> None:
     volume = ct_volume()
-    _, all_low, params = degrade_volume(volume, "ldct-legacy-x4", seed=3)
-    _, one_low, one = degrade_volume(volume, "ldct-legacy-x4", seed=3, slice_index=2)
+    _, all_low, params, all_noisy = degrade_volume(volume, "ldct-legacy-x4", seed=3)
+    assert all_noisy is not None and list(all_noisy.shape) == params["high_shape"]
+    _, one_low, one, _ = degrade_volume(volume, "ldct-legacy-x4", seed=3, slice_index=2)
     np.testing.assert_array_equal(one_low.array, all_low.array[2])
     assert one["slices"][0]["seed"] == params["slices"][2]["seed"] == slice_seed(3, 2)
     assert len({s["seed"] for s in params["slices"]}) == 3
@@ -169,7 +171,7 @@ def test_degrade_volume_checks_the_modality() -> None:
     radiograph = Volume(np.random.rand(16, 16).astype(np.float32), (0.2, 0.2), modality="CR")
     with pytest.raises(ValueError, match="CT"):
         degrade_volume(radiograph, "ldct")
-    _, low, _ = degrade_volume(radiograph, "xray-x4")
+    _, low, _, _ = degrade_volume(radiograph, "xray-x4")
     assert low.shape == (4, 4)
 
 

@@ -15,11 +15,14 @@ class DegradedPair:
     `low` is what the scanner would give (noisier and/or on a coarser grid), `high` the
     target; both `(C, H, W)` float32 in the image's own unit (HU for CT). `params` holds every
     parameter used, drawn ones included, so the pair can be reproduced and logged.
+    `noisy`, for tasks that add noise on the high grid before downsampling, is that noisy
+    image (e.g. the low-dose CT at full resolution), so the noise alone can be shown.
     """
 
     low: torch.Tensor
     high: torch.Tensor
     params: dict[str, Any] = field(default_factory=dict)
+    noisy: torch.Tensor | None = None
 
 
 class Degradation(Protocol):

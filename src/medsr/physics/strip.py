@@ -90,11 +90,14 @@ def pair_strip(
     unit: str = "",
     label: str = "",
     spacing_mm: float | None = None,
+    noisy: np.ndarray | None = None,
 ) -> Path:
     """The strip of one training pair: high | low (nearest) | low upsampled - high.
 
     With no downsampling the last panel is the added noise; otherwise it is the noise plus
-    the detail the low-resolution grid lost (low upsampled by bicubic interpolation).
+    the detail the low-resolution grid lost (low upsampled by bicubic interpolation). Given
+    `noisy` (the noisy image on the high grid), the strip is instead
+    high | noisy | noise (noisy - high) | low (nearest), which shows the noise texture alone.
     """
     from medsr.physics.resize import upsample  # torch only when a pair strip is drawn
 
@@ -109,6 +112,17 @@ def pair_strip(
 
         up = upsample(torch.from_numpy(low), scale, "bicubic").numpy()
         difference, difference_title = up - high, f"bicubic x{scale}(low) - high"
+    if noisy is not None:
+        noisy = np.asarray(noisy, dtype=np.float32)
+        noise = noisy - high
+        panels = [
+            (f"{label} normal dose {high.shape[0]}x{high.shape[1]}{mm}".strip(), high),
+            ("low dose, same grid", noisy),
+            (f"noise: low - normal dose (SD {noise.std():.3g})", noise),
+        ]
+        if scale > 1:
+            panels.append((f"low {low.shape[0]}x{low.shape[1]}{lr_mm} (nearest)", low))
+        return comparison_strip(panels, path, window, unit=unit, differences={2})
     panels = [
         (f"{label} high {high.shape[0]}x{high.shape[1]}{mm}".strip(), high),
         (f"low {low.shape[0]}x{low.shape[1]}{lr_mm}" + (" (nearest)" if scale > 1 else ""), low),

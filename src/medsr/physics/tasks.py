@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ def _pair(
     spacing_mm: float,
     generator: torch.Generator,
     extra: Mapping[str, Any],
+    noisy: torch.Tensor | None = None,
 ) -> DegradedPair:
     params = {
         **asdict(task),
@@ -69,7 +70,7 @@ def _pair(
         "low_spacing_mm": spacing_mm * task.scale,
         "generator_seed": generator.initial_seed(),
     }
-    return DegradedPair(low=low.contiguous(), high=high.contiguous(), params=params)
+    return DegradedPair(low.contiguous(), high.contiguous(), params, noisy)
 
 
 @dataclass(frozen=True)
@@ -147,14 +148,15 @@ class LowDoseCTTask:
             ).incident_photons
         operator = self.operator(incident_photons)
         noise = operator.noise(projection, generator).reshape(cropped.shape)
-        low = _resample(cropped + noise, self.scale, self.method)
+        noisy = cropped + noise
+        low = _resample(noisy, self.scale, self.method)
         extra = {
             "noise_model": "ct-projection-domain",
             "unit": "HU",
             "incident_photons_calibrated": calibrated,
             **operator.describe(),
         }
-        return _pair(self, low, cropped, spacing_mm, generator, extra)
+        return _pair(self, low, cropped, spacing_mm, generator, extra, noisy)
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,9 @@ class LegacyNoiseTask:
         _check_input(high, spacing_mm)
         operator = ImageDomainNoise(self.gaussian_sd, self.poisson_scale, self.offset)
         cropped = crop_to_multiple(high, self.scale)
-        low = _resample(operator(cropped, generator), self.scale, self.method)
-        return _pair(self, low, cropped, spacing_mm, generator, operator.describe())
+        noisy = operator(cropped, generator)
+        low = _resample(noisy, self.scale, self.method)
+        return _pair(self, low, cropped, spacing_mm, generator, operator.describe(), noisy)
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,15 @@ def slice_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+class DegradedVolume(NamedTuple):
+    """What `degrade_volume` returns; see its docstring."""
+
+    high: Volume
+    low: Volume
+    params: dict[str, Any]
+    noisy: Volume | None
+
+
 def degrade_volume(
     volume: Volume,
     task_name: str,
@@ -295,13 +307,14 @@ def degrade_volume(
     slice_index: int | None = None,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
     **overrides: Any,
-) -> tuple[Volume, Volume, dict[str, Any]]:
+) -> DegradedVolume:
     """Apply a task to an image, one slice of a volume, or every slice.
 
     Slice `k` uses `torch.Generator().manual_seed(slice_seed(seed, k))`, so any slice can be
-    remade alone. Returns `(high, low, params)`: the high volume cropped to a multiple of the
+    remade alone. Returns `(high, low, params, noisy)`: the high volume cropped to a multiple of the
     scale, the low volume on the coarser grid (in-plane spacing times the scale, origin moved to
-    the centre of the first low-resolution pixel) and the parameters of every slice.
+    the centre of the first low-resolution pixel), the parameters of every slice, and for
+    noise tasks the noisy image on the high grid (else None).
     """
     spec = TASKS.get(task_name)
     if spec is not None and spec.modalities and volume.modality not in spec.modalities:
@@ -318,7 +331,7 @@ def degrade_volume(
         images, indices = volume.array, list(range(volume.num_slices))
     else:
         images, indices = volume.array[None], [int(volume.metadata.get("slice_index", 0))]
-    lows, highs, slices = [], [], []
+    lows, highs, noisy, slices = [], [], [], []
     positions: Iterable[int] = range(len(indices))
     for position in progress(positions) if progress else positions:
         seed_k = slice_seed(seed, indices[position])
@@ -327,6 +340,8 @@ def degrade_volume(
         pair = task(high, float(volume.spacing[-1]), torch.Generator().manual_seed(seed_k))
         lows.append(pair.low[0].numpy())
         highs.append(pair.high[0].numpy())
+        if pair.noisy is not None:
+            noisy.append(pair.noisy[0].numpy())
         slices.append({"slice_index": indices[position], "seed": seed_k, **pair.params})
     scale = int(slices[0]["scale"])
     high_array, low_array = np.stack(highs), np.stack(lows)
@@ -355,4 +370,8 @@ def degrade_volume(
         "low_spacing_mm": list(low_spacing),
         "slices": slices,
     }
-    return high_volume, low_volume, params
+    noisy_volume = None
+    if noisy:
+        noisy_array = np.stack(noisy) if volume.is_volume else noisy[0]
+        noisy_volume = volume.with_array(noisy_array)
+    return DegradedVolume(high_volume, low_volume, params, noisy_volume)
