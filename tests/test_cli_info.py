@@ -51,3 +51,12 @@ def test_data_list_shows_every_sample() -> None:
     assert lines[0].split() == ["name", "modality", "shape", "installed"]
     assert [line.split()[0] for line in lines[1:]] == list(SAMPLES)
     assert all(line.split()[-1] in ("yes", "no") for line in lines[1:])
+
+
+def test_info_on_a_named_sample_and_an_unknown_one() -> None:
+    result = runner.invoke(app, ["info", "sample:ct-small"])
+    assert result.exit_code == 0, result.output
+    assert "shape: 128 x 128" in result.output and "unit: HU" in result.output
+    unknown = runner.invoke(app, ["info", "sample:no-such-sample"])
+    assert unknown.exit_code == 2
+    assert "unknown sample 'no-such-sample'" in unknown.output

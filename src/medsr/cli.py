@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from medsr._version import __version__
@@ -32,17 +34,19 @@ def main(
 
 
 @app.command("info")
-def info(path: str = typer.Argument(..., help="Image file or DICOM series folder.")) -> None:
+def info(
+    path: str = typer.Argument(..., help="Image file, DICOM series folder or sample:NAME."),
+) -> None:
     """Print modality, shape, spacing, unit, value range, window and source of an image."""
     import warnings
 
-    from medsr.io import read
+    from medsr.data.samples import SampleNotAvailable, read_source
 
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            volume = read(path)
-    except (ValueError, OSError) as error:  # MedsrIOError is a ValueError
+            volume = read_source(path)
+    except (ValueError, OSError, SampleNotAvailable) as error:  # MedsrIOError: a ValueError
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     summary = volume.describe()
@@ -101,8 +105,8 @@ def degrade(
 
     from tqdm import tqdm
 
-    from medsr.data.samples import SampleNotAvailable, load_sample
-    from medsr.io import read, write
+    from medsr.data.samples import SampleNotAvailable, read_source
+    from medsr.io import write
     from medsr.physics.strip import pair_strip
     from medsr.physics.tasks import degrade_volume
 
@@ -112,7 +116,7 @@ def degrade(
         if suffix is None:
             raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
         sample = source.removeprefix("sample:") if source.startswith("sample:") else None
-        volume = load_sample(sample) if sample else read(source)
+        volume = read_source(source)
         stem = sample or Path(source).name.removesuffix(".gz").rsplit(".", 1)[0]
         stem += f"_z{slice_index:04d}" if slice_index is not None and volume.is_volume else ""
         split = volume.is_volume and slice_index is None and format == "png"
@@ -154,6 +158,31 @@ def degrade(
         raise typer.Exit(2) from None
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+@app.command("train")
+def train(
+    config: str = typer.Option(..., "--config", help="YAML config, e.g. configs/NAME.yaml."),
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value overrides, e.g. training.max_steps=10 phase=gan."),
+    ] = None,
+    resume: str | None = typer.Option(None, help="Checkpoint to resume from, or 'auto'."),
+    output: str | None = typer.Option(None, help="Output folder (default runs/NAME-PHASE)."),
+) -> None:
+    """Train a generator (pixel pretraining or GAN fine-tuning); works under torchrun."""
+    from medsr.data.samples import SampleNotAvailable
+    from medsr.training import load_config
+    from medsr.training import train as run_training
+
+    try:
+        settings = load_config(config, list(overrides or []))
+        result = run_training(settings, output, resume)
+    except (ValueError, FileNotFoundError, SampleNotAvailable) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if result["checkpoint"] is not None:
+        typer.echo(f"last checkpoint: {result['checkpoint']}")
 
 
 if __name__ == "__main__":

@@ -146,3 +146,13 @@ def load_sample(name: str) -> Volume:
         ) from error
     volume.metadata["sample"] = name
     return volume
+
+
+SAMPLE_PREFIX = "sample:"
+
+
+def read_source(source: str) -> Volume:
+    """`sample:NAME` loads a named sample; anything else is a path read by `medsr.io.read`."""
+    if source.startswith(SAMPLE_PREFIX):
+        return load_sample(source.removeprefix(SAMPLE_PREFIX))
+    return read(source)

@@ -1,0 +1,105 @@
+"""Training speed of every shipped config on this machine: samples/s, pretrain and GAN phase.
+
+    python benchmarks/train_speed.py [--steps 3] [--batch-size 4] [--threads 2] [--bf16]
+
+Runs the real loop (`medsr.training.train`) with each config's model and patch size for
+`--warmup` + `--steps` steps and reports the mean of the logged samples/s over the timed
+steps (data + forward + backward + update; validation and checkpoints excluded). The GAN
+phase starts from the pretrain run's checkpoint. For `ldct*` configs the noise bank is built
+once (cached in runs/cache; `--bank-size` realisations per slice), which is setup time and
+is reported in its own column, not in samples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from medsr.training import load_config, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ["srgan-ct-ldct-x4", "esrgan-ct-ldct-x4", "srgan-xray-x4", "esrgan-xray-x4"]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    cores = len(os.sched_getaffinity(0))
+    return (
+        f"{cpu}, {torch.get_num_threads()} torch threads ({cores} cores visible), "
+        f"torch {torch.__version__}, {device}"
+    )
+
+
+def run(name: str, phase: str, args: argparse.Namespace, out: Path, pretrained: Path | None
+        ) -> tuple[float, float, Path]:  # fmt: skip
+    steps = args.warmup + args.steps
+    overrides = [f"phase={phase}", f"training.max_steps={steps}", "training.warmup_steps=0",
+                 "intervals.log_every=1", f"intervals.validate_every={steps}",
+                 f"intervals.checkpoint_every={steps}", "data.num_validation=4",
+                 f"data.noise_bank_size={args.bank_size}", f"num_threads={args.threads}",
+                 f"training.precision={'bf16' if args.bf16 else 'fp32'}"]  # fmt: skip
+    if args.batch_size:
+        overrides.append(f"training.batch_size={args.batch_size}")
+    if pretrained is not None:
+        overrides.append(f"pretrained={pretrained}")
+    config = load_config(ROOT / "configs" / f"{name}.yaml", overrides)
+    start = time.perf_counter()
+    result = train(config, out)
+    total = time.perf_counter() - start
+    with (out / "train.csv").open() as stream:
+        rows = list(csv.DictReader(stream))[args.warmup :]
+    rate = sum(float(r["samples_per_s"]) for r in rows) / len(rows)
+    step_time = config.training.batch_size / rate
+    setup = total - step_time * steps  # data, noise bank, models, validation, checkpoints
+    return rate, setup, result["checkpoint"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--bank-size", type=int, default=1)
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast instead of fp32")
+    parser.add_argument("--configs", nargs="*", default=CONFIGS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    lines = [f"Machine: {machine()}", "",
+             "| config | phase | model | patch | batch | precision | samples/s | setup s |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.configs:
+            pretrained = None
+            for phase in ("pretrain", "gan"):
+                config = load_config(ROOT / "configs" / f"{name}.yaml", [f"phase={phase}"])
+                rate, setup, pretrained = run(name, phase, args, Path(tmp) / f"{name}-{phase}",
+                                              pretrained)  # fmt: skip
+                batch = args.batch_size or config.training.batch_size
+                model = f"{config.model.name} {config.model.kwargs.get('num_blocks')} blocks"
+                if phase == "gan":
+                    model += f" + {config.discriminator.name}"
+                lines.append(f"| {name} | {phase} | {model} | {config.data.patch_size} | "
+                             f"{batch} | {'bf16' if args.bf16 else 'fp32'} | {rate:.2f} | "
+                             f"{setup:.0f} |")  # fmt: skip
+                print(lines[-1], flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

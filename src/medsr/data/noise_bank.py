@@ -1,0 +1,158 @@
+"""Low-dose CT training pairs from a bank of whole-slice noise realisations.
+
+Projection-domain low-dose noise must be inserted on the whole slice: every ray crosses the
+whole body, so the noise of a pixel depends on everything on its lines (streaks along long
+paths), and a patch projected alone would get the noise of a small object in air. Whole-slice
+insertion costs ~0.8 s for the projection and ~0.3 s per draw at 256^2 on two CPU cores,
+far too slow per training item. So `NoiseBankPairs` projects each training slice once and
+draws `realisations` noise images of the full slice up front (the bank); an item is then an
+aligned patch of (normal-dose slice, normal-dose slice + one realisation), augmented alike,
+and only the patch-level rest of the task is applied: the area downsample by `scale`.
+
+Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
+identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
+from medsr.data.volume import Volume
+from medsr.physics.degradation import DegradedPair
+from medsr.physics.resize import downsample
+from medsr.physics.tasks import LowDoseCTTask
+
+Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
+
+
+def identity_degradation(
+    high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+) -> DegradedPair:
+    """`low = high`: lets `OnTheFlyPairs` pick and augment patches without degrading them."""
+    return DegradedPair(low=high, high=high, params={})
+
+
+def _generator(*key: int) -> torch.Generator:
+    state = np.random.SeedSequence(list(key)).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+class NoiseBankPairs(Dataset[Item]):
+    """`ldct*` task pairs with noise drawn from a per-slice bank (see the module doc).
+
+    Items as `OnTheFlyPairs`: `low` `(1, p/s, p/s)`, `high` `(1, p, p)` (after `normalize`)
+    and `params` (the task's parameters and `sample`, which adds the `realisation` used).
+
+    Args:
+        sources: volumes (HU) with the slices allowed, as for `OnTheFlyPairs`.
+        task: the `LowDoseCTTask` (`make_task("ldct-x4", ...)`): its dose, I0, views,
+            filter and its `scale` and downsampling `method`.
+        patch_size: high-resolution patch size, a multiple of `task.scale`.
+        realisations: K noise draws per slice in the bank.
+        bank_seed: seed of the bank; realisation r of slice k of source i is drawn from a
+            generator seeded from `(bank_seed, i, k)`.
+        progress: wraps the iteration over slices while the bank is built (e.g. tqdm).
+        cache_dir: where to keep the bank (`noise_bank-<hash>.pt`, keyed by the slices'
+            pixels, the task and the seeds) so a restart does not redo it; None: no cache.
+        Other arguments: see `OnTheFlyPairs`.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Volume | PatchSource],
+        task: LowDoseCTTask,
+        patch_size: int = 64,
+        num_samples: int = 1000,
+        seed: int = 0,
+        min_foreground: float = 0.5,
+        augment: bool = True,
+        normalize: Normalize | None = None,
+        realisations: int = 4,
+        bank_seed: int = 0,
+        progress: Progress | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if not isinstance(task, LowDoseCTTask):
+            raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
+        if realisations < 1:
+            raise ValueError(f"realisations must be >= 1, got {realisations}")
+        if patch_size % task.scale:
+            raise ValueError(f"patch_size {patch_size} must be a multiple of scale {task.scale}")
+        self.patches = OnTheFlyPairs(
+            sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
+            augment, None,
+        )  # fmt: skip
+        self.task, self.scale, self.normalize = task, task.scale, normalize
+        self.realisations, self.bank_seed = realisations, bank_seed
+        self.bank = self._load_or_build(progress, cache_dir)
+
+    @property
+    def source_ids(self) -> list[str]:
+        return self.patches.source_ids
+
+    @property
+    def slice_index(self) -> list[tuple[int, int]]:
+        return self.patches.slice_index
+
+    def set_epoch(self, epoch: int) -> None:
+        self.patches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def _key(self) -> str:
+        digest = hashlib.sha1(repr((self.task, self.realisations, self.bank_seed)).encode())
+        for i, k in self.slice_index:
+            source = self.patches.sources[i]
+            digest.update(f"{i},{k},{source.volume.spacing[-1]}".encode())
+            digest.update(np.ascontiguousarray(_slice(source.volume, k)).tobytes())
+        return digest.hexdigest()[:16]
+
+    def _load_or_build(
+        self, progress: Progress | None, cache_dir: str | Path | None
+    ) -> dict[tuple[int, int], torch.Tensor]:
+        path = None if cache_dir is None else Path(cache_dir) / f"noise_bank-{self._key()}.pt"
+        if path is not None and path.is_file():
+            stored = torch.load(path, weights_only=True)
+            return {(i, k): stored[f"{i},{k}"] for i, k in self.slice_index}
+        operator = self.task.operator()
+        bank: dict[tuple[int, int], torch.Tensor] = {}
+        entries = progress(self.slice_index) if progress else self.slice_index
+        for i, k in entries:
+            volume = self.patches.sources[i].volume
+            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
+            projection = operator.project(image, float(volume.spacing[-1]))
+            g = _generator(self.bank_seed, i, k)
+            draws = [operator.noise(projection, g)[0] for _ in range(self.realisations)]
+            bank[(i, k)] = torch.stack(draws).float()
+        if path is not None:
+            from medsr.training.checkpoint import save_atomic
+
+            save_atomic({f"{i},{k}": v for (i, k), v in bank.items()}, path)
+        return bank
+
+    def __getitem__(self, index: int) -> Item:
+        item = self.patches[index]
+        sample = dict(item["params"]["sample"])
+        i, k, row, col, p = (sample[n] for n in ("source_index", "slice", "row", "col", "size"))
+        g = _generator(self.patches.seed, self.patches.epoch, index, 1)
+        r = int(torch.randint(0, self.realisations, (1,), generator=g))
+        noise = self.bank[(i, k)][r, row : row + p, col : col + p][None]
+        high = item["high"]
+        low = high + dihedral(noise, sample["augment"])
+        if self.scale > 1:
+            low = downsample(low, self.scale, self.task.method)
+        if self.normalize is not None:
+            low, high = self.normalize(low), self.normalize(high)
+        params = {**self.task.operator().describe(), "task": self.task.task,
+                  "scale": self.scale, "method": self.task.method,
+                  "noise_model": "ct-projection-domain, whole-slice bank",
+                  "sample": {**sample, "realisation": r}}  # fmt: skip
+        return {"low": low.contiguous(), "high": high.contiguous(), "params": params}

@@ -1,0 +1,181 @@
+"""Training and validation data from a `DataConfig`: sources, split, normalisation, pairs.
+
+Sampling is a deterministic function of `(seed, step, rank)`: batch `step` of rank `r` is
+items `r * B ... r * B + B - 1` of "epoch" `step` of the dataset (`StepBatches`), so a run
+resumed at step N sees exactly the batches an uninterrupted run would, on any number of
+DataLoader workers. Validation pairs are drawn once, from the held-out slab or sources only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
+from medsr.data.noise_bank import NoiseBankPairs
+from medsr.data.samples import load_sample
+from medsr.data.splits import assert_disjoint_sources, split_by_slab
+from medsr.data.volume import Volume
+from medsr.physics.tasks import LowDoseCTTask, make_task
+from medsr.training.config import DataConfig, NormalizationConfig
+
+
+@dataclass
+class TrainingData:
+    """The training dataset, fixed validation pairs `(N, 1, h, w)` / `(N, 1, H, W)` in [0, 1]
+    units, the split statement, and the normalisation as stored in checkpoints."""
+
+    train: Dataset[Item]
+    validation_low: torch.Tensor
+    validation_high: torch.Tensor
+    split: str
+    normalization: dict[str, Any]
+    unit: str
+
+
+def _read_sources(samples: list[str], folders: list[str]) -> list[Volume]:
+    from medsr.io import read
+
+    volumes = [load_sample(name) for name in samples]
+    for path in folders:
+        volume = read(path)
+        volume.metadata.setdefault("path", str(path))
+        volumes.append(volume)
+    return volumes
+
+
+def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
+    values = volume.array.ravel()[:: max(1, volume.array.size // 2_000_000)]
+    low, high = np.percentile(values, percentiles)
+    scaled = ((volume.array - low) / max(float(high - low), 1e-12)).astype(np.float32)
+    out = volume.with_array(scaled)
+    out.metadata = {**volume.metadata, "normalization": [float(low), float(high)]}
+    return out
+
+
+def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
+    list[PatchSource], list[PatchSource], str]:  # fmt: skip
+    train_volumes = _read_sources(config.samples, config.folders)
+    if not train_volumes:
+        raise ValueError("data.samples and data.folders are both empty: nothing to train on")
+    if normalization.kind == "percentile":  # mapped before the degradation (stated in config)
+        train_volumes = [_percentile_normalize(v, normalization.percentiles) for v in train_volumes]
+    if config.split == "slab":
+        if len(train_volumes) != 1 or not train_volumes[0].is_volume:
+            raise ValueError("data.split slab needs exactly one 3-D volume in samples/folders")
+        volume = train_volumes[0]
+        name = str(volume.metadata.get("sample") or volume.metadata.get("path") or "volume")
+        slab = split_by_slab(volume.num_slices, config.train_fraction, config.gap_slices,
+                             name=name)  # fmt: skip
+        train = [PatchSource(volume, name, slices=slab.train)]
+        validation = [PatchSource(volume, name, slices=slab.validation)]
+        return train, validation, slab.describe()
+    val_volumes = _read_sources(config.validation_samples, config.validation_folders)
+    if not val_volumes:
+        raise ValueError("data.split source needs validation_samples or validation_folders")
+    if normalization.kind == "percentile":
+        val_volumes = [_percentile_normalize(v, normalization.percentiles) for v in val_volumes]
+    train = [PatchSource(v, None) for v in train_volumes]
+    validation = [PatchSource(v, None) for v in val_volumes]
+    ids = {}
+    for name, group in (("train", train), ("validation", validation)):
+        ids[name] = [str(v.volume.metadata.get("sample") or v.volume.metadata.get("path"))
+                     for v in group]  # fmt: skip
+        for source, source_id in zip(group, ids[name], strict=True):
+            source.source_id = source_id
+    assert_disjoint_sources(**ids)
+    statement = (f"split by source: train {ids['train']}, validation {ids['validation']}; "
+                 "no source is in both")  # fmt: skip
+    return train, validation, statement
+
+
+def _dataset(
+    sources: list[PatchSource], config: DataConfig, num_samples: int, seed: int,
+    augment: bool, normalize: Any, progress: bool,
+) -> Dataset[Item]:  # fmt: skip
+    task = make_task(config.task, **config.task_overrides)
+    if getattr(task, "scale", config.scale) != config.scale:
+        raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
+    if isinstance(task, LowDoseCTTask):
+        from tqdm import tqdm
+
+        bar = (lambda it: tqdm(list(it), desc="noise bank", unit="slice")) if progress else None
+        return NoiseBankPairs(
+            sources, task, config.patch_size, num_samples, seed, config.min_foreground,
+            augment, normalize, config.noise_bank_size, bank_seed=seed, progress=bar,
+            cache_dir=config.cache_dir,
+        )  # fmt: skip
+    return OnTheFlyPairs(
+        sources, task, config.patch_size, config.scale, num_samples, seed,
+        config.min_foreground, augment, normalize,
+    )  # fmt: skip
+
+
+def build_data(
+    config: DataConfig, normalization: NormalizationConfig, seed: int, items_per_step: int,
+    progress: bool = False,
+) -> TrainingData:  # fmt: skip
+    """Sources, split, training dataset (`items_per_step` = batch x world size items per
+    epoch, one epoch per step) and the validation pairs, drawn once with `seed + 1`."""
+    train_sources, val_sources, statement = _sources(config, normalization)
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+    if normalization.kind == "window":
+        low, high = normalization.low, normalization.high
+        stored: dict[str, Any] = {"kind": "window", "low": low, "high": high}
+
+        def normalize(x: torch.Tensor) -> torch.Tensor:
+            return (x - low) / (high - low)
+    else:
+        stored = {"kind": "percentile", "percentiles": list(normalization.percentiles)}
+    unit = train_sources[0].volume.unit if normalization.kind == "window" else "[0, 1]"
+    stored["unit"] = unit
+    train = _dataset(train_sources, config, items_per_step, seed, config.augment, normalize,
+                     progress)  # fmt: skip
+    validation = _dataset(val_sources, config, config.num_validation, seed + 1, False, normalize,
+                          progress)  # fmt: skip
+    batch = collate_pairs([validation[i] for i in range(len(validation))])  # type: ignore[arg-type]
+    return TrainingData(train, batch["low"], batch["high"], statement, stored, unit)
+
+
+class _StepItems(Dataset[Item]):
+    """Item `(step, index)` = item `index` of the dataset at epoch `step`."""
+
+    def __init__(self, dataset: Dataset[Item]) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, key: tuple[int, int]) -> Item:
+        step, index = key
+        self.dataset.set_epoch(step)  # type: ignore[attr-defined]
+        return self.dataset[index]
+
+
+class StepBatches(Sampler[list[tuple[int, int]]]):
+    """Batches `[(step, rank * B + j) for j < B]` for `step` in `[start, stop)`."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, rank: int) -> None:
+        self.start, self.stop, self.batch_size, self.rank = start, stop, batch_size, rank
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        first = self.rank * self.batch_size
+        for step in range(self.start, self.stop):
+            yield [(step, first + j) for j in range(self.batch_size)]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def step_loader(
+    dataset: Dataset[Item], start: int, stop: int, batch_size: int, rank: int, workers: int
+) -> DataLoader[Item]:
+    """Batches for steps `start .. stop - 1` of this rank (see the module doc)."""
+    return DataLoader(
+        _StepItems(dataset),
+        batch_sampler=StepBatches(start, stop, batch_size, rank),
+        collate_fn=collate_pairs,
+        num_workers=workers,
+    )

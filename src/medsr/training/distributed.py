@@ -1,0 +1,119 @@
+"""torchrun-native distributed training: RANK, LOCAL_RANK, WORLD_SIZE from the environment.
+
+Started with `torchrun --nproc_per_node=N -m medsr.cli train ...`, every process trains on
+its own deterministic share of each batch; gradients are averaged with one all-reduce per
+model after each backward (`average_gradients`) rather than through the DDP wrapper, because
+the GAN step runs the discriminator several times per update and freezes it during the
+generator's update, which DDP's reducer does not allow without extra flags. Buffers (batch
+norm statistics) are broadcast from rank 0 after each step, so all ranks keep identical
+models. gloo on CPU, nccl on CUDA. Rank 0 alone logs, validates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistributedInfo:
+    """This process's place in the job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def setup_distributed(device: torch.device) -> DistributedInfo:
+    """Join the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    info = DistributedInfo(_env_int("RANK", 0), _env_int("LOCAL_RANK", 0),
+                           _env_int("WORLD_SIZE", 1))  # fmt: skip
+    if not 0 <= info.rank < info.world_size:
+        raise ValueError(f"RANK {info.rank} not in [0, WORLD_SIZE {info.world_size})")
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+    return info
+
+
+def pick_device(name: str, info: DistributedInfo | None = None) -> torch.device:
+    """`auto` -> `cuda:LOCAL_RANK` when CUDA is available, else CPU; or the named device."""
+    local_rank = _env_int("LOCAL_RANK", 0) if info is None else info.local_rank
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def cleanup() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def _unflatten_into(flat: torch.Tensor, tensors: list[torch.Tensor]) -> None:
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def average_gradients(model: nn.Module) -> None:
+    """Replace every gradient by its mean over ranks (one flat all-reduce; no-op alone)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = _flat(grads)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    _unflatten_into(flat / dist.get_world_size(), grads)
+
+
+def broadcast_state(model: nn.Module, parameters: bool = False) -> None:
+    """Copy rank 0's buffers (and parameters, if asked) to every rank."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    tensors = [b for b in model.buffers() if b.is_floating_point() or b.dtype == torch.long]
+    if parameters:
+        tensors += [p.data for p in model.parameters()]
+    if not tensors:
+        return
+    groups: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:
+        groups.setdefault(t.dtype, []).append(t)
+    for group in groups.values():
+        flat = _flat(group)
+        dist.broadcast(flat, src=0)
+        _unflatten_into(flat, group)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medsr.data.datasets import PatchSource, dihedral
+from medsr.data.noise_bank import NoiseBankPairs, _generator
+from medsr.data.samples import is_available, load_sample
+from medsr.physics.resize import downsample
+from medsr.physics.tasks import make_task
+
+pytestmark = pytest.mark.skipif(not is_available("ct-small"), reason="needs pydicom's CT_small")
+
+
+@pytest.fixture(scope="module")
+def volume():  # type: ignore[no-untyped-def]
+    return load_sample("ct-small")  # 128 x 128 HU
+
+
+def bank(volume, cache_dir: Path | None = None, **kwargs) -> NoiseBankPairs:  # type: ignore[no-untyped-def]
+    task = make_task("ldct-x2", num_views=180)  # fewer views: a fast test of the same physics
+    return NoiseBankPairs([volume], task, patch_size=32, num_samples=8, seed=3,
+                          realisations=3, cache_dir=cache_dir, **kwargs)  # fmt: skip
+
+
+def test_items_are_aligned_patches_of_whole_slice_noise(volume) -> None:  # type: ignore[no-untyped-def]
+    pairs = bank(volume)
+    noise = pairs.bank[(0, 0)]
+    assert noise.shape == (3, 128, 128)
+    # the bank is the whole-slice noise of the task's operator, seeded from (bank_seed, i, k)
+    operator = make_task("ldct-x2", num_views=180).operator()  # type: ignore[attr-defined]
+    projection = operator.project(torch.from_numpy(volume.array), volume.spacing[-1])
+    first = operator.noise(projection, _generator(0, 0, 0))[0]
+    assert torch.allclose(noise[0], first, atol=1e-4)
+    assert not torch.allclose(noise[0], noise[1])
+    for index in range(len(pairs)):
+        item = pairs[index]
+        s = item["params"]["sample"]
+        assert item["low"].shape == (1, 16, 16) and item["high"].shape == (1, 32, 32)
+        rows, cols = slice(s["row"], s["row"] + 32), slice(s["col"], s["col"] + 32)
+        high = dihedral(torch.from_numpy(volume.array[rows, cols].copy())[None], s["augment"])
+        assert torch.equal(item["high"], high)
+        patch_noise = dihedral(noise[s["realisation"], rows, cols][None], s["augment"])
+        assert torch.allclose(item["low"], downsample(high + patch_noise, 2, "area"), atol=1e-4)
+        assert item["params"]["dose_fraction"] == 0.25
+    # the noise is that of a 25 % dose scan: a few to tens of HU, not zero
+    sd = float(noise.std())
+    assert 3.0 < sd < 100.0
+
+
+def test_items_are_reproducible_and_epochs_differ(volume) -> None:  # type: ignore[no-untyped-def]
+    a, b = bank(volume), bank(volume)
+    assert torch.equal(a[5]["low"], b[5]["low"])
+    b.set_epoch(1)
+    assert not torch.equal(a[5]["low"], b[5]["low"])
+
+
+def test_bank_cache(volume, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = bank(volume, tmp_path)
+    files = list(tmp_path.glob("noise_bank-*.pt"))
+    assert len(files) == 1
+    again = bank(volume, tmp_path)
+    assert torch.equal(first.bank[(0, 0)], again.bank[(0, 0)])
+    assert len(list(tmp_path.glob("noise_bank-*.pt"))) == 1
+
+
+def test_slices_and_task_are_checked(volume) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="LowDoseCTTask"):
+        NoiseBankPairs([volume], make_task("x2"), patch_size=32)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="multiple of scale"):
+        NoiseBankPairs([volume], make_task("ldct-x4"), patch_size=30)  # type: ignore[arg-type]
+    # only the allowed slices of a volume enter the bank
+    stack = volume.with_array(np.stack([volume.array] * 4), spacing=(1.0, *volume.spacing))
+    pairs = NoiseBankPairs([PatchSource(stack, "s", slices=[1, 2])],
+                           make_task("ldct", num_views=90), patch_size=32,  # type: ignore[arg-type]
+                           realisations=1)  # fmt: skip
+    assert sorted(pairs.bank) == [(0, 1), (0, 2)]

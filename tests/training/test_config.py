@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from medsr.models import GENERATORS
+from medsr.training.config import config_from_dict, load_config, parse_override
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def test_the_four_configs_ship() -> None:
+    names = {p.name for p in CONFIGS}
+    assert {"srgan-ct-ldct-x4.yaml", "esrgan-ct-ldct-x4.yaml", "srgan-xray-x4.yaml",
+            "esrgan-xray-x4.yaml"} <= names  # fmt: skip
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("phase", ["pretrain", "gan"])
+def test_shipped_configs_load_in_both_phases(path: Path, phase: str) -> None:
+    config = load_config(path, [f"phase={phase}"])
+    assert config.phase == phase
+    assert config.model.name in GENERATORS
+    assert config.model.kwargs["scale"] == config.data.scale == 4
+    if config.data.split == "source":  # evaluation never shares a source with training
+        assert not set(config.data.samples) & set(config.data.validation_samples)
+    else:
+        assert config.data.gap_slices > 0 and len(config.data.samples) == 1
+    assert config.to_dict()["model"]["name"] == config.model.name
+
+
+def test_overrides_are_typed_and_nested() -> None:
+    overrides = ["training.max_steps=10", "model.num_blocks=2", "training.lr=2e-4",
+                 "losses.adversarial.kind=hinge", "training.grad_clip=null",
+                 "data.samples=[ct-small]"]  # fmt: skip
+    config = config_from_dict({}, overrides)
+    assert config.training.max_steps == 10
+    assert config.model.kwargs == {"num_blocks": 2}
+    assert config.training.lr == pytest.approx(2e-4) and isinstance(config.training.lr, float)
+    assert config.losses.adversarial.kind == "hinge"
+    assert config.training.grad_clip is None
+    assert config.data.samples == ["ct-small"]
+
+
+def test_unknown_keys_list_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"training.foo.*valid keys: .*training.max_steps"):
+        config_from_dict({}, ["training.foo=1"])
+    with pytest.raises(ValueError, match=r"model.foo.*valid keys: .*num_blocks"):
+        config_from_dict({}, ["model.foo=1"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['bogus'\]"):
+        config_from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        config_from_dict({}, ["model.name=nope"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.max_steps=ten", "training.max_steps: expected int"),
+        ("training.max_steps=1.5", "training.max_steps: expected int"),
+        ("training.lr=abc", "training.lr: expected float"),
+        ("data.augment=maybe", "data.augment: expected bool"),
+        ("training.precision=fp8", "not one of"),
+        ("model.num_blocks=two", "model.num_blocks: expected int"),
+        ("training.max_steps=0", "training.max_steps must be >= 1"),
+        ("data.patch_size=30", "multiple of 4"),
+        ("data.task=x5", "unknown task"),
+        ("evaluation.window=brain", "unknown CT window"),
+        ("training", "not key=value"),
+    ],
+)
+def test_bad_values_are_rejected(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config_from_dict({}, [override])
+
+
+def test_phase_overrides_apply_under_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("training: {lr: 1.0e-3}\nphase_overrides:\n  gan: {training.lr: 1.0e-4, "
+                    "training.max_steps: 7}\n")  # fmt: skip
+    assert load_config(path).training.lr == pytest.approx(1e-3)
+    gan = load_config(path, ["phase=gan"])
+    assert (gan.training.lr, gan.training.max_steps) == (pytest.approx(1e-4), 7)
+    cli = load_config(path, ["phase=gan", "training.lr=5e-4"])
+    assert cli.training.lr == pytest.approx(5e-4)
+    # the stored dict rebuilds the same config (phase overrides are not applied twice)
+    assert config_from_dict(cli.to_dict()) == replace(cli, phase_overrides={})
+
+
+def test_parse_override_and_missing_file(tmp_path: Path) -> None:
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("a=") == ("a", None)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
