@@ -17,12 +17,15 @@ class DegradedPair:
     parameter used, drawn ones included, so the pair can be reproduced and logged.
     `noisy`, for tasks that add noise on the high grid before downsampling, is that noisy
     image (e.g. the low-dose CT at full resolution), so the noise alone can be shown.
+    `guide`, for guided tasks, is a second model input on the high grid `(C, H, W)` in its own
+    unit (for `petct`: the CT in HU, while `low` and `high` are PET in SUV).
     """
 
     low: torch.Tensor
     high: torch.Tensor
     params: dict[str, Any] = field(default_factory=dict)
     noisy: torch.Tensor | None = None
+    guide: torch.Tensor | None = None
 
 
 class Degradation(Protocol):

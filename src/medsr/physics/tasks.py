@@ -12,6 +12,7 @@ pair can be remade from its log. `degrade_volume` applies a task to every slice 
 | ldct-x2, ldct-x4 | 25 % dose, then area downsample of the low-dose image |
 | ldct-legacy-x4 | image-domain Poisson + Gaussian noise (`ImageDomainNoise`), then x4 |
 | xray-x4 | radiograph blur, 4x4 detector binning, quantum + electronic noise |
+| petct | PET simulated from the CT, OSEM on a 4x coarser grid; CT guide (`pet_task.py`) |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from medsr.physics.ct import LowDoseCT
 from medsr.physics.ct_calibration import calibrate_incident_photons
 from medsr.physics.degradation import Degradation, DegradedPair
 from medsr.physics.noise import ImageDomainNoise
+from medsr.physics.pet_task import PetCtTask
 from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, downsample
 from medsr.physics.xray import RadiographDegradation, image_range
 
@@ -265,6 +267,9 @@ TASKS: dict[str, TaskSpec] = {
         RadiographTask,
         {"scale": 4},
         _XRAY,
+    ),
+    "petct": TaskSpec(
+        "petct", "PET from CT: low-res PET (25 % counts), CT guide", PetCtTask, {"scale": 4}, _CT
     ),
 }
 
