@@ -25,6 +25,8 @@ from torch.utils.data import Dataset
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
 from medsr.data.volume import Volume
+from medsr.physics.ct import LowDoseCT
+from medsr.physics.ct_calibration import calibrate_incident_photons
 from medsr.physics.degradation import DegradedPair
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import LowDoseCTTask
@@ -91,6 +93,8 @@ class NoiseBankPairs(Dataset[Item]):
         )  # fmt: skip
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
+        self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
+        self.calibration_slice: dict[int, int] = {}
         self.bank = self._load_or_build(progress, cache_dir)
 
     @property
@@ -115,17 +119,55 @@ class NoiseBankPairs(Dataset[Item]):
             digest.update(np.ascontiguousarray(_slice(source.volume, k)).tobytes())
         return digest.hexdigest()[:16]
 
+    def operator(self, source_index: int) -> LowDoseCT:
+        """The low-dose operator of one source, with I0 calibrated once per volume.
+
+        With the task's `incident_photons=None`, I0 is fitted (`calibrate_incident_photons`) on
+        the source's own noise in the middle slice of its slices that has uniform soft tissue,
+        as a scanner's I0 belongs to the scan, not to each slice; the result is cached.
+        """
+        if source_index in self.incident_photons:
+            return self.task.operator(self.incident_photons[source_index])
+        if self.task.incident_photons is not None:
+            return self.task.operator()
+        volume = self.patches.sources[source_index].volume
+        slices = sorted(k for i, k in self.slice_index if i == source_index)
+        middle = len(slices) // 2
+        for k in sorted(slices, key=lambda k: abs(slices.index(k) - middle)):
+            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
+            try:
+                calibration = calibrate_incident_photons(
+                    image,
+                    float(volume.spacing[-1]),
+                    windows=(self.task.filter_window,),
+                    num_views=self.task.num_views,
+                    mu_water_per_cm=self.task.mu_water_per_cm,
+                )
+            except ValueError:
+                continue  # no uniform soft tissue in this slice: try the next one
+            self.incident_photons[source_index] = calibration.incident_photons
+            self.calibration_slice[source_index] = k
+            return self.task.operator(calibration.incident_photons)
+        raise ValueError(
+            f"no slice of source {source_index} has uniform soft tissue to calibrate I0 on; "
+            "set the task's incident_photons"
+        )
+
     def _load_or_build(
         self, progress: Progress | None, cache_dir: str | Path | None
     ) -> dict[tuple[int, int], torch.Tensor]:
         path = None if cache_dir is None else Path(cache_dir) / f"noise_bank-{self._key()}.pt"
         if path is not None and path.is_file():
             stored = torch.load(path, weights_only=True)
+            for key, value in stored.items():
+                if key.startswith("I0,"):
+                    self.incident_photons[int(key[3:])] = float(value)
             return {(i, k): stored[f"{i},{k}"] for i, k in self.slice_index}
-        operator = self.task.operator()
+        operators = {i: self.operator(i) for i in {i for i, _ in self.slice_index}}
         bank: dict[tuple[int, int], torch.Tensor] = {}
         entries = progress(self.slice_index) if progress else self.slice_index
         for i, k in entries:
+            operator = operators[i]
             volume = self.patches.sources[i].volume
             image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
             projection = operator.project(image, float(volume.spacing[-1]))
@@ -135,7 +177,9 @@ class NoiseBankPairs(Dataset[Item]):
         if path is not None:
             from medsr.training.checkpoint import save_atomic
 
-            save_atomic({f"{i},{k}": v for (i, k), v in bank.items()}, path)
+            stored = {f"{i},{k}": v for (i, k), v in bank.items()}
+            stored |= {f"I0,{i}": torch.tensor(v) for i, v in self.incident_photons.items()}
+            save_atomic(stored, path)
         return bank
 
     def __getitem__(self, index: int) -> Item:
@@ -151,7 +195,7 @@ class NoiseBankPairs(Dataset[Item]):
             low = downsample(low, self.scale, self.task.method)
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
-        params = {**self.task.operator().describe(), "task": self.task.task,
+        params = {**self.operator(i).describe(), "task": self.task.task,
                   "scale": self.scale, "method": self.task.method,
                   "noise_model": "ct-projection-domain, whole-slice bank",
                   "sample": {**sample, "realisation": r}}  # fmt: skip
