@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,samples]"
+	$(BIN)/pip install --quiet -e ".[dev,samples,onnx,eval]"
 	touch $@
 
 # The InVesalius head CT volume comes from Debian; the pydicom-data images from PyPI (above).

@@ -91,13 +91,14 @@ def data_list() -> None:
 def degrade(
     source: str = typer.Argument(..., help="Image/volume file, DICOM folder or sample:NAME."),
     output: str = typer.Option(..., "-o", "--output", help="Output folder (files never replaced)."),
-    task: str = typer.Option("ldct-x4", help="x2 x4 x8 ldct ldct-x2/x4 ldct-legacy-x4 xray-x4"),
+    task: str = typer.Option("ldct-x4", help="x2 x4 x8 ldct(-x2/4) ldct-legacy-x4 xray-x4 petct"),
     format: str = typer.Option("nifti", "--format", help="png (16-bit), nifti or npy."),
     seed: int = typer.Option(0, help="Seed; slice k uses slice_seed(seed, k)."),
     slice_index: int | None = typer.Option(None, "--slice", help="Only this slice of a volume."),
-    dose: float | None = typer.Option(None, help="Dose fraction for ldct tasks, e.g. 0.25."),
+    dose: float | None = typer.Option(None, help="Dose (ldct) / count (petct) fraction."),
     scale: int | None = typer.Option(None, help="Downsampling factor (2, 3, 4, 8)."),
     incident_photons: float | None = typer.Option(None, help="I0 per ray (CT) or pixel (x-ray)."),
+    counts: float | None = typer.Option(None, help="petct prompts/slice: 5e5 body, 2e6 brain."),
 ) -> None:
     """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
     import json
@@ -111,7 +112,12 @@ def degrade(
     from medsr.physics.tasks import degrade_volume
 
     suffix = {"png": ".png", "nifti": ".nii.gz", "npy": ".npy"}.get(format)
-    overrides = {"dose_fraction": dose, "scale": scale, "incident_photons": incident_photons}
+    overrides = {"dose_fraction": dose, "scale": scale, "incident_photons": incident_photons,
+                 "counts": counts}  # fmt: skip
+    pet = task == "petct"  # writes ct, hr (activity), lr (PET at --dose), lr_fullcount
+    if pet:
+        overrides["count_fraction"] = overrides.pop("dose_fraction")
+    kinds = ("ct", "hr", "lr", "lr_fullcount") if pet else ("hr", "lr")
     try:
         if suffix is None:
             raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
@@ -123,36 +129,50 @@ def degrade(
         count = volume.num_slices if split else 1
         names = [f"{stem}_z{k:04d}" if split else stem for k in range(count)]
         out = Path(output)
-        planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in ("hr", "lr")]
+        planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in kinds]
         planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
         planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
         if existing := [str(p) for p in planned if p.exists()]:
             raise FileExistsError(f"will not overwrite {', '.join(existing)}")
         n_slices = volume.num_slices if slice_index is None else 1
-        high, low, params, noisy = degrade_volume(
-            volume, task, seed=seed, slice_index=slice_index,
-            progress=(lambda r: tqdm(r, desc=task, unit="slice")) if n_slices > 1 else None,
-            **{k: v for k, v in overrides.items() if v is not None},
-        )  # fmt: skip
+        progress = (lambda r: tqdm(r, desc=task, unit="slice")) if n_slices > 1 else None
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if pet:
+            from medsr.physics.pet_task import degrade_petct, petct_strip
+
+            result = degrade_petct(volume, seed, slice_index, progress, **given)
+            params = result.params
+            volumes = (result.ct, result.target, result.pet_low, result.pet)
+            outputs = dict(zip(kinds, volumes, strict=True))
+        else:
+            high, low, params, noisy = degrade_volume(
+                volume, task, seed=seed, slice_index=slice_index, progress=progress, **given
+            )
+            outputs = {"hr": high, "lr": low}
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for k, name in enumerate(names):
-            for kind, vol in (("hr", high), ("lr", low)):
+            for kind, vol in outputs.items():
                 path = out / f"{name}_{kind}{suffix}"
                 written.append(write(vol.slice(k) if split else vol, path))
         params.update(input=source if sample else str(Path(source).resolve()), format=format)
         params["files"] = [str(p) for p in written]
         written.append(out / f"{stem}_params.json")
         written[-1].write_text(json.dumps(params, indent=1, default=str), encoding="utf-8")
-        middle = high.num_slices // 2
-        hr = high.array[middle] if high.is_volume else high.array
-        lr = low.array[middle] if low.is_volume else low.array
-        full = None if noisy is None else (noisy.array[middle] if noisy.is_volume else noisy.array)
         strip = out / f"{stem}_strip.png"
-        written.append(
-            pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
-                       spacing_mm=high.spacing[-1], noisy=full)
-        )  # fmt: skip
+        if pet:
+            written.append(petct_strip(result, strip, volume.window))
+        else:
+            middle = high.num_slices // 2
+            hr = high.array[middle] if high.is_volume else high.array
+            lr = low.array[middle] if low.is_volume else low.array
+            full = None
+            if noisy is not None:
+                full = noisy.array[middle] if noisy.is_volume else noisy.array
+            written.append(
+                pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
+                           spacing_mm=high.spacing[-1], noisy=full)
+            )  # fmt: skip
     except (ValueError, FileExistsError, OSError, SampleNotAvailable) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -183,6 +203,110 @@ def train(
         raise typer.Exit(2) from None
     if result["checkpoint"] is not None:
         typer.echo(f"last checkpoint: {result['checkpoint']}")
+
+
+@app.command("evaluate")
+def evaluate(
+    sources: Annotated[list[str] | None, typer.Argument(help="More --data inputs.")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", help="Image, folder or sample:NAME (repeat, or list them after it)."
+        ),
+    ] = None,
+    model: str | None = typer.Option(None, "--model", help="Registered name or checkpoint .pt."),
+    no_model: bool = typer.Option(False, "--no-model", help="Evaluate the baselines only."),
+    pairs: str | None = typer.Option(None, "--pairs", help="Folder written by medsr degrade."),
+    task: str | None = typer.Option(None, help="Degradation task (default: the model's)."),
+    seed: int = typer.Option(0, help="Seed; input k uses slice_seed(seed, k)."),
+    window: str = typer.Option("auto", help="neuro, abdomen, chest or auto (from body part)."),
+    baselines: str = typer.Option("nearest,bicubic,lanczos,denoise-lanczos", help="Comma list."),
+    output: str = typer.Option("evaluation-report", "-o", "--output", help="Report folder."),
+    border: int | None = typer.Option(None, help="Border pixels excluded (default 4 x scale)."),
+    crop: int | None = typer.Option(None, help="Measure only a central square of this size."),
+    interval: str = typer.Option("t", help="95 % interval: t or bootstrap."),
+    slice_index: int | None = typer.Option(None, "--slice", help="Slice of 3-D inputs (middle)."),
+    input_crop: int | None = typer.Option(None, help="Central square of each input first."),
+    dose: float | None = typer.Option(None, help="Dose fraction for ldct tasks."),
+    task_arg: Annotated[
+        list[str] | None,
+        typer.Option("--task-arg", help="Task parameter key=value, e.g. num_views=180 (repeat)."),
+    ] = None,
+    device: str = typer.Option("cpu", help="Model device: cpu, cuda, auto."),
+) -> None:
+    """Compare a model with nearest/bicubic/Lanczos/denoise+Lanczos on the same pairs."""
+    from medsr.data.samples import SampleNotAvailable
+    from medsr.evaluation import parse_task_args, run_evaluation
+
+    try:
+        if (model is None) == (not no_model):
+            raise ValueError("give --model NAME_OR_PATH or --no-model")
+        overrides = parse_task_args(task_arg or [])
+        if dose is not None:
+            overrides["dose_fraction"] = dose
+        written = run_evaluation(
+            output, model=model, data=[*(data or []), *(sources or [])], pairs_dir=pairs,
+            task=task, seed=seed, window=window, baselines=baselines.split(","), border=border,
+            crop=crop, interval=interval, slice_index=slice_index, input_crop=input_crop,
+            task_overrides=overrides, device=device, progress=lambda n: typer.echo(f"... {n}"),
+        )  # fmt: skip
+    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command("enhance")
+def enhance(
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders, DICOM series, NIfTI.")],
+    output: str = typer.Option(..., "-o", "--output", help="Output folder (files never replaced)."),
+    model: str = typer.Option(..., "--model", help="Registered name, checkpoint .pt or .onnx."),
+    backend: str = typer.Option("torch", help="torch or onnx (onnxruntime)."),
+    format: str | None = typer.Option(
+        None, "--format", help="png, tiff, nifti or dicom (default: like the input)."
+    ),  # fmt: skip
+    tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
+    overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
+    consistency: bool = typer.Option(False, "--consistency", help="Write a consistency map."),
+    into_input_folder: bool = typer.Option(
+        False,
+        "--overwrite-into-input-folder",
+        help="Allow writing into an input's folder (existing files are still never replaced).",
+    ),  # fmt: skip
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
+) -> None:
+    """Super-resolve / denoise images with a trained model. Research use only."""
+    from medsr.data.samples import SampleNotAvailable
+    from medsr.inference.batch import enhance_paths
+
+    try:
+        enhance_paths(
+            inputs, output, model, backend=backend, fmt=format, tile=tile or None,
+            overlap=overlap, consistency=consistency, allow_input_folder=into_input_folder,
+            device=device, report=lambda path: typer.echo(f"wrote {path}"),
+        )  # fmt: skip
+    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("export-onnx")
+def export_onnx(
+    checkpoint: str = typer.Argument(..., help="Training checkpoint (.pt)."),
+    output: str = typer.Option(..., "-o", "--output", help="ONNX file to write (never replaced)."),
+    opset: int = typer.Option(17, help="ONNX opset (>= 17)."),
+    no_ema: bool = typer.Option(False, "--no-ema", help="Export the raw weights, not the EMA."),
+) -> None:
+    """Export a checkpoint's generator to ONNX (dynamic batch, height and width)."""
+    from medsr.inference.onnx import export_onnx as export
+
+    try:
+        path = export(checkpoint, output, use_ema=not no_ema, opset=opset)
+    except (ValueError, OSError, ImportError) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -47,10 +47,11 @@ def test_existing_output_is_not_overwritten(tmp_path: Path, name: str) -> None:
     np.testing.assert_array_equal(read(path).array, image.array)
 
 
-def test_write_refuses_dicom_and_unknown_suffix(tmp_path: Path) -> None:
+def test_write_refuses_dicom_volume_and_unknown_suffix(tmp_path: Path) -> None:
     image = Volume(np.zeros((2, 2)), spacing=(1.0, 1.0))
-    with pytest.raises(MedsrIOError, match="out.dcm.*not implemented"):
-        write(image, tmp_path / "out.dcm")
+    volume = Volume(np.zeros((2, 2, 2)), spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(MedsrIOError, match="out.dcm.*series"):  # one .dcm file is one 2-D image
+        write(volume, tmp_path / "out.dcm")
     with pytest.raises(MedsrIOError, match="out.bmp"):
         write(image, tmp_path / "out.bmp")
     with pytest.raises(MedsrIOError, match="unsupported option"):

@@ -7,6 +7,7 @@ from typing import Any
 
 from medsr.data.volume import Volume
 from medsr.io.dicom import is_dicom_file, read_dicom
+from medsr.io.dicom_write import write_dicom
 from medsr.io.errors import MedsrIOError
 from medsr.io.invesalius import read_invesalius
 from medsr.io.nifti import read_nifti, write_nifti
@@ -15,7 +16,7 @@ from medsr.io.raster import read_raster, write_png, write_tiff
 
 READ_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".jpg",
                  ".jpeg", ".bmp", ".npy", ".inv3")  # fmt: skip
-WRITE_SUFFIXES = (".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy")
+WRITE_SUFFIXES = (".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy", ".dcm", ".dicom")
 
 
 def _suffix(path: Path) -> str:
@@ -58,14 +59,14 @@ def write(volume: Volume, path: str | Path, **options: Any) -> Path:
 
     Options go to the writer: `overwrite=True` (all formats; otherwise an existing file
     raises FileExistsError), `value_range=(low, high)` and `bits=8|16` (PNG, TIFF),
-    `float32=True` (TIFF), `sidecar=False` (.npy). Returns the written path.
+    `float32=True` (TIFF), `sidecar=False` (.npy). `.dcm` writes one derived DICOM
+    image (`dicom_write.write_dicom`; 2-D only). Returns the written path.
     """
     path = Path(path)
     suffix = _suffix(path)
     writers = {".nii": write_nifti, ".nii.gz": write_nifti, ".png": write_png,
-               ".tif": write_tiff, ".tiff": write_tiff, ".npy": write_npy}  # fmt: skip
-    if suffix in (".dcm", ".dicom"):
-        raise MedsrIOError(path, "writing derived DICOM is not implemented yet")
+               ".tif": write_tiff, ".tiff": write_tiff, ".npy": write_npy,
+               ".dcm": write_dicom, ".dicom": write_dicom}  # fmt: skip
     if suffix not in writers:
         raise MedsrIOError(path, f"cannot write {suffix or '(no suffix)'}; "
                                  f"medsr writes {', '.join(WRITE_SUFFIXES)}")  # fmt: skip

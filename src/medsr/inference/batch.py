@@ -1,0 +1,172 @@
+"""`medsr enhance`: files, folders, DICOM series and volumes in; derived files out, safely.
+
+Inputs: image files (PNG, TIFF, JPEG, .npy, DICOM, NIfTI volumes, enhanced slice by slice),
+`sample:NAME`, a folder holding DICOM files (one series) or a folder of images (a batch;
+not recursive). Outputs go to one folder, named `<stem>_x<scale>` (`<stem>_denoised` at
+scale 1) plus the format's suffix; a DICOM series becomes the folder `<stem>_x4/` of
+`IM_0001.dcm`, ...; a 3-D volume as PNG becomes one PNG per slice (`..._z0000.png`).
+
+Safety rules, all checked before any model runs:
+* no output replaces an existing file: a job stops if anything named `<stem>_x4*` exists;
+* the output folder may not be an input's folder (nor inside a folder given as input)
+  unless `allow_input_folder` is set; even then nothing existing is replaced;
+* two inputs with the same stem are refused (their outputs would collide).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsr.data.volume import Volume
+from medsr.inference.predictor import Predictor
+from medsr.io.dicom import is_dicom_file
+from medsr.io.errors import MedsrIOError
+from medsr.io.read import READ_SUFFIXES
+
+FORMATS = {"png": ".png", "tiff": ".tif", "nifti": ".nii.gz", "dicom": ".dcm"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input: `source` (path or sample:NAME), output `stem`, and the folder it came from
+    (`folder_input`: the user named that folder, so outputs may not go inside it)."""
+
+    source: str
+    stem: str
+    folder: Path | None
+    folder_input: bool = False
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", *READ_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def plan_jobs(inputs: Iterable[str]) -> list[Job]:
+    """Expand the command-line inputs into jobs (see the module doc)."""
+    jobs: list[Job] = []
+    for item in inputs:
+        if item.startswith("sample:"):
+            jobs.append(Job(item, item.removeprefix("sample:"), None))
+            continue
+        path = Path(item)
+        if path.is_file():
+            jobs.append(Job(str(path), _stem(path), path.resolve().parent))
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if any(p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p) for p in files):
+                jobs.append(Job(str(path), path.resolve().name, path.resolve(), True))
+                continue
+            images = [p for p in files if p.name.lower().endswith(READ_SUFFIXES + (".nii.gz",))]
+            if not images:
+                raise MedsrIOError(path, "folder holds no DICOM files and no images")
+            jobs += [Job(str(p), _stem(p), path.resolve(), True) for p in images]
+        else:
+            raise MedsrIOError(path, "no such file or folder")
+    stems = [job.stem for job in jobs]
+    if duplicates := sorted({s for s in stems if stems.count(s) > 1}):
+        raise ValueError(f"several inputs share the name(s) {duplicates}; outputs would collide")
+    return jobs
+
+
+def check_destination(jobs: list[Job], out: Path, tag: str, allow_input_folder: bool) -> None:
+    """Raise when `out` is an input folder (unless allowed) or an output already exists."""
+    out = out.resolve()
+    for job in jobs:
+        if job.folder is None or allow_input_folder:
+            continue
+        inside = job.folder_input and job.folder in out.parents
+        if out == job.folder or inside:
+            raise ValueError(
+                f"output folder {out} is the input's folder {job.folder}; choose another "
+                "or pass --overwrite-into-input-folder (existing files are never replaced)"
+            )
+    if not out.is_dir():
+        return
+    names = [p.name for p in out.iterdir()]
+    for job in jobs:
+        prefix = f"{job.stem}_{tag}"
+        if clash := [n for n in names if n == prefix or n.startswith((prefix + ".", prefix + "_"))]:
+            raise FileExistsError(f"will not overwrite {out / clash[0]} (output of {job.source})")
+
+
+def default_format(volume: Volume) -> str:
+    """The output format matching the input: DICOM, NIfTI, TIFF, else NIfTI for volumes and
+    PNG for 2-D images."""
+    source = volume.metadata.get("source")
+    if source == "dicom":
+        return "dicom"
+    if source in ("tif", "tiff"):
+        return "tiff"
+    return "nifti" if source == "nifti" or volume.is_volume else "png"
+
+
+def write_output(volume: Volume, out: Path, prefix: str, fmt: str) -> list[Path]:
+    """Write `volume` as `out/<prefix><suffix>` (see the module doc for series and PNG)."""
+    from medsr.io import write
+    from medsr.io.dicom_write import write_dicom_series
+
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    if fmt == "dicom" and volume.is_volume:
+        return write_dicom_series(volume, out / prefix)
+    if fmt == "png" and volume.is_volume:
+        return [write(volume.slice(k), out / f"{prefix}_z{k:04d}.png")
+                for k in range(volume.num_slices)]  # fmt: skip
+    return [write(volume, out / f"{prefix}{FORMATS[fmt]}")]
+
+
+def enhance_job(predictor: Predictor, job: Job, out: Path, fmt: str | None, tile: int | None,
+                overlap: int, consistency: bool) -> list[Path]:  # fmt: skip
+    """Read one input, enhance it, write the output (and the consistency map)."""
+    from medsr.data.samples import read_source
+    from medsr.inference.consistency import consistency_map, save_consistency
+
+    volume = read_source(job.source)
+    enhanced = predictor.enhance(volume, progress=volume.num_slices > 1, tile_size=tile,
+                                 overlap=overlap)  # fmt: skip
+    prefix = f"{job.stem}_{output_tag(predictor.scale)}"
+    written = write_output(enhanced, out, prefix, fmt or default_format(volume))
+    if consistency:
+        lows = volume.array if volume.is_volume else volume.array[None]
+        highs = enhanced.array if enhanced.is_volume else enhanced.array[None]
+        results = [consistency_map(lo, hi, predictor.task, predictor.scale)
+                   for lo, hi in zip(lows, highs, strict=True)]  # fmt: skip
+        written += save_consistency(results, out / prefix, volume.unit)
+    return written
+
+
+def output_tag(scale: int) -> str:
+    return f"x{scale}" if scale > 1 else "denoised"
+
+
+def enhance_paths(
+    inputs: list[str], out: str | Path, model: str, backend: str = "torch",
+    fmt: str | None = None, tile: int | None = 256, overlap: int = 32,
+    consistency: bool = False, allow_input_folder: bool = False, device: str = "cpu",
+    report: Callable[[Path], None] | None = None,
+) -> list[Path]:  # fmt: skip
+    """Enhance every input into folder `out`; returns the written paths (module doc)."""
+    from tqdm import tqdm
+
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    jobs = plan_jobs(inputs)
+    if not jobs:
+        raise ValueError("no inputs given")
+    predictor = Predictor.load(model, device=device, backend=backend)
+    out = Path(out)
+    check_destination(jobs, out, output_tag(predictor.scale), allow_input_folder)
+    written: list[Path] = []
+    for job in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
+        paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency)
+        for path in paths:
+            if report is not None:
+                report(path)
+        written += paths
+    return written

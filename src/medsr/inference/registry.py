@@ -1,0 +1,77 @@
+"""Named models shipped inside the package, and resolving a model name or checkpoint path.
+
+No weights ship yet (a later release adds them); `MODELS` lists the planned names with the
+file each will have under `src/medsr/weights/`, so `medsr enhance --model NAME` already
+gives a clear error saying the weights are not installed. Nothing is ever downloaded: a
+model is a file in the package or a path the user gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A shipped model: its file under `WEIGHTS_DIR`, the task it was trained for, a line
+    of description."""
+
+    name: str
+    filename: str
+    task: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.filename
+
+    @property
+    def installed(self) -> bool:
+        return self.path.is_file()
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry("srgan-ct-ldct-x4", "srgan-ct-ldct-x4.pt", "ldct-x4",
+                   "SRResNet (SRGAN) for 25 % dose head CT, x4 (planned; not shipped yet)"),
+        ModelEntry("esrgan-ct-ldct-x4", "esrgan-ct-ldct-x4.pt", "ldct-x4",
+                   "RRDBNet (ESRGAN) for 25 % dose head CT, x4 (planned; not shipped yet)"),
+        ModelEntry("srgan-xray-x4", "srgan-xray-x4.pt", "xray-x4",
+                   "SRResNet (SRGAN) for CR/DX radiographs, x4 (planned; not shipped yet)"),
+        ModelEntry("esrgan-xray-x4", "esrgan-xray-x4.pt", "xray-x4",
+                   "RRDBNet (ESRGAN) for CR/DX radiographs, x4 (planned; not shipped yet)"),
+    )
+}  # fmt: skip
+
+
+def available_models() -> list[str]:
+    """Names in `MODELS` whose weight file is installed."""
+    return [name for name, entry in MODELS.items() if entry.installed]
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """The checkpoint file for a registered model name or an existing file path.
+
+    Raises FileNotFoundError naming the installed models when `name_or_path` is neither an
+    existing file nor a registered name whose weights are installed.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    installed = available_models()
+    listed = ", ".join(installed) if installed else "none installed yet"
+    name = str(name_or_path)
+    if name in MODELS:
+        raise FileNotFoundError(
+            f"model {name!r} is registered but its weights are not installed "
+            f"(expected {MODELS[name].path}); installed models: {listed}. "
+            "Pass the path of a checkpoint (medsr train) or an .onnx file instead"
+        )
+    raise FileNotFoundError(
+        f"model {name!r} is neither a file nor a registered model name; installed models: "
+        f"{listed}; registered names: {', '.join(MODELS)}"
+    )

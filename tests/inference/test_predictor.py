@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medsr._version import __version__
+from medsr.data.volume import Volume, Window
+from medsr.inference import MODELS, Predictor, resolve_model
+from medsr.inference.registry import available_models
+from medsr.physics.resize import upsample
+from tests.inference.conftest import PERCENTILE
+
+
+def bicubic(image: np.ndarray, scale: int) -> np.ndarray:
+    return upsample(torch.from_numpy(image.astype(np.float32)), scale, "bicubic").numpy()
+
+
+def test_load_reads_provenance(make_checkpoint: Callable[..., Path]) -> None:
+    path = make_checkpoint(task="ldct-x4", scale=4)
+    predictor = Predictor.load(str(path))
+    assert (predictor.scale, predictor.task, predictor.model_name) == (
+        4,
+        "ldct-x4",
+        "tiny-srresnet-ldct-x4",
+    )
+    assert predictor.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert predictor.medsr_version == __version__
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Predictor.load(str(path), backend="tensorrt")
+
+
+def test_window_normalisation_is_applied_and_inverted(make_checkpoint: Callable[..., Path]) -> None:
+    """A model that is exactly bicubic in [0, 1] units must give bicubic in HU."""
+    predictor = Predictor.load(str(make_checkpoint(bicubic=True)))
+    rng = np.random.default_rng(0)
+    image = rng.normal(40.0, 400.0, (40, 52)).astype(np.float32)
+    result = predictor.enhance_array(image, tile_size=None)
+    assert result.shape == (160, 208)
+    assert np.abs(result - bicubic(image, 4)).max() < 0.05  # HU; float32 rounding only
+
+
+def test_percentile_normalisation_round_trips(make_checkpoint: Callable[..., Path]) -> None:
+    predictor = Predictor.load(str(make_checkpoint(bicubic=True, task="xray-x4",
+                                                   normalization=PERCENTILE)))  # fmt: skip
+    image = (np.random.default_rng(1).random((30, 20)) * 3000 + 500).astype(np.float32)
+    result = predictor.enhance_array(image, tile_size=16, overlap=8)
+    assert np.abs(result - bicubic(image, 4)).max() < 0.05
+
+
+def test_enhance_volume_geometry_and_metadata(make_checkpoint: Callable[..., Path]) -> None:
+    predictor = Predictor.load(str(make_checkpoint(bicubic=True, scale=2, task="x2")))
+    direction = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+    volume = Volume(np.random.default_rng(2).normal(0, 100, (3, 20, 24)), spacing=(2.5, 0.8, 0.6),
+                    modality="CT", unit="HU", window=Window(40, 400), origin=(10.0, -5.0, 3.0),
+                    direction=direction, metadata={"PatientID": "P1"})  # fmt: skip
+    out = predictor.enhance(volume)
+    assert out.shape == (3, 40, 48) and out.spacing == (2.5, 0.4, 0.3)
+    # the mean position of the 2 x 2 output pixels of input pixel (0, 0) is its centre
+    first_input = volume.affine @ np.array([0, 0, 0, 1.0])
+    centre = out.affine @ np.array([0.5, 0.5, 0, 1.0])
+    np.testing.assert_allclose(centre, first_input, atol=1e-9)
+    np.testing.assert_allclose(out.array[1], bicubic(volume.array[1], 2), atol=0.02)
+    info = out.metadata["inference"]
+    assert info["checkpoint_sha256"] == predictor.checkpoint_sha256
+    assert info["research_use_only"] is True and out.metadata["research_use_only"] is True
+    assert out.metadata["PatientID"] == "P1" and out.window == volume.window
+    assert volume.shape == (3, 20, 24)  # the input is untouched
+
+
+def test_ct_model_refuses_images_not_in_hu(make_checkpoint: Callable[..., Path]) -> None:
+    predictor = Predictor.load(str(make_checkpoint()))
+    with pytest.raises(ValueError, match="expects CT in HU"):
+        predictor.enhance(Volume(np.zeros((8, 8)), spacing=(1.0, 1.0), unit="a.u."))
+
+
+def test_registry_names_and_errors(tmp_path: Path) -> None:
+    assert set(MODELS) >= {"srgan-ct-ldct-x4", "esrgan-xray-x4"}
+    assert available_models() == []  # no weights ship yet
+    with pytest.raises(FileNotFoundError, match="registered but its weights are not installed"):
+        resolve_model("srgan-ct-ldct-x4")
+    with pytest.raises(FileNotFoundError, match="registered names: srgan-ct-ldct-x4"):
+        resolve_model("no-such-model")
+    (tmp_path / "m.pt").write_bytes(b"x")
+    assert resolve_model(str(tmp_path / "m.pt")) == tmp_path / "m.pt"
+
+
+def test_a_trained_checkpoint_loads_and_runs(tmp_path: Path) -> None:
+    """End to end with a checkpoint written by `medsr.training.train` (4 steps, x2)."""
+    from medsr.data.samples import is_available, load_sample
+    from medsr.training import train
+    from medsr.training.config import config_from_dict
+    from tests.training.conftest import TINY
+
+    if not is_available("invesalius-head-ct"):
+        pytest.skip("needs the InVesalius sample")
+    threads = torch.get_num_threads()
+    try:
+        config = config_from_dict(
+            TINY,
+            [
+                "training.max_steps=4",
+                "intervals.checkpoint_every=4",
+                "intervals.validate_every=4",
+                "data.num_validation=8",
+            ],
+        )
+        result = train(config, tmp_path / "run")
+    finally:
+        torch.set_num_threads(threads)
+    predictor = Predictor.load(str(result["checkpoint"]))
+    assert (predictor.task, predictor.scale) == ("x2", 2)
+    image = load_sample("invesalius-head-ct").slice(90)
+    out = predictor.enhance(image)
+    assert out.shape == (512, 512) and out.unit == "HU"
+    # 4 steps from a bicubic-skip init: still close to bicubic, in HU, not in [0, 1]
+    assert np.abs(out.array - bicubic(image.array, 2)).mean() < 100.0
+    assert out.array.max() > 500.0

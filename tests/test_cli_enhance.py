@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from typer.testing import CliRunner
+
+from medsr.cli import app
+from medsr.data.volume import Volume
+from medsr.io import read, write
+
+sys.path.insert(0, str(Path(__file__).parent / "inference"))
+from conftest import PERCENTILE, save_checkpoint  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def xray_model(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "xray.pt", task="xray-x4", normalization=PERCENTILE)
+
+
+def images(folder: Path, count: int = 3) -> list[Path]:
+    rng = np.random.default_rng(0)
+    return [write(Volume(rng.random((12, 10)) * 4000, spacing=(0.5, 0.5), modality="CR"),
+                  folder / f"img{k}.png") for k in range(count)]  # fmt: skip
+
+
+def test_batch_folder_and_output_rules(tmp_path: Path, xray_model: Path) -> None:
+    inputs = images(tmp_path / "in")
+    original = [p.read_bytes() for p in inputs]
+    out = tmp_path / "out"
+    command = ["enhance", str(tmp_path / "in"), "-o", str(out), "--model", str(xray_model)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["img0_x4.png", "img1_x4.png", "img2_x4.png"]
+    back = read(out / "img1_x4.png")
+    assert back.shape == (48, 40) and back.spacing == (0.125, 0.125)
+    before = (out / "img0_x4.png").read_bytes()
+    again = runner.invoke(app, command)  # never replaces an output
+    assert again.exit_code == 2 and "will not overwrite" in again.output
+    assert (out / "img0_x4.png").read_bytes() == before
+    assert len(again.output.strip().splitlines()) == 1
+    into_input = ["enhance", str(inputs[0]), "-o", str(tmp_path / "in"), "--model", str(xray_model)]
+    refused = runner.invoke(app, into_input)
+    assert refused.exit_code == 2 and "input's folder" in refused.output
+    allowed = runner.invoke(app, [*into_input, "--overwrite-into-input-folder", "--format", "tiff"])
+    assert allowed.exit_code == 0, allowed.output
+    assert read(tmp_path / "in" / "img0_x4.tif").shape == (48, 40)
+    assert [p.read_bytes() for p in inputs] == original  # inputs never touched
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path: Path, xray_model: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    for args in (
+        ["--model", str(xray_model), str(tmp_path / "missing.png")],
+        ["--model", str(xray_model), str(tmp_path / "bad.png")],
+        ["--model", "no-such-model", str(tmp_path / "bad.png")],
+        ["--model", str(xray_model), "--format", "jpeg", str(tmp_path / "bad.png")],
+    ):
+        result = runner.invoke(app, ["enhance", "-o", str(tmp_path / "out"), *args])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: ") and len(result.output.splitlines()) == 1
+
+
+def test_dicom_series_in_derived_series_out(tmp_path: Path) -> None:
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    series = pydicom.uid.generate_uid()
+    (tmp_path / "series").mkdir()
+    for k in range(3):
+        template.SOPInstanceUID, template.SeriesInstanceUID = pydicom.uid.generate_uid(), series
+        template.ImagePositionPatient[2] = 10.0 + 2.0 * k
+        template.save_as(tmp_path / "series" / f"IM{k}.dcm")
+    model = save_checkpoint(tmp_path / "ct.pt", task="ldct-x4")
+    result = runner.invoke(app, ["enhance", str(tmp_path / "series"), "-o", str(tmp_path / "out"),
+                                 "--model", str(model), "--consistency"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "out" / "series_x4").iterdir())
+    assert [p.name for p in files] == ["IM_0001.dcm", "IM_0002.dcm", "IM_0003.dcm"]
+    written = [pydicom.dcmread(p) for p in files]
+    assert {ds.StudyInstanceUID for ds in written} == {template.StudyInstanceUID}
+    assert len({ds.SeriesInstanceUID for ds in written} | {series}) == 2
+    assert all(ds.Rows == 512 and "DERIVED" in ds.ImageType for ds in written)
+    assert all(ds.SeriesDescription.startswith("medsr RESEARCH USE ONLY") for ds in written)
+    assert np.load(tmp_path / "out" / "series_x4_consistency.npy").shape == (3, 128, 128)
+    # a NIfTI volume in, NIfTI out: slice by slice, affine rescaled
+    out_nifti = runner.invoke(app, ["enhance", str(tmp_path / "series"), "-o",
+                                    str(tmp_path / "nii"), "--model", str(model), "--format",
+                                    "nifti"])  # fmt: skip
+    assert out_nifti.exit_code == 0, out_nifti.output
+    volume = read(tmp_path / "nii" / "series_x4.nii.gz")
+    source = read(tmp_path / "series")
+    assert volume.shape == (3, 512, 512)
+    np.testing.assert_allclose(volume.spacing, (2.0, source.spacing[1] / 4, source.spacing[2] / 4))
+    shift = source.direction @ np.array([source.spacing[2], source.spacing[1], 0]) * (-3 / 8)
+    np.testing.assert_allclose(volume.origin, np.asarray(source.origin) + shift, atol=1e-4)
+
+
+def test_export_onnx_then_enhance_with_onnxruntime(tmp_path: Path, xray_model: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "m.onnx"
+    assert runner.invoke(app, ["export-onnx", str(xray_model), "-o", str(onnx_path)]).exit_code == 0
+    again = runner.invoke(app, ["export-onnx", str(xray_model), "-o", str(onnx_path)])
+    assert again.exit_code == 2 and "already exists" in again.output
+    [image] = images(tmp_path / "in", 1)
+    args = [str(image), "--model", str(onnx_path), "--backend", "onnx"]
+    result = runner.invoke(app, ["enhance", "-o", str(tmp_path / "onnx"), *args])
+    assert result.exit_code == 0, result.output
+    torch_out = runner.invoke(app, ["enhance", "-o", str(tmp_path / "torch"), str(image),
+                                    "--model", str(xray_model)])  # fmt: skip
+    assert torch_out.exit_code == 0
+    a, b = read(tmp_path / "onnx" / "img0_x4.png"), read(tmp_path / "torch" / "img0_x4.png")
+    assert np.abs(a.array - b.array).max() < 1e-3 * 4000
