@@ -309,5 +309,21 @@ def export_onnx(
     typer.echo(f"wrote {path}")
 
 
+@app.command("demo")
+def demo(
+    output: str = typer.Option("demo-output", "-o", "--output", help="Report folder (new)."),
+) -> None:
+    """Degrade real samples, enhance them with the shipped models, write a report."""
+    from medsr.evaluation.demo import RESEARCH_USE, run_demo
+
+    try:
+        index = run_demo(output, progress=lambda text: typer.echo(text, err=True))
+    except (ValueError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(RESEARCH_USE)
+    typer.echo(f"demo report: {index} (open the report.html of each model next to it)")
+
+
 if __name__ == "__main__":
     app()

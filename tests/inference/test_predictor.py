@@ -11,7 +11,7 @@ import torch
 from medsr._version import __version__
 from medsr.data.volume import Volume, Window
 from medsr.inference import MODELS, Predictor, resolve_model
-from medsr.inference.registry import available_models
+from medsr.inference.registry import ModelEntry, available_models
 from medsr.physics.resize import upsample
 from tests.inference.conftest import PERCENTILE
 
@@ -78,15 +78,20 @@ def test_ct_model_refuses_images_not_in_hu(make_checkpoint: Callable[..., Path])
         predictor.enhance(Volume(np.zeros((8, 8)), spacing=(1.0, 1.0), unit="a.u."))
 
 
-def test_registry_names_and_errors(tmp_path: Path) -> None:
-    assert set(MODELS) >= {"srgan-ct-ldct-x4", "esrgan-xray-x4"}
-    assert available_models() == []  # no weights ship yet
+def test_registry_names_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(MODELS) >= {"ct-ldct-x4", "ct-ldct", "xray-x4", "xray-x4-gan"}
+    planned = ModelEntry("not-yet", "not-yet.pt", "x4", "a planned model without weights")
+    monkeypatch.setitem(MODELS, "not-yet", planned)
+    assert "not-yet" not in available_models()
     with pytest.raises(FileNotFoundError, match="registered but its weights are not installed"):
-        resolve_model("srgan-ct-ldct-x4")
-    with pytest.raises(FileNotFoundError, match="registered names: srgan-ct-ldct-x4"):
+        resolve_model("not-yet")
+    with pytest.raises(FileNotFoundError, match="registered names: .*not-yet"):
         resolve_model("no-such-model")
     (tmp_path / "m.pt").write_bytes(b"x")
     assert resolve_model(str(tmp_path / "m.pt")) == tmp_path / "m.pt"
+    monkeypatch.setattr("medsr.inference.registry.WEIGHTS_DIR", tmp_path)
+    (tmp_path / "not-yet.pt").write_bytes(b"x")
+    assert resolve_model("not-yet") == tmp_path / "not-yet.pt"
 
 
 def test_a_trained_checkpoint_loads_and_runs(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """Named models shipped inside the package, and resolving a model name or checkpoint path.
 
-No weights ship yet (a later release adds them); `MODELS` lists the planned names with the
-file each will have under `src/medsr/weights/`, so `medsr enhance --model NAME` already
-gives a clear error saying the weights are not installed. Nothing is ever downloaded: a
+`MODELS` lists the shipped names with their file under `src/medsr/weights/` and a model card
+under `docs/models/`; a name whose file is absent gives a clear error saying so. Nothing is ever downloaded: a
 model is a file in the package or a path the user gives.
 """
 
@@ -36,14 +35,20 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("srgan-ct-ldct-x4", "srgan-ct-ldct-x4.pt", "ldct-x4",
-                   "SRResNet (SRGAN) for 25 % dose head CT, x4 (planned; not shipped yet)"),
-        ModelEntry("esrgan-ct-ldct-x4", "esrgan-ct-ldct-x4.pt", "ldct-x4",
-                   "RRDBNet (ESRGAN) for 25 % dose head CT, x4 (planned; not shipped yet)"),
-        ModelEntry("srgan-xray-x4", "srgan-xray-x4.pt", "xray-x4",
-                   "SRResNet (SRGAN) for CR/DX radiographs, x4 (planned; not shipped yet)"),
-        ModelEntry("esrgan-xray-x4", "esrgan-xray-x4.pt", "xray-x4",
-                   "RRDBNet (ESRGAN) for CR/DX radiographs, x4 (planned; not shipped yet)"),
+        ModelEntry("ct-ldct-x4", "ct-ldct-x4.pt", "ldct-x4",
+                   "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT"),
+        ModelEntry("ct-ldct-x4-gan", "ct-ldct-x4-gan.pt", "ldct-x4",
+                   "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)"),
+        ModelEntry("ct-ldct", "ct-ldct.pt", "ldct",
+                   "SRResNet, 25 % dose CT denoising at x1 (PSNR-oriented); head CT"),
+        ModelEntry("ct-ldct-gan", "ct-ldct-gan.pt", "ldct",
+                   "SRGAN fine-tune of ct-ldct (sharper texture, lower PSNR)"),
+        ModelEntry("xray-x4", "xray-x4.pt", "xray-x4",
+                   "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)"),
+        ModelEntry("xray-x4-gan", "xray-x4-gan.pt", "xray-x4",
+                   "SRGAN fine-tune of xray-x4 (sharper texture, lower PSNR)"),
+        ModelEntry("fusion-petct-x4", "fusion-petct-x4.pt", "petct",
+                   "CT-guided PET x4 (PetCtFusion), 25 %-count simulated FDG PET; medsr fuse"),
     )
 }  # fmt: skip
 
@@ -62,6 +67,9 @@ def resolve_model(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    entry = MODELS.get(str(name_or_path))
+    if entry is not None and entry.installed:
+        return entry.path
     installed = available_models()
     listed = ", ".join(installed) if installed else "none installed yet"
     name = str(name_or_path)
