@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 DEMO_DIR ?= demo-output
 
-.PHONY: setup sample-data demo test lint bench clean
+.PHONY: setup sample-data browser demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,samples,onnx,eval]"
+	$(BIN)/pip install --quiet -e ".[dev,samples,onnx,eval,web,e2e]"
 	touch $@
 
 # The InVesalius head CT volume comes from Debian; the pydicom-data images from PyPI (above).
@@ -27,16 +27,20 @@ sample-data:
 		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q invesalius-examples >/dev/null); \
 	else echo "apt-get not found: the invesalius-head-ct sample will be unavailable"; fi
 
+# Debian's Chromium for the web page's end-to-end test (Playwright drives it; no download).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null); \
+	else echo "apt-get not found: the browser test will fail (MEDSR_REQUIRE_E2E=1)"; fi
+
 demo: setup sample-data
 	rm -rf $(DEMO_DIR)
-	$(BIN)/medsr data list
-	$(BIN)/medsr info sample:invesalius-head-ct
-	$(BIN)/medsr degrade --task ldct-x4 sample:invesalius-head-ct --slice 80 -o $(DEMO_DIR)/ldct-x4
-	$(BIN)/medsr degrade --task xray-x4 sample:xray-chest-rg1 -o $(DEMO_DIR)/xray-x4
-	@echo "Demo written to $(DEMO_DIR)/: open the *_strip.png pictures."
+	$(BIN)/medsr demo -o $(DEMO_DIR)
 
-test: setup sample-data
-	$(BIN)/python -m pytest -q
+test: setup sample-data browser
+	MEDSR_REQUIRE_E2E=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

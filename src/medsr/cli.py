@@ -325,5 +325,61 @@ def demo(
     typer.echo(f"demo report: {index} (open the report.html of each model next to it)")
 
 
+@app.command("serve")
+def serve(
+    model_args: Annotated[
+        list[str] | None,
+        typer.Argument(help="More models (so `--models a.pt b.pt` works).", show_default=False),
+    ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            help="Registered names or checkpoints (default: every installed model).",
+            show_default=False,
+        ),
+    ] = None,
+    host: str = typer.Option("127.0.0.1", help="Interface (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Threads running models at once."),
+    queue: int = typer.Option(4, help="Requests waiting for a worker before 503."),
+    timeout: float = typer.Option(600.0, help="Seconds per request before 504."),
+    max_upload_mb: float = typer.Option(64.0, help="Largest request body (413 above)."),
+    max_megapixels: float = typer.Option(40.0, help="Largest input, all slices (422 above)."),
+    keep_results: int = typer.Option(8, help="Results kept in memory for viewing/download."),
+    store_dir: str | None = typer.Option(
+        None, help="Also save every result here (default: nothing is written to disk)."
+    ),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
+) -> None:
+    """Serve the web page and JSON API (FastAPI + uvicorn). Research use only."""
+    from pathlib import Path
+
+    try:
+        import uvicorn
+
+        from medsr.web.app import create_app
+        from medsr.web.limits import Settings
+
+        settings = Settings(
+            max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+            workers=workers, queue=queue, timeout_s=timeout, keep_results=keep_results,
+            store_dir=Path(store_dir) if store_dir else None, device=device,
+        )  # fmt: skip
+        web_app = create_app([*(models or []), *(model_args or [])], settings)
+    except ImportError as error:
+        typer.echo(f"error: {error}; install the web extra: pip install 'medsr[web]'", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, OSError) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+    import logging
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("medsr.web").setLevel(logging.INFO)  # request ids and sizes, no names
+    typer.echo(f"medsr: http://{host}:{port}/ (research use only)")
+    uvicorn.run(web_app, host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,245 @@
+"""`medsr serve`: a FastAPI app with one offline page and a JSON API. Research use only.
+
+```python
+from medsr.web.app import create_app
+app = create_app(["runs/srgan-ct-ldct-x4-pretrain/best.pt"])   # uvicorn.run(app)
+```
+
+Routes:
+* `GET /`: the page (`static/index.html`, no CDN); `GET /api/models`: models and limits.
+* `POST /api/enhance`: multipart `files` (one image, or the DICOM slices of one series),
+  `model`, optional `reference` (PSNR/SSIM), optional `download=png|dicom` (answer with
+  that file instead of JSON).
+* `GET /api/results/{id}`: the JSON summary again; `DELETE` forgets it.
+* `GET /api/results/{id}/data/{input,output,consistency,reference}?slice=k`: raw
+  little-endian float32 `(h, w)`, the shape in the header `X-Shape: h,w`.
+* `GET /api/results/{id}/download/{png,dicom}`: 16-bit PNG / derived DICOM (zip when
+  several files).
+
+Errors are `{"detail": message, "research_use_only": true}` with 413 (upload too large),
+415 (not DICOM/PNG/JPEG/TIFF), 422 (malformed file, too many pixels, wrong modality),
+503 (busy), 504 (timeout). Every response carries `X-Research-Use-Only: true`. Logs hold
+request ids, sizes and timings, never file names or DICOM attributes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from medsr._version import __version__
+from medsr.inference import Predictor
+from medsr.web.limits import (
+    ResultStore,
+    Settings,
+    Unprocessable,
+    UploadTooLarge,
+    WebError,
+    WorkerPool,
+    check_upload_size,
+)
+from medsr.web.service import (
+    MEDIA,
+    NOTICE,
+    Result,
+    Upload,
+    describe_model,
+    enhance_upload,
+    load_models,
+    new_id,
+)
+
+log = logging.getLogger("medsr.web")
+STATIC = ("medsr.web", "static")
+ARRAYS = ("input", "output", "consistency", "reference")
+
+
+class Guard:
+    """ASGI middleware: refuse bodies over `limit` bytes (413, before parsing) and mark
+    every response `X-Research-Use-Only: true`."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-research-use-only", b"true")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        try:
+            if length.isdigit():
+                check_upload_size(int(length), self.limit)
+        except UploadTooLarge as error:
+            await _error(error.status_code, error.message)(scope, receive, marked)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            try:
+                check_upload_size(received, self.limit)
+            except UploadTooLarge as error:  # a chunked body without Content-Length
+                raise HTTPException(error.status_code, error.message) from None
+            return message
+
+        await self.app(scope, counted, marked)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message, "research_use_only": True}, status_code=status)
+
+
+async def _uploads(files: list[UploadFile] | None) -> list[Upload]:
+    return [Upload(f.filename or f"file{k}", await f.read()) for k, f in enumerate(files or [])]
+
+
+def _attachment(name: str, data: bytes) -> Response:
+    suffix = name[name.rfind(".") :]
+    return Response(data, media_type=MEDIA.get(suffix, "application/octet-stream"),
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+
+def create_app(models: list[str] | dict[str, Predictor] | None = None,
+               settings: Settings | None = None) -> FastAPI:  # fmt: skip
+    """The app serving `models` (names / checkpoint paths, or loaded predictors by id;
+    default: every installed model) under `settings`."""
+    settings = settings or Settings()
+    predictors = models if isinstance(models, dict) else load_models(models or [], settings.device)
+    pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
+    results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
+    app = FastAPI(title="medsr", version=__version__, description=__doc__.split("\n\n")[0]
+                  + f" {NOTICE}")  # fmt: skip
+    app.add_middleware(Guard, limit=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(packages=[STATIC]), name="static")
+    app.router.on_shutdown.append(pool.shutdown)
+
+    @app.exception_handler(WebError)
+    async def web_error(_: Request, error: WebError) -> JSONResponse:
+        return _error(error.status_code, error.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return _error(422, f"invalid request: {where}")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        from importlib.resources import files
+
+        return FileResponse(str(files("medsr.web") / "static" / "index.html"))
+
+    @app.get("/api/models", summary="Models this server runs, and its limits")
+    async def list_models() -> dict[str, Any]:
+        limits = {k: v for k, v in asdict(settings).items() if k != "store_dir"}
+        return {"research_use_only": True, "notice": NOTICE, "version": __version__,
+                "models": [describe_model(k, p) for k, p in predictors.items()],
+                "limits": limits}  # fmt: skip
+
+    @app.post("/api/enhance", summary="Enhance one image or one DICOM series")
+    async def enhance(
+        files: Annotated[list[UploadFile], File(description="One DICOM/PNG/JPEG/TIFF file, or "
+                                                "the DICOM slices of one series")],
+        model: Annotated[str | None, Form(description="Model id (GET /api/models)")] = None,
+        reference: Annotated[list[UploadFile] | None, File(description="Optional full-"
+                             "resolution reference: PSNR/SSIM are reported")] = None,
+        download: Annotated[str | None, Form(description="png or dicom: reply with that "
+                            "file instead of JSON")] = None,
+    ) -> Any:  # fmt: skip
+        request_id, start = new_id(), time.perf_counter()
+        if not predictors:
+            raise Unprocessable("no models loaded: start medsr serve with --models CHECKPOINT")
+        key = model or next(iter(predictors))
+        if key not in predictors:
+            raise Unprocessable(f"unknown model {key!r}; this server runs {list(predictors)}")
+        if download not in (None, "", "png", "dicom"):
+            raise Unprocessable(f"download must be png or dicom, got {download!r}")
+        if len(files) + len(reference or []) > settings.max_files:
+            raise Unprocessable(f"{len(files)} files: the limit is {settings.max_files}")
+        uploads, refs = await _uploads(files), await _uploads(reference)
+        size = sum(len(u.data) for u in uploads + refs)
+        log.info("request %s: %d file(s), %d bytes, model %s", request_id[:8], len(uploads),
+                 size, key)  # fmt: skip
+        try:
+            result = await pool.run(enhance_upload, key, predictors[key], uploads, refs, settings)
+        except WebError as error:
+            log.info("request %s: %d after %.2f s", request_id[:8], error.status_code,
+                     time.perf_counter() - start)  # fmt: skip
+            raise
+        base = f"/api/results/{request_id}"
+        result.summary |= {"id": request_id,
+                           "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
+                           "data": {n: f"{base}/data/{n}" for n in result.arrays}}  # fmt: skip
+        results.put(request_id, result)
+        if settings.store_dir is not None:
+            folder = settings.store_dir / request_id
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in result.downloads.values():
+                (folder / name).write_bytes(data)
+        log.info("request %s: 200, output %s, %.2f s", request_id[:8],
+                 result.summary["output"]["shape"], time.perf_counter() - start)  # fmt: skip
+        if download:
+            return _attachment(*result.downloads[download])
+        return result.summary
+
+    def _get(result_id: str) -> Result:
+        try:
+            return results.get(result_id)
+        except KeyError:
+            kept = f"results are kept {settings.result_ttl_s:g} s"
+            raise HTTPException(
+                404, f"no result {result_id!r} (expired or unknown; {kept})"
+            ) from None
+
+    @app.get("/api/results/{result_id}", summary="The JSON summary of a result")
+    async def summary(result_id: str) -> dict[str, Any]:
+        return _get(result_id).summary
+
+    @app.get("/api/results/{result_id}/data/{name}",
+             summary="One slice as raw little-endian float32; shape in X-Shape: h,w")  # fmt: skip
+    async def data(result_id: str, name: str, slice: int = 0) -> Response:
+        arrays = _get(result_id).arrays
+        if name not in arrays:
+            raise HTTPException(404, f"{name!r} is not one of {sorted(arrays)}")
+        stack = arrays[name]
+        if not 0 <= slice < stack.shape[0]:
+            raise HTTPException(404, f"slice {slice} out of range 0..{stack.shape[0] - 1}")
+        image = np.ascontiguousarray(stack[slice], dtype="<f4")
+        shape = f"{image.shape[0]},{image.shape[1]}"
+        return Response(image.tobytes(), media_type="application/octet-stream",
+                        headers={"X-Shape": shape, "Cache-Control": "no-store"})  # fmt: skip
+
+    @app.get("/api/results/{result_id}/download/{fmt}",
+             summary="16-bit PNG or derived DICOM (zip when several files)")  # fmt: skip
+    async def download_file(result_id: str, fmt: str) -> Response:
+        downloads = _get(result_id).downloads
+        if fmt not in downloads:
+            raise HTTPException(404, f"format {fmt!r} is not one of {sorted(downloads)}")
+        return _attachment(*downloads[fmt])
+
+    @app.delete("/api/results/{result_id}", summary="Forget a result now")
+    async def forget(result_id: str) -> dict[str, Any]:
+        return {"deleted": results.delete(result_id), "research_use_only": True}
+
+    return app

@@ -1,0 +1,190 @@
+"""Limits of `medsr serve` and the errors that map onto HTTP status codes.
+
+Every refusal is a `WebError` carrying its status code and a message that says what was
+wrong and what the limit is, so the API (`{"detail": ...}`) and the page show the same
+words. Sizes are checked before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class WebError(Exception):
+    """A request the app refuses; `status_code` is the HTTP status, `message` the reason."""
+
+    status_code = 400
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class UploadTooLarge(WebError):
+    status_code = 413
+
+
+class UnsupportedType(WebError):
+    status_code = 415
+
+
+class Unprocessable(WebError):
+    """Malformed file, too many pixels, an image the model cannot take (422)."""
+
+    status_code = 422
+
+
+class Busy(WebError):
+    status_code = 503
+
+
+class TimedOut(WebError):
+    status_code = 504
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `medsr serve` can be told (CLI options of the same names).
+
+    Attributes:
+        max_upload_bytes: whole request body, all files together (413 above).
+        max_pixels: input pixels of one request, all slices together (422 above).
+        max_files: files in one request (a DICOM series is one file per slice).
+        workers: threads that run models; requests beyond `workers + queue` get 503.
+        queue: requests allowed to wait for a worker.
+        timeout_s: seconds a request may wait and run before 504 (the model run itself
+            cannot be interrupted: its worker stays busy until it finishes).
+        keep_results: enhanced results kept in memory for viewing and download.
+        result_ttl_s: seconds a result stays in memory.
+        store_dir: when set, every download is also written under `store_dir/<result id>/`;
+            otherwise nothing outlives the request on disk.
+        device, tile_size, overlap: passed to the `Predictor`.
+    """
+
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_files: int = 1000
+    workers: int = 1
+    queue: int = 4
+    timeout_s: float = 600.0
+    keep_results: int = 8
+    result_ttl_s: float = 900.0
+    store_dir: Path | None = None
+    device: str = "cpu"
+    tile_size: int | None = 256
+    overlap: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_files", "workers", "keep_results"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.queue < 0:
+            raise ValueError(f"queue must be >= 0, got {self.queue}")
+        if not self.timeout_s > 0 or not self.result_ttl_s > 0:
+            raise ValueError(
+                f"timeout_s and result_ttl_s must be > 0, got {self.timeout_s}, {self.result_ttl_s}"
+            )
+
+
+def check_upload_size(size: int, limit: int) -> None:
+    """UploadTooLarge (413) when `size` bytes exceed `limit`."""
+    if size > limit:
+        raise UploadTooLarge(
+            f"upload of {_size(size)} exceeds the limit of {_size(limit)} "
+            "(medsr serve --max-upload-mb)"
+        )
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.4g} MB" if count >= 2**20 else f"{count:,} bytes"
+
+
+def check_pixels(pixels: int, limit: int, what: str = "input") -> None:
+    """Unprocessable (422) when an image of `pixels` pixels exceeds `limit`."""
+    if pixels > limit:
+        raise Unprocessable(
+            f"{what} has {pixels:,} pixels, more than the limit of {limit:,} pixels "
+            "(medsr serve --max-megapixels)"
+        )
+
+
+class WorkerPool:
+    """Runs blocking model work off the event loop: `workers` threads, `queue` waiting, a timeout.
+
+    A request beyond `workers + queue` in flight is refused at once (Busy, 503) rather than
+    queued without bound; one that does not finish within `timeout_s` gets TimedOut (504).
+    A timed-out run keeps its slot until its thread returns, so the bound stays true.
+    """
+
+    def __init__(self, workers: int, queue: int, timeout_s: float) -> None:
+        self.capacity = workers + queue
+        self.timeout_s = timeout_s
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medsr-web")
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
+    def _release(self, _: Future[Any]) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            if self.in_flight >= self.capacity:
+                raise Busy(
+                    f"server busy: {self.in_flight} requests in progress (limit "
+                    f"{self.capacity}, medsr serve --workers/--queue); retry shortly"
+                )
+            self.in_flight += 1
+        future = self._executor.submit(function, *args)
+        future.add_done_callback(self._release)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+        except asyncio.TimeoutError:
+            raise TimedOut(
+                f"processing took longer than {self.timeout_s:g} s (medsr serve --timeout)"
+            ) from None
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class ResultStore(Generic[T]):
+    """At most `capacity` results in memory, each for `ttl_s` seconds (oldest dropped first)."""
+
+    def __init__(self, capacity: int, ttl_s: float) -> None:
+        self.capacity, self.ttl_s = capacity, ttl_s
+        self._items: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (t, _) in self._items.items() if now - t > self.ttl_s]:
+            del self._items[key]
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._expire(time.monotonic())
+
+    def get(self, key: str) -> T:
+        """The result stored under `key`; KeyError when unknown or expired."""
+        with self._lock:
+            self._expire(time.monotonic())
+            return self._items[key][1]
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._items.pop(key, None) is not None

@@ -1,0 +1,291 @@
+"""What `medsr serve` does with an upload, free of HTTP: decode, check, enhance, package.
+
+`enhance_upload` runs in a worker thread. Uploads live in a request-scoped temporary folder
+(files named by position, never by the client's name) that is deleted before it returns;
+the result (arrays for the viewer, PNG / DICOM downloads as bytes) stays in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medsr.data.volume import Volume
+from medsr.inference import Predictor, available_models, consistency_map
+from medsr.inference.batch import output_tag
+from medsr.io.errors import MedsrIOError
+from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
+
+log = logging.getLogger("medsr.web")
+NOTICE = "Research use only: not for diagnosis or treatment decisions."
+SUFFIXES = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+MEDIA = {".png": "image/png", ".dcm": "application/dicom", ".zip": "application/zip"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the client's name (used for download names only) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass
+class Result:
+    """An enhanced upload: JSON `summary`, viewer `arrays` `(D, h, w)` float32 by name
+    (input, output, consistency, reference) and `downloads` by format: (filename, bytes)."""
+
+    summary: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    downloads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def load_models(names_or_paths: list[str], device: str = "cpu") -> dict[str, Predictor]:
+    """Predictors by id: the given names / checkpoint paths, else every installed model
+    (skipping those `Predictor` cannot run, such as PET/CT fusion models).
+
+    The id is the registered name, or the checkpoint's model name (suffixed `-2`, `-3` on a
+    clash). Raises FileNotFoundError / ValueError for a model that cannot be loaded.
+    """
+    models: dict[str, Predictor] = {}
+    for item in names_or_paths or available_models():
+        try:
+            predictor = Predictor.load(item, device=device)
+        except ValueError as error:  # e.g. an installed fusion model: not served here
+            if names_or_paths:
+                raise
+            log.warning("not serving installed model %s: %s", item, error)
+            continue
+        base = item if "/" not in item and not Path(item).is_file() else predictor.model_name
+        key, n = base, 1
+        while key in models:
+            n += 1
+            key = f"{base}-{n}"
+        models[key] = predictor
+    return models
+
+
+def describe_model(key: str, predictor: Predictor) -> dict[str, Any]:
+    """What `GET /api/models` lists for one model."""
+    from medsr.physics.tasks import TASKS
+
+    spec = TASKS.get(predictor.task)
+    return {
+        "id": key, "name": predictor.model_name, "task": predictor.task,
+        "scale": predictor.scale, "architecture": predictor.info.architecture,
+        "modalities": list(getattr(spec, "modalities", ()) or ()),
+        "unit": predictor.info.normalization.get("unit"),
+        "checkpoint_sha256": predictor.checkpoint_sha256,
+    }  # fmt: skip
+
+
+def sniff(upload: Upload) -> str:
+    """The kind of upload from its content: "dicom", "png", "jpeg" or "tiff" (DICOM
+    without the Part 10 preamble is recognised by a .dcm name)."""
+    head = upload.data[:132]
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if upload.name.lower().endswith((".dcm", ".dicom")):
+        return "dicom"  # no Part 10 preamble: the reader decides
+    raise UnsupportedType(
+        f"{upload.name!r} is not a DICOM, PNG, JPEG or TIFF file (checked its content); "
+        "medsr serve accepts those four"
+    )
+
+
+def _pixels(path: Path, kind: str) -> int:
+    """Pixel count from the header alone (no pixel data decoded)."""
+    if kind == "dicom":
+        from medsr.io.dicom import read_dataset
+
+        ds = read_dataset(path, stop_before_pixels=True)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        return int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * frames
+    if kind == "tiff":
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return sum(int(np.prod(p.shape[:2])) for p in tif.pages)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return int(image.size[0] * image.size[1])
+
+
+def decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> Volume:
+    """Write `uploads` under `folder` and read them as one Volume (a series when several).
+
+    Raises UnsupportedType (415), Unprocessable (422: malformed file, too many pixels,
+    several files that are not DICOM slices of one series).
+    """
+    from medsr.io import read
+    from medsr.io.dicom import read_dicom_series
+
+    kinds = [sniff(u) for u in uploads]
+    if len(uploads) > 1 and set(kinds) != {"dicom"}:
+        raise Unprocessable(
+            f"{what}: several files must all be DICOM slices of one series (got "
+            f"{', '.join(sorted(set(kinds)))}); upload other images one at a time"
+        )
+    folder.mkdir()
+    paths = [folder / f"{what}_{k:04d}{SUFFIXES[kind]}" for k, kind in enumerate(kinds)]
+    try:
+        total = 0
+        for upload, path, kind in zip(uploads, paths, kinds, strict=True):
+            path.write_bytes(upload.data)
+            total += _pixels(path, kind)
+        check_pixels(total, max_pixels, what)
+        return read_dicom_series(folder) if len(paths) > 1 else read(paths[0])
+    except MedsrIOError as error:
+        name = uploads[paths.index(error.path)].name if error.path in paths else what
+        label = f"{kinds[0].upper()} " if kinds[0] == "dicom" else ""
+        raise Unprocessable(f"malformed {label}file {name!r}: {error.problem}") from None
+    except (OSError, SyntaxError, ValueError) as error:  # PIL / tifffile on corrupt data
+        raise Unprocessable(f"malformed {kinds[0].upper()} {what}: {error}") from None
+
+
+def _stack(volume: Volume) -> np.ndarray:
+    return volume.array if volume.is_volume else volume.array[None]
+
+
+def reference_metrics(output: Volume, baseline: np.ndarray, reference: Volume) -> dict[str, Any]:
+    """PSNR / SSIM of the model output and of bicubic upsampling against `reference`.
+
+    CT in HU is scored on the neuro, abdomen and chest windows (data range 1 after
+    windowing, `medsr.metrics.ct`); other images on the reference's own range (max - min).
+    """
+    from medsr.metrics.ct import CT_WINDOWS, window_to_unit
+    from medsr.metrics.image import psnr, ssim
+
+    if reference.shape != output.shape:
+        raise Unprocessable(
+            f"reference is {'x'.join(map(str, reference.shape))} but the result is "
+            f"{'x'.join(map(str, output.shape))}: upload the full-resolution image of the "
+            "same slice(s)"
+        )
+    target = torch.from_numpy(_stack(reference))[:, None]
+    images = {"model": torch.from_numpy(_stack(output))[:, None],
+              "bicubic": torch.from_numpy(baseline)[:, None]}  # fmt: skip
+    rows = []
+    if output.unit == "HU" and reference.unit == "HU":
+        for name, window in CT_WINDOWS.items():
+            t = window_to_unit(target, window)
+            for method, x in images.items():
+                x = window_to_unit(x, window)
+                rows.append({"method": method, "range": f"{name} C{window.center:g}/W"
+                             f"{window.width:g}", "psnr_db": float(psnr(x, t, data_range=1.0)),
+                             "ssim": float(ssim(x, t, data_range=1.0))})  # fmt: skip
+    else:
+        span = float(target.max() - target.min()) or 1.0
+        for method, x in images.items():
+            rows.append({"method": method, "range": f"reference range {span:.4g}",
+                         "psnr_db": float(psnr(x, target, data_range=span)),
+                         "ssim": float(ssim(x, target, data_range=span))})  # fmt: skip
+    return {"rows": rows, "note": "data range stated per row; bicubic is the baseline"}
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def package(output: Volume, folder: Path, stem: str) -> dict[str, tuple[str, bytes]]:
+    """16-bit PNG and derived DICOM downloads; several files come as one zip."""
+    from medsr.io.dicom_write import write_dicom_series
+    from medsr.io.raster import write_png
+
+    out = folder / "out"
+    out.mkdir()
+    slices = [output.slice(k) for k in range(output.num_slices)] if output.is_volume else [output]
+    pngs = [write_png(s, out / f"{stem}_z{k:04d}.png") for k, s in enumerate(slices)]
+    dicoms = write_dicom_series(output, out / "dicom", prefix=stem)
+    downloads = {}
+    for fmt, paths in (("png", pngs), ("dicom", dicoms)):
+        if len(paths) == 1:
+            downloads[fmt] = (f"{stem}{paths[0].suffix}", paths[0].read_bytes())
+        else:
+            zipped = _zip({f"{stem}/{p.name}": p.read_bytes() for p in paths})
+            downloads[fmt] = (f"{stem}_{fmt}.zip", zipped)
+    return downloads
+
+
+def _range(array: np.ndarray) -> list[float]:
+    return [float(array.min()), float(array.max())]
+
+
+def enhance_upload(
+    key: str, predictor: Predictor, uploads: list[Upload], reference: list[Upload],
+    settings: Settings,
+) -> Result:  # fmt: skip
+    """Decode, enhance, check consistency, score against a reference, package downloads."""
+    from medsr.physics.resize import upsample
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
+        folder = Path(scratch)
+        volume = decode(uploads, folder / "input", settings.max_pixels, "input")
+        ref = decode(reference, folder / "ref", settings.max_pixels * predictor.scale**2,
+                     "reference") if reference else None  # fmt: skip
+        try:
+            predictor.check_volume(volume)
+        except ValueError as error:
+            raise Unprocessable(str(error)) from None
+        output = predictor.enhance(volume, tile_size=settings.tile_size,
+                                   overlap=settings.overlap)  # fmt: skip
+        low, high = _stack(volume), _stack(output)
+        checks = [consistency_map(lo, hi, predictor.task, predictor.scale)
+                  for lo, hi in zip(low, high, strict=True)]  # fmt: skip
+        metrics = None
+        if ref is not None:
+            with torch.no_grad():
+                baseline = upsample(torch.from_numpy(low), predictor.scale).numpy()
+            metrics = reference_metrics(output, baseline, ref)
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(uploads[0].name).stem)[:64] or "image"
+        stem = f"{base}_{output_tag(predictor.scale)}"
+        downloads = package(output, folder, stem)
+    arrays = {"input": low, "output": high, "consistency": np.stack([c.map for c in checks])}
+    if ref is not None:
+        arrays["reference"] = _stack(ref)
+    worst = max(range(len(checks)), key=lambda k: checks[k].score)
+    window = volume.window
+    summary = {
+        "research_use_only": True, "notice": NOTICE,
+        "model": describe_model(key, predictor),
+        "input": {"shape": list(volume.shape), "slices": volume.num_slices,
+                  "modality": volume.modality, "unit": volume.unit,
+                  "spacing_mm": list(volume.spacing), "range": _range(low),
+                  "window": None if window is None else {"center": window.center,
+                                                         "width": window.width}},
+        "output": {"shape": list(output.shape), "spacing_mm": list(output.spacing),
+                   "range": _range(high)},
+        "consistency": {"score": checks[worst].score, "worst_slice": worst,
+                        "scores": [c.score for c in checks],
+                        "noise_sd": [c.noise_sd for c in checks],
+                        "description": checks[worst].description},
+        "metrics": metrics, "seconds": round(time.perf_counter() - start, 3),
+    }  # fmt: skip
+    return Result(summary, arrays, downloads)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,126 @@
+"""The page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
+
+Uploads a DICOM, waits for the result, checks its size and pixels on the page, toggles the
+swipe slider and the consistency map, downloads the derived DICOM, and saves screenshots to
+`$MEDSR_TEST_ARTIFACTS` (default `out/test-artifacts/`). Skipped only when Chromium is absent
+and MEDSR_REQUIRE_E2E is unset (`make test` sets it, so CI fails without the browser).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+CHROMIUM = Path(os.environ.get("MEDSR_CHROMIUM", "/usr/bin/chromium"))
+REQUIRED = bool(os.environ.get("MEDSR_REQUIRE_E2E"))
+ARTIFACTS = Path(os.environ.get("MEDSR_TEST_ARTIFACTS", "out/test-artifacts"))
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+if not CHROMIUM.exists() and not REQUIRED:
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; set MEDSR_REQUIRE_E2E=1 to "
+                "make this a failure)", allow_module_level=True)  # fmt: skip
+if not REQUIRED:
+    pytest.importorskip("playwright", reason="pip install -e '.[e2e]'")
+    pytest.importorskip("uvicorn", reason="pip install -e '.[web]'")
+import uvicorn  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from medsr.inference import Predictor  # noqa: E402
+from medsr.web.app import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(checkpoints: dict[str, Path]) -> Iterator[str]:
+    """The app on a free loopback port, in a thread; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app({"ct-ldct-x4": Predictor.load(str(checkpoints["ct"]))})
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not instance.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium (CI requires it)"
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=ARGS, accept_downloads=True, viewport={"width": 1400, "height": 900},
+        )  # fmt: skip
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def _pixel(page: Page, canvas: str, fx: float, fy: float) -> list[int]:
+    """RGBA of `canvas` at fractions (fx, fy) of its size."""
+    script = """([id, fx, fy]) => { const c = document.getElementById(id);
+        return Array.from(c.getContext('2d').getImageData(Math.floor(fx * c.width),
+            Math.floor(fy * c.height), 1, 1).data); }"""
+    result: Any = page.evaluate(script, [canvas, fx, fy])
+    return list(result)
+
+
+def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path: Path) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
+    assert page.locator("#model option").count() == 1
+
+    page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
+    page.click("#run")
+    size = page.locator("#result-size")
+    size.filter(has_text="512 × 512").wait_for(timeout=60_000)
+    assert size.get_attribute("data-width") == "512" and size.get_attribute("data-height") == "512"
+    assert "Done" in page.locator("#status").inner_text()
+    centre = _pixel(page, "right", 0.5, 0.5)
+    assert centre[3] == 255 and max(centre[:3]) > 0  # the result is drawn, not black
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_side_by_side.png"))
+
+    page.select_option("#preset", "400,1800")  # bone window
+    assert page.input_value("#center") == "400" and page.input_value("#width") == "1800"
+    page.check("#mode-swipe")
+    assert page.locator("#swipe-pane").is_visible() and not page.locator("#left").is_visible()
+    page.locator("#swipe-position").fill("250")
+    assert _pixel(page, "swipe", 0.25, 0.5)[:3] == [255, 213, 79]  # the divider moved there
+    assert _pixel(page, "swipe", 0.5, 0.5)[:3] != [255, 213, 79]
+    page.check("#show-consistency")
+    assert page.locator("#swipe-caption").inner_text() == "consistency | result"
+    page.locator("#swipe-position").fill("470")  # the divider inside the image
+    assert "Consistency score" in page.locator("#consistency-info").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "web_swipe_consistency.png"))
+
+    with page.expect_download() as info:
+        page.click("#download-dicom")
+    download = info.value
+    assert download.suggested_filename == "CT_small_x4.dcm"
+    target = tmp_path / download.suggested_filename
+    download.save_as(target)
+    ds = pydicom.dcmread(target)
+    assert (ds.Rows, ds.Columns) == (512, 512) and "DERIVED" in ds.ImageType
+    assert errors == []
