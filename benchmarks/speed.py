@@ -7,8 +7,9 @@ Each (architecture, output size, backend) runs in its own subprocess, so its pea
 memory (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) is its own. Models have the sizes of
 the shipped configs (configs/srgan-xray-x4.yaml, configs/esrgan-xray-x4.yaml) with random
 weights (speed does not depend on the weights), run through `Predictor.enhance_array` with
-the default 256-pixel tiles and 32-pixel overlap, on a random image. One warm-up call on a
-64 x 64 image, then the mean of `repeats` timed calls. The bicubic column is
+the default 256-pixel tiles and 32-pixel overlap, on a random image. `--archs` also takes
+shipped model names (`--archs xray-x4 ct-ldct-x4`): their real weights and scale. One
+warm-up call on a 64 x 64 image, then the mean of `repeats` timed calls. The bicubic column is
 `medsr.physics.resize.upsample(..., "bicubic")` on the same input in the same process.
 """
 
@@ -58,8 +59,11 @@ def worker(arch: str, size: int, backend: str, threads: int, repeats: int) -> di
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
-        predictor = Predictor.load(str(_checkpoint(arch, Path(folder))), backend=backend)
-    image = np.random.default_rng(0).random((size // 4, size // 4)).astype(np.float32)
+        # An architecture name gets random weights; anything else is a shipped model or a file.
+        source = str(_checkpoint(arch, Path(folder))) if arch in CONFIGS else arch
+        predictor = Predictor.load(source, backend=backend)
+    low = size // predictor.scale
+    image = np.random.default_rng(0).random((low, low)).astype(np.float32)
     predictor.enhance_array(image[:64, :64])
     start = time.perf_counter()
     for _ in range(repeats):
@@ -69,7 +73,7 @@ def worker(arch: str, size: int, backend: str, threads: int, repeats: int) -> di
     tensor = torch.from_numpy(image)
     start = time.perf_counter()
     for _ in range(max(repeats, 3)):
-        upsample(tensor, 4, "bicubic")
+        upsample(tensor, max(predictor.scale, 1), "bicubic")
     bicubic = (time.perf_counter() - start) / max(repeats, 3)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return {"seconds": seconds, "bicubic_seconds": bicubic, "peak_rss_mib": peak_mib}
@@ -84,7 +88,12 @@ def run_subprocess(arch: str, size: int, backend: str, threads: int, repeats: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=list(CONFIGS))
+    parser.add_argument(
+        "--archs",
+        nargs="+",
+        default=list(CONFIGS),
+        help="architectures (random weights) or shipped model names / files",
+    )
     parser.add_argument("--sizes", nargs="+", type=int, default=list(REPEATS))
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--threads", type=int, default=2)

@@ -291,6 +291,31 @@ def enhance(
         raise typer.Exit(2) from None
 
 
+@app.command("fuse")
+def fuse(
+    ct: str = typer.Option(..., "--ct", help="CT (HU): DICOM series folder, NIfTI or image."),
+    pet: str = typer.Option(..., "--pet", help="PET (SUV): DICOM series folder, NIfTI or image."),
+    output: str = typer.Option(..., "-o", "--output", help="Output folder (files never replaced)."),
+    model: str = typer.Option("fusion-petct-x4", "--model", help="Registered name or .pt."),
+    format: str | None = typer.Option(
+        None, "--format", help="png, tiff, nifti or dicom (default: like the PET input)."
+    ),  # fmt: skip
+    alpha: float = typer.Option(0.5, help="Weight of the PET colour map over the CT (0..1)."),
+    suv_max: float | None = typer.Option(None, help="SUV at the top of the colour map."),
+    device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
+) -> None:
+    """Enhance a PET onto its CT's grid (CT-guided x4) and write a fused PET/CT image."""
+    from medsr.data.samples import SampleNotAvailable
+    from medsr.inference.fusion_batch import fuse_paths
+
+    try:
+        fuse_paths(ct, pet, output, model, fmt=format, alpha=alpha, suv_max=suv_max,
+                   device=device, report=lambda path: typer.echo(f"wrote {path}"))  # fmt: skip
+    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command("export-onnx")
 def export_onnx(
     checkpoint: str = typer.Argument(..., help="Training checkpoint (.pt)."),

@@ -79,7 +79,7 @@ def test_ct_model_refuses_images_not_in_hu(make_checkpoint: Callable[..., Path])
 
 
 def test_registry_names_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert set(MODELS) >= {"ct-ldct-x4", "ct-ldct", "xray-x4", "xray-x4-gan"}
+    assert set(MODELS) >= {"ct-ldct-x4", "xray-x4", "fusion-petct-x4"}
     planned = ModelEntry("not-yet", "not-yet.pt", "x4", "a planned model without weights")
     monkeypatch.setitem(MODELS, "not-yet", planned)
     assert "not-yet" not in available_models()

@@ -77,6 +77,11 @@ def load_torch_model(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.M
     payload = load_checkpoint(path)
     config = payload.get("config") or {}
     spec = payload["generator"]
+    from medsr.models import FUSION_GENERATORS
+
+    if spec["name"] in FUSION_GENERATORS:
+        raise ValueError(f"{path}: {spec['name']} is a CT + PET fusion model; use medsr fuse "
+                         "(FusionPredictor)")  # fmt: skip
     data = config.get("data", {})
     normalization = dict(payload.get("normalization") or config.get("normalization") or {})
     if normalization.get("kind") not in ("window", "percentile"):

@@ -1,8 +1,9 @@
 """Named models shipped inside the package, and resolving a model name or checkpoint path.
 
 `MODELS` lists the shipped names with their file under `src/medsr/weights/` and a model card
-under `docs/models/`; a name whose file is absent gives a clear error saying so. Nothing is ever downloaded: a
-model is a file in the package or a path the user gives.
+under `docs/models/`; a name whose file is absent gives a clear error saying so. Nothing is
+ever downloaded: a model is a file in the package or a path the user gives. (The GAN
+variants and the x1 CT denoiser are trained with the same configs but not shipped yet.)
 """
 
 from __future__ import annotations
@@ -37,16 +38,8 @@ MODELS: dict[str, ModelEntry] = {
     for entry in (
         ModelEntry("ct-ldct-x4", "ct-ldct-x4.pt", "ldct-x4",
                    "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT"),
-        ModelEntry("ct-ldct-x4-gan", "ct-ldct-x4-gan.pt", "ldct-x4",
-                   "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)"),
-        ModelEntry("ct-ldct", "ct-ldct.pt", "ldct",
-                   "SRResNet, 25 % dose CT denoising at x1 (PSNR-oriented); head CT"),
-        ModelEntry("ct-ldct-gan", "ct-ldct-gan.pt", "ldct",
-                   "SRGAN fine-tune of ct-ldct (sharper texture, lower PSNR)"),
         ModelEntry("xray-x4", "xray-x4.pt", "xray-x4",
                    "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)"),
-        ModelEntry("xray-x4-gan", "xray-x4-gan.pt", "xray-x4",
-                   "SRGAN fine-tune of xray-x4 (sharper texture, lower PSNR)"),
         ModelEntry("fusion-petct-x4", "fusion-petct-x4.pt", "petct",
                    "CT-guided PET x4 (PetCtFusion), 25 %-count simulated FDG PET; medsr fuse"),
     )

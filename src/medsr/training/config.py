@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from medsr.models import DISCRIMINATORS, GENERATORS
+from medsr.models import DISCRIMINATORS, FUSION_GENERATORS, GENERATORS
 from medsr.physics.tasks import TASKS
 
 
@@ -69,15 +69,20 @@ class NormalizationConfig:
     """Intensity -> [0, 1] mapping applied to both images of a pair after the degradation.
 
     `window`: `(x - low) / (high - low)` with fixed `low`, `high` in the image unit (HU for
-    CT, e.g. [-1024, 3071]); `percentile`: each image mapped by its own `percentiles`
-    (radiographs), applied to the image before the degradation. Stored in the checkpoint so
-    inference can apply and invert it.
+    CT, e.g. [-1024, 3071]; SUV for `petct`, e.g. [0, 10]); `percentile`: each image mapped
+    by its own `percentiles` (radiographs), applied to the image before the degradation.
+    `guide_windows`: the CT guide of two-input (`petct`) models, one channel per HU
+    `[low, high]` mapped to [0, 1] and clipped. Stored in the checkpoint so inference can
+    apply and invert it.
     """
 
     kind: Literal["window", "percentile"] = "window"
     low: float = -1024.0
     high: float = 3071.0
     percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])
+    guide_windows: list[list[float]] = field(
+        default_factory=lambda: [[-1000.0, 1000.0], [0.0, 80.0]]
+    )
 
 
 @dataclass
@@ -283,7 +288,9 @@ def _build(cls: Any, data: dict[str, Any], prefix: str = "") -> Any:
         if hints[f.name] is ModelConfig:
             if not isinstance(data[f.name], dict):
                 raise ValueError(f"{key}: expected a mapping, got {data[f.name]!r}")
-            table = DISCRIMINATORS if f.name == "discriminator" else GENERATORS
+            table = (
+                DISCRIMINATORS if f.name == "discriminator" else {**GENERATORS, **FUSION_GENERATORS}
+            )
             default = "vgg" if f.name == "discriminator" else "srresnet"
             values[f.name] = _build_model(data[f.name], key, table, default)
         elif is_dataclass(hints[f.name]):
@@ -348,8 +355,29 @@ def _validate(config: TrainConfig) -> None:
         from medsr.metrics.ct import get_window
 
         get_window(config.evaluation.window)
+    _validate_fusion(config)
     if unknown := set(config.phase_overrides) - {"pretrain", "gan"}:
         raise ValueError(f"phase_overrides: unknown phase(s) {sorted(unknown)}")
+
+
+def _validate_fusion(config: TrainConfig) -> None:
+    """`petct` (CT guide + PET) goes with a `FUSION_GENERATORS` model, and only with one."""
+    fusion, n = config.model.name in FUSION_GENERATORS, config.normalization
+    if (config.data.task == "petct") != fusion:
+        raise ValueError(f"data.task {config.data.task!r} and model.name {config.model.name!r} "
+                         f"do not match: task petct needs a model of {sorted(FUSION_GENERATORS)}"
+                         " and those models need task petct")  # fmt: skip
+    if not fusion:
+        return
+    if n.kind != "window":
+        raise ValueError(f"task petct needs normalization.kind window (SUV), got {n.kind!r}")
+    guide = config.model.kwargs.get("guide_channels", 2)
+    if guide != len(n.guide_windows):
+        raise ValueError(f"model.guide_channels {guide} != {len(n.guide_windows)} "
+                         f"normalization.guide_windows {n.guide_windows}")  # fmt: skip
+    for window in n.guide_windows:
+        if len(window) != 2 or not window[1] > window[0]:
+            raise ValueError(f"normalization.guide_windows: {window} is not [low, high]")
 
 
 def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:

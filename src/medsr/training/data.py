@@ -18,9 +18,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
 from medsr.data.noise_bank import NoiseBankPairs
+from medsr.data.pet_bank import PetBankPairs
 from medsr.data.samples import load_sample
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
 from medsr.data.volume import Volume
+from medsr.physics.pet_task import PetCtTask
 from medsr.physics.tasks import LowDoseCTTask, make_task
 from medsr.training.config import DataConfig, NormalizationConfig
 
@@ -96,11 +98,20 @@ def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
 
 def _dataset(
     sources: list[PatchSource], config: DataConfig, num_samples: int, seed: int,
-    augment: bool, normalize: Any, progress: bool,
+    augment: bool, normalize: Any, progress: bool, guide_windows: list[list[float]] | None = None,
 ) -> Dataset[Item]:  # fmt: skip
     task = make_task(config.task, **config.task_overrides)
     if getattr(task, "scale", config.scale) != config.scale:
         raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
+    if isinstance(task, PetCtTask):  # whole-slice PET simulations, drawn once (pet_bank.py)
+        from tqdm import tqdm
+
+        bar = (lambda it: tqdm(list(it), desc="PET bank", unit="slice")) if progress else None
+        return PetBankPairs(
+            sources, task, config.patch_size, num_samples, seed, config.min_foreground,
+            augment, normalize, guide_windows or [], config.noise_bank_size, bank_seed=seed,
+            progress=bar, cache_dir=config.cache_dir,
+        )  # fmt: skip
     if isinstance(task, LowDoseCTTask):
         from tqdm import tqdm
 
@@ -133,11 +144,15 @@ def build_data(
     else:
         stored = {"kind": "percentile", "percentiles": list(normalization.percentiles)}
     unit = train_sources[0].volume.unit if normalization.kind == "window" else "[0, 1]"
+    guide = None
+    if config.task == "petct":  # the target and the PET are in SUV; the CT is a guide
+        unit, guide = "SUV", [list(w) for w in normalization.guide_windows]
+        stored |= {"guide_windows": guide, "guide_unit": "HU"}
     stored["unit"] = unit
     train = _dataset(train_sources, config, items_per_step, seed, config.augment, normalize,
-                     progress)  # fmt: skip
+                     progress, guide)  # fmt: skip
     validation = _dataset(val_sources, config, config.num_validation, seed + 1, False, normalize,
-                          progress)  # fmt: skip
+                          progress, guide)  # fmt: skip
     batch = collate_pairs([validation[i] for i in range(len(validation))])  # type: ignore[arg-type]
     return TrainingData(train, batch["low"], batch["high"], statement, stored, unit)
 

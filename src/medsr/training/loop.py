@@ -81,11 +81,14 @@ def evaluate(
     low, high = data.validation_low, data.validation_high
     output = torch.cat([model(low[i : i + size].to(device)).float().cpu()
                         for i in range(0, len(low), size)])  # fmt: skip
+    low = low[:, : high.shape[1]]  # a packed CT + PET input (fusion) holds the PET first
     bicubic = upsample(low, config.data.scale, "bicubic") if config.data.scale > 1 else low
     window, metrics = config.evaluation.window, {}
-    target = _to_metric_space(high, data)
+    # Without a window the metrics are on the normalised images clipped to [0, 1] (as labelled)
+    space = (lambda x: _to_metric_space(x, data)) if window else (lambda x: x.clamp(0.0, 1.0))
+    target = space(high)
     for name, image in (("model", output), ("bicubic", bicubic)):
-        image = _to_metric_space(image, data)
+        image = space(image)
         if window:
             metrics[f"psnr_{name}"] = float(windowed_psnr(image, target, window))
             metrics[f"ssim_{name}"] = float(windowed_ssim(image, target, window))

@@ -1,0 +1,177 @@
+"""CT-guided PET training pairs from a bank of whole-slice PET simulations.
+
+A PET slice must be simulated whole: every line of response crosses the whole body
+(attenuation, randoms and scatter, OSEM over the full field), so a patch simulated alone
+would be a small hot object in air. At ~0.15 s per 256^2 slice that is too slow per training
+item, so `PetBankPairs` simulates `realisations` PET/CT pairs of every training slice up
+front (the bank: target activity on the CT grid, low-count PET on the `scale`-times coarser
+grid, each realisation with its own lesions, texture and counts noise) and an item is an
+aligned crop of one realisation: the CT patch `(p, p)`, the PET patch `(p/s, p/s)` whose
+pixels cover exactly those CT pixels, and the target patch `(p, p)`, augmented alike.
+
+Items are packed for `medsr.models.fusion`: `low` = PET (normalised) then the CT mapped
+through each of `guide_windows`, folded by `pixel_unshuffle`: `(1 + G s^2, p/s, p/s)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
+from medsr.data.noise_bank import _generator, identity_degradation
+from medsr.data.volume import Volume
+from medsr.models.fusion import pack_inputs
+from medsr.physics.pet_task import PetCtTask
+
+Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
+DEFAULT_GUIDE_WINDOWS = ((-1000.0, 1000.0), (0.0, 80.0))
+"""CT guide channels, HU `(low, high)` mapped to [0, 1] and clipped: a wide window (air, fat,
+soft tissue, bone) and the brain window (grey / white matter, a few HU apart)."""
+
+
+def guide_channels(ct_hu: torch.Tensor, windows: Sequence[Sequence[float]]) -> torch.Tensor:
+    """CT `(..., H, W)` in HU -> `(..., G, H, W)` in [0, 1], one channel per `(low, high)`."""
+    if not windows:
+        raise ValueError("guide windows must not be empty")
+    channels = []
+    for window in windows:
+        if len(window) != 2 or not float(window[1]) > float(window[0]):
+            raise ValueError(f"a guide window is (low, high) with high > low, got {window}")
+        low, high = float(window[0]), float(window[1])
+        channels.append(((ct_hu.float() - low) / (high - low)).clamp(0.0, 1.0))
+    return torch.stack(channels, dim=-3)
+
+
+class PetBankPairs(Dataset[Item]):
+    """`petct` pairs cropped from a bank of whole-slice simulations (module doc).
+
+    Items: `low` packed `(1 + G s^2, p/s, p/s)`, `high` target `(1, p, p)` (PET and target
+    through `normalize`, e.g. SUV / 10), `params` (the task settings, the realisation's
+    drawn values and `sample`: source, slice, row, col, size, augment, realisation).
+
+    Args:
+        sources, patch_size, num_samples, seed, min_foreground, augment: as `OnTheFlyPairs`
+            (patch corners are moved down to multiples of `task.scale`).
+        task: the `PetCtTask` (`make_task("petct", ...)`).
+        normalize: SUV -> model units, for the PET and the target.
+        guide_windows: HU windows of the CT guide channels (`guide_channels`).
+        realisations: simulations per slice in the bank.
+        bank_seed: realisation r of slice k of source i uses a generator seeded from
+            `(bank_seed, i, k, r)`.
+        progress: wraps the iteration over slices while the bank is built (e.g. tqdm).
+        cache_dir: where to keep the bank (`pet_bank-<hash>.pt`); None: no cache.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Volume | PatchSource],
+        task: PetCtTask,
+        patch_size: int = 64,
+        num_samples: int = 1000,
+        seed: int = 0,
+        min_foreground: float = 0.5,
+        augment: bool = True,
+        normalize: Normalize | None = None,
+        guide_windows: Sequence[Sequence[float]] = DEFAULT_GUIDE_WINDOWS,
+        realisations: int = 4,
+        bank_seed: int = 0,
+        progress: Progress | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if not isinstance(task, PetCtTask):
+            raise ValueError(f"task must be a PetCtTask (make_task('petct')), got {task!r}")
+        if realisations < 1:
+            raise ValueError(f"realisations must be >= 1, got {realisations}")
+        if patch_size % task.scale:
+            raise ValueError(f"patch_size {patch_size} must be a multiple of scale {task.scale}")
+        guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
+        self.patches = OnTheFlyPairs(
+            sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
+            augment, None,
+        )  # fmt: skip
+        self.task, self.scale, self.normalize = task, task.scale, normalize
+        self.guide_windows = [tuple(float(v) for v in w) for w in guide_windows]
+        self.realisations, self.bank_seed = realisations, bank_seed
+        self.params: dict[tuple[int, int, int], dict[str, object]] = {}
+        self.bank = self._load_or_build(progress, cache_dir)
+
+    @property
+    def source_ids(self) -> list[str]:
+        return self.patches.source_ids
+
+    @property
+    def slice_index(self) -> list[tuple[int, int]]:
+        return self.patches.slice_index
+
+    def set_epoch(self, epoch: int) -> None:
+        self.patches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def _key(self) -> str:
+        digest = hashlib.sha1(repr((self.task, self.realisations, self.bank_seed)).encode())
+        for i, k in self.slice_index:
+            volume = self.patches.sources[i].volume
+            digest.update(f"{i},{k},{volume.spacing[-1]}".encode())
+            digest.update(np.ascontiguousarray(_slice(volume, k)).tobytes())
+        return digest.hexdigest()[:16]
+
+    def _load_or_build(
+        self, progress: Progress | None, cache_dir: str | Path | None
+    ) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
+        path = None if cache_dir is None else Path(cache_dir) / f"pet_bank-{self._key()}.pt"
+        if path is not None and path.is_file():
+            stored = torch.load(path, weights_only=True)
+            return {(i, k): {n: stored[f"{i},{k},{n}"] for n in ("ct", "target", "low")}
+                    for i, k in self.slice_index}  # fmt: skip
+        bank: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        for i, k in progress(self.slice_index) if progress else self.slice_index:
+            volume = self.patches.sources[i].volume
+            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))[None]
+            targets, lows, ct = [], [], torch.empty(0)
+            for r in range(self.realisations):
+                pair = self.task(
+                    image, float(volume.spacing[-1]), _generator(self.bank_seed, i, k, r)
+                )
+                targets.append(pair.high[0])
+                lows.append(pair.low[0])
+                ct = pair.guide[0] if pair.guide is not None else image[0]
+                kept = ("counts", "lesions", "prompts_low", "noise_seed")
+                self.params[(i, k, r)] = {n: pair.params[n] for n in kept if n in pair.params}
+            bank[(i, k)] = {"ct": ct, "target": torch.stack(targets), "low": torch.stack(lows)}
+        if path is not None:
+            from medsr.training.checkpoint import save_atomic
+
+            save_atomic({f"{i},{k},{n}": v for (i, k), entry in bank.items()
+                         for n, v in entry.items()}, path)  # fmt: skip
+        return bank
+
+    def __getitem__(self, index: int) -> Item:
+        item = self.patches[index]
+        sample = dict(item["params"]["sample"])
+        i, k, p, op = (sample[n] for n in ("source_index", "slice", "size", "augment"))
+        s = self.scale
+        row, col = sample["row"] // s * s, sample["col"] // s * s
+        g = _generator(self.patches.seed, self.patches.epoch, index, 1)
+        r = int(torch.randint(0, self.realisations, (1,), generator=g))
+        entry = self.bank[(i, k)]
+        ct = entry["ct"][row : row + p, col : col + p][None]
+        high = entry["target"][r, row : row + p, col : col + p][None]
+        low = entry["low"][r, row // s : (row + p) // s, col // s : (col + p) // s][None]
+        ct, high, low = dihedral(ct, op), dihedral(high, op), dihedral(low, op)
+        if self.normalize is not None:
+            low, high = self.normalize(low), self.normalize(high)
+        guide = guide_channels(ct[0], self.guide_windows)
+        packed = pack_inputs(low[None], guide[None], s)[0]
+        params = {"task": self.task.task, "scale": s, "counts": self.task.counts,
+                  "count_fraction": self.task.count_fraction,
+                  "guide_windows": [list(w) for w in self.guide_windows],
+                  "sample": {**sample, "row": row, "col": col, "realisation": r}}  # fmt: skip
+        return {"low": packed.contiguous(), "high": high.contiguous(), "params": params}

@@ -1,0 +1,96 @@
+"""`medsr fuse`: a CT and a PET in, the enhanced PET and a fused display image out.
+
+Inputs are anything `medsr enhance` reads (DICOM series folders, NIfTI, images, sample:NAME).
+Outputs go to one folder, named after the PET: `<pet stem>_x4` in the format of the PET input
+(or `fmt`; a DICOM PET becomes a derived DICOM series `<stem>_x4/IM_0001.dcm ...`), and
+`<pet stem>_x4_fused.png` (a 3-D CT: one `_fused_z0000.png` per slice): the PET in the `hot`
+colour map, blended with weight `alpha` over the CT in its window. Nothing existing is
+replaced, and the output folder may not be an input's folder (as `medsr enhance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from medsr.data.volume import Volume, Window
+from medsr.inference.batch import check_destination, default_format, plan_jobs, write_output
+from medsr.inference.fusion import FusionPredictor
+
+DEFAULT_CT_WINDOW = Window(center=40.0, width=400.0)
+
+
+def fused_overlay(ct_hu: np.ndarray, pet_suv: np.ndarray, ct_window: Window = DEFAULT_CT_WINDOW,
+                  alpha: float = 0.5, suv_max: float = 10.0) -> np.ndarray:  # fmt: skip
+    """RGB uint8 `(H, W, 3)`: `(1 - alpha) * grey(CT in window) + alpha * hot(PET / suv_max)`.
+
+    `ct_hu` and `pet_suv` are `(H, W)` on the same grid; `alpha` in [0, 1]; `suv_max` > 0.
+    """
+    import matplotlib
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not suv_max > 0:
+        raise ValueError(f"suv_max must be > 0, got {suv_max}")
+    if np.shape(ct_hu) != np.shape(pet_suv) or np.ndim(ct_hu) != 2:
+        raise ValueError(f"CT and PET must be (H, W) on one grid, got {np.shape(ct_hu)} and "
+                         f"{np.shape(pet_suv)}")  # fmt: skip
+    grey = ct_window.apply(ct_hu)[..., None]
+    hot = matplotlib.colormaps["hot"](np.clip(np.asarray(pet_suv) / suv_max, 0.0, 1.0))[..., :3]
+    rgb = (1.0 - alpha) * grey + alpha * hot
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def write_overlays(ct: Volume, pet: Volume, prefix: Path, ct_window: Window | None, alpha: float,
+                   suv_max: float | None) -> list[Path]:  # fmt: skip
+    """Write `prefix.png` (2-D) or `prefix_z0000.png`, ... (3-D); never replaces a file."""
+    from PIL import Image
+
+    window = ct_window or ct.window or DEFAULT_CT_WINDOW
+    top = suv_max or max(1.0, float(np.percentile(pet.array, 99.5)))
+    cts = ct.array if ct.is_volume else ct.array[None]
+    pets = pet.array if pet.is_volume else pet.array[None]
+    paths = [prefix.with_name(f"{prefix.name}_z{k:04d}.png") for k in range(len(cts))]
+    if not ct.is_volume:
+        paths = [prefix.with_name(prefix.name + ".png")]
+    if existing := [str(p) for p in paths if p.exists()]:
+        raise FileExistsError(f"will not overwrite {', '.join(existing[:3])}")
+    for path, c, p in zip(paths, cts, pets, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(fused_overlay(c, p, window, alpha, top), mode="RGB").save(path)
+    return paths
+
+
+def fuse_paths(
+    ct: str, pet: str, out: str | Path, model: str = "fusion-petct-x4", fmt: str | None = None,
+    alpha: float = 0.5, ct_window: Window | None = None, suv_max: float | None = None,
+    device: str = "cpu", allow_input_folder: bool = False,
+    report: Callable[[Path], None] | None = None,
+) -> list[Path]:  # fmt: skip
+    """Fuse one CT and one PET into folder `out`; returns the written paths (module doc)."""
+    from medsr.data.samples import read_source
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    jobs = [*plan_jobs([ct]), *plan_jobs([pet])]
+    if len(jobs) != 2:
+        raise ValueError(f"--ct and --pet must each be one image or series, got {len(jobs)} jobs")
+    if jobs[0].stem == jobs[1].stem:  # only the PET's name is used; keep them apart anyway
+        jobs[0] = type(jobs[0])(jobs[0].source, jobs[0].stem + "_ct", jobs[0].folder,
+                                jobs[0].folder_input)  # fmt: skip
+    predictor = FusionPredictor.load(model, device=device)
+    tag = f"x{predictor.scale}"
+    out = Path(out)
+    check_destination(jobs, out, tag, allow_input_folder)
+    ct_volume, pet_volume = read_source(ct), read_source(pet)
+    result = predictor.fuse(ct_volume, pet_volume, progress=ct_volume.num_slices > 1)
+    prefix = f"{jobs[1].stem}_{tag}"
+    written = write_output(result.enhanced, out, prefix, fmt or default_format(pet_volume))
+    written += write_overlays(result.ct, result.enhanced, out / f"{prefix}_fused", ct_window,
+                              alpha, suv_max)  # fmt: skip
+    for path in written:
+        if report is not None:
+            report(path)
+    return written
