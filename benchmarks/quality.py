@@ -50,8 +50,8 @@ CT_HELD_OUT = (
 )
 XRAY_HELD_OUT = (
     "pydicom-data RG3_UNCR (extremity CR 1760^2), never used for training (the model was "
-    "trained on RG1 only; RG3 was only monitored during training, the shipped weights are "
-    "the last step's, not selected on it); PSNR/SSIM on [0, 1] after mapping the HR "
+    "trained on RG1 only; RG3 was only monitored during training: the shipped weights are a "
+    "fixed step's, not chosen on it); PSNR/SSIM on [0, 1] after mapping the HR "
     "image's 0.5/99.5 percentiles to 0/1 for every method, data_range 1"
 )
 BENCHMARKS = {

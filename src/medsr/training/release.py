@@ -23,8 +23,9 @@ import torch
 from medsr.training.checkpoint import load_checkpoint, save_atomic
 
 
-def training_record(run_folder: Path, batch_size: int) -> dict[str, Any]:
-    """Steps, samples and wall seconds of a run, from its `train.csv` (logged every N steps)."""
+def training_record(run_folder: Path, batch_size: int, up_to_step: int) -> dict[str, Any]:
+    """Steps and wall seconds of a run up to `up_to_step`, from its `train.csv` (logged every
+    N steps), so a checkpoint taken mid-run is credited only with the time it had."""
     path = run_folder / "train.csv"
     record: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
     if not path.is_file():
@@ -34,6 +35,8 @@ def training_record(run_folder: Path, batch_size: int) -> dict[str, Any]:
     seconds, previous = 0.0, 0
     for row in rows:
         step = int(row["step"])
+        if step > up_to_step:
+            break
         rate = float(row["samples_per_s"])
         if rate > 0:
             seconds += (step - previous) * batch_size / rate
@@ -64,7 +67,7 @@ def release(source: Path, destination: Path, name: str, use_ema: bool = True) ->
         "training": {
             "source_checkpoint": source.name,
             "weights": "ema" if use_ema and payload.get("ema") is not None else "raw",
-            **training_record(source.parent, batch_size),
+            **training_record(source.parent, batch_size, int(payload.get("step") or 0)),
         },
     }
     destination.parent.mkdir(parents=True, exist_ok=True)
