@@ -47,8 +47,10 @@ def test_shipped_model_beats_bicubic_on_a_held_out_sample(name: str) -> None:
         def score(x: np.ndarray) -> float:  # noqa: E306
             return float(windowed_psnr(_tensor(x[inner]), _tensor(pair.high[inner]), ABDOMEN))
 
-    # ct-small is tiny and very noisy and the crop is anatomy only: a modest but real margin.
-    assert score(output) > score(bicubic) + 0.2
+    # ct-small is tiny and very noisy and the crop is anatomy only: a modest but real margin
+    # for the PSNR-oriented models; the GAN ones trade PSNR for texture and must still win.
+    margin = 0.0 if name.endswith("-gan") else 0.2
+    assert score(output) > score(bicubic) + margin
 
 
 def _tensor(array: np.ndarray):  # type: ignore[no-untyped-def]
