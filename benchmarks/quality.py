@@ -146,6 +146,7 @@ def write_card(name: str, sections: list[str]) -> Path:
         "training": f"phase `{config.get('phase')}`, {payload.get('step')} steps, batch "
         f"{optimisation.get('batch_size')}, patch {data.get('patch_size')}, lr "
         f"{optimisation.get('lr')}, {training.get('weights')} weights",
+        "losses": _losses_text(config),
         "hardware, time": f"{training.get('machine')}, CPU only, ~{minutes:.0f} min of training",
         "intensity mapping": json.dumps(payload.get("normalization")),
         "medsr version": str(payload.get("medsr_version")),
@@ -181,6 +182,20 @@ Machine of this evaluation: {platform.machine()}, torch {torch.__version__}.
     path = CARDS / f"{name}.md"
     path.write_text(card, encoding="utf-8")
     return path
+
+
+def _losses_text(config: dict[str, Any]) -> str:
+    losses = config.get("losses", {})
+    pixel = losses.get("pixel", {})
+    text = f"pixel {pixel.get('kind')} x {pixel.get('weight')}"
+    if config.get("phase") != "gan":
+        return text + " (pixel pretraining only)"
+    adversarial = losses.get("adversarial", {})
+    discriminator = config.get("discriminator", {})
+    return (f"{text}, adversarial {adversarial.get('kind')} x {adversarial.get('weight')}, "
+            f"feature matching x {losses.get('feature_matching', {}).get('weight')}; "
+            f"discriminator {json.dumps(discriminator)}; fine-tuned from "
+            f"`{config.get('pretrained')}`")  # fmt: skip
 
 
 def _split_text(data: dict[str, Any]) -> str:
