@@ -15,38 +15,22 @@ identity degradation), so items are reproducible from `(seed, epoch, index)` as 
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
+from medsr.data.slice_bank import Progress, SliceBank, _generator, identity_degradation
 from medsr.data.volume import Volume
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.ct_calibration import calibrate_incident_photons
-from medsr.physics.degradation import DegradedPair
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import LowDoseCTTask
 
-Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
 
-
-def identity_degradation(
-    high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-) -> DegradedPair:
-    """`low = high`: lets `OnTheFlyPairs` pick and augment patches without degrading them."""
-    return DegradedPair(low=high, high=high, params={})
-
-
-def _generator(*key: int) -> torch.Generator:
-    state = np.random.SeedSequence(list(key)).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
-
-
-class NoiseBankPairs(Dataset[Item]):
+class NoiseBankPairs(SliceBank):
     """`ldct*` task pairs with noise drawn from a per-slice bank (see the module doc).
 
     Items as `OnTheFlyPairs`: `low` `(1, p/s, p/s)`, `high` `(1, p, p)` (after `normalize`)
@@ -96,28 +80,6 @@ class NoiseBankPairs(Dataset[Item]):
         self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
         self.calibration_slice: dict[int, int] = {}
         self.bank = self._load_or_build(progress, cache_dir)
-
-    @property
-    def source_ids(self) -> list[str]:
-        return self.patches.source_ids
-
-    @property
-    def slice_index(self) -> list[tuple[int, int]]:
-        return self.patches.slice_index
-
-    def set_epoch(self, epoch: int) -> None:
-        self.patches.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.patches)
-
-    def _key(self) -> str:
-        digest = hashlib.sha1(repr((self.task, self.realisations, self.bank_seed)).encode())
-        for i, k in self.slice_index:
-            source = self.patches.sources[i]
-            digest.update(f"{i},{k},{source.volume.spacing[-1]}".encode())
-            digest.update(np.ascontiguousarray(_slice(source.volume, k)).tobytes())
-        return digest.hexdigest()[:16]
 
     def operator(self, source_index: int) -> LowDoseCT:
         """The low-dose operator of one source, with I0 calibrated once per volume.

@@ -15,21 +15,18 @@ through each of `guide_windows`, folded by `pixel_unshuffle`: `(1 + G s^2, p/s, 
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
-from medsr.data.noise_bank import _generator, identity_degradation
+from medsr.data.slice_bank import Progress, SliceBank, _generator, identity_degradation
 from medsr.data.volume import Volume
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
 
-Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
 DEFAULT_GUIDE_WINDOWS = ((-1000.0, 1000.0), (0.0, 80.0))
 """CT guide channels, HU `(low, high)` mapped to [0, 1] and clipped: a wide window (air, fat,
 soft tissue, bone) and the brain window (grey / white matter, a few HU apart)."""
@@ -48,7 +45,7 @@ def guide_channels(ct_hu: torch.Tensor, windows: Sequence[Sequence[float]]) -> t
     return torch.stack(channels, dim=-3)
 
 
-class PetBankPairs(Dataset[Item]):
+class PetBankPairs(SliceBank):
     """`petct` pairs cropped from a bank of whole-slice simulations (module doc).
 
     Items: `low` packed `(1 + G s^2, p/s, p/s)`, `high` target `(1, p, p)` (PET and target
@@ -100,28 +97,6 @@ class PetBankPairs(Dataset[Item]):
         self.realisations, self.bank_seed = realisations, bank_seed
         self.params: dict[tuple[int, int, int], dict[str, object]] = {}
         self.bank = self._load_or_build(progress, cache_dir)
-
-    @property
-    def source_ids(self) -> list[str]:
-        return self.patches.source_ids
-
-    @property
-    def slice_index(self) -> list[tuple[int, int]]:
-        return self.patches.slice_index
-
-    def set_epoch(self, epoch: int) -> None:
-        self.patches.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.patches)
-
-    def _key(self) -> str:
-        digest = hashlib.sha1(repr((self.task, self.realisations, self.bank_seed)).encode())
-        for i, k in self.slice_index:
-            volume = self.patches.sources[i].volume
-            digest.update(f"{i},{k},{volume.spacing[-1]}".encode())
-            digest.update(np.ascontiguousarray(_slice(volume, k)).tobytes())
-        return digest.hexdigest()[:16]
 
     def _load_or_build(
         self, progress: Progress | None, cache_dir: str | Path | None

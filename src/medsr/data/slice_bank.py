@@ -1,0 +1,64 @@
+"""What the whole-slice banks share: patches drawn by `OnTheFlyPairs`, a cache key, seeds.
+
+Physics that depends on the whole slice (low-dose CT line integrals, PET counts) is simulated
+once per training slice into a bank; items are aligned patches of a slice and one of its
+realisations. `NoiseBankPairs` (CT) and `PetBankPairs` (PET) build on `SliceBank`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from medsr.data.datasets import Item, OnTheFlyPairs, _slice
+from medsr.physics.degradation import DegradedPair
+
+Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
+
+
+def identity_degradation(
+    high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+) -> DegradedPair:
+    """`low = high`: lets `OnTheFlyPairs` pick and augment patches without degrading them."""
+    return DegradedPair(low=high, high=high, params={})
+
+
+def _generator(*key: int) -> torch.Generator:
+    state = np.random.SeedSequence(list(key)).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+
+
+class SliceBank(Dataset[Item]):
+    """Base of the banks: `patches` picks the patches; subclasses build and read the bank."""
+
+    patches: OnTheFlyPairs
+    realisations: int
+    bank_seed: int
+
+    @property
+    def source_ids(self) -> list[str]:
+        return self.patches.source_ids
+
+    @property
+    def slice_index(self) -> list[tuple[int, int]]:
+        return self.patches.slice_index
+
+    def set_epoch(self, epoch: int) -> None:
+        self.patches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def _key(self) -> str:
+        """A cache key over the task, seeds and the pixels of every slice in the bank."""
+        task = getattr(self, "task", None)
+        digest = hashlib.sha1(repr((task, self.realisations, self.bank_seed)).encode())
+        for i, k in self.slice_index:
+            volume = self.patches.sources[i].volume
+            digest.update(f"{i},{k},{volume.spacing[-1]}".encode())
+            digest.update(np.ascontiguousarray(_slice(volume, k)).tobytes())
+        return digest.hexdigest()[:16]
