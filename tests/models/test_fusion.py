@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,7 @@ from medsr.models import (
 TINY: dict[str, Any] = {"num_features": 8, "num_blocks": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _inputs(scale: int, guide: int = 2, size: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
