@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.data.volume import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
-
-_KEY = "medsr"
+from medsr.io.header import HEADER_KEY, header_fields, volume_from_header
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -32,7 +31,7 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         content = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MedsrIOError(sidecar, f"sidecar JSON is unreadable ({error})") from error
-    return dict(content.get(_KEY, {})) if isinstance(content, dict) else {}
+    return dict(content.get(HEADER_KEY, {})) if isinstance(content, dict) else {}
 
 
 def read_npy(path: str | Path) -> Volume:
@@ -46,20 +45,7 @@ def read_npy(path: str | Path) -> Volume:
         raise MedsrIOError(path, f"expected a 2-D or 3-D numeric array, got {array.dtype} "
                                  f"{array.shape}")  # fmt: skip
     header = _read_sidecar(path)
-    spacing = list(header.get("spacing") or [])
-    known = len(spacing) == array.ndim
-    window = header.get("window")
-    modality = str(header.get("modality", "OT"))
-    return Volume(
-        array=array,
-        spacing=tuple(spacing) if known else (1.0,) * array.ndim,
-        modality=modality if modality in MODALITIES else "OT",
-        unit=str(header.get("unit", "a.u.")),
-        window=None if window is None else Window(float(window[0]), float(window[1])),
-        origin=tuple(header.get("origin", (0.0, 0.0, 0.0))),
-        direction=np.asarray(header.get("direction", np.eye(3)), dtype=np.float64),
-        metadata={"source": "npy", "paths": [str(path)], "spacing_known": known},
-    )
+    return volume_from_header(array, header, {"source": "npy", "paths": [str(path)]})
 
 
 def write_npy(
@@ -75,14 +61,6 @@ def write_npy(
     path = check_can_write(path, overwrite)
     np.save(path, volume.array, allow_pickle=False)
     if sidecar:
-        window = None if volume.window is None else [volume.window.center, volume.window.width]
-        fields = {
-            "spacing": list(volume.spacing),
-            "modality": volume.modality,
-            "unit": volume.unit,
-            "window": window,
-            "origin": list(volume.origin),
-            "direction": volume.direction.tolist(),
-        }
-        sidecar_path(path).write_text(json.dumps({_KEY: fields}, indent=1), encoding="utf-8")
+        content = {HEADER_KEY: header_fields(volume)}
+        sidecar_path(path).write_text(json.dumps(content, indent=1), encoding="utf-8")
     return path

@@ -30,11 +30,11 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.data.volume import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
+from medsr.io.header import HEADER_KEY, header_fields, volume_from_header
 
 CT_RANGE_HU = (-1024.0, 3071.0)
-_KEY = "medsr"
 
 
 def _gray(rgb: np.ndarray, path: Path) -> np.ndarray:
@@ -48,7 +48,7 @@ def _gray(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_pillow(path: Path) -> tuple[np.ndarray, str | None]:
     with Image.open(path) as image:
-        text = getattr(image, "text", {}).get(_KEY)
+        text = getattr(image, "text", {}).get(HEADER_KEY)
         if image.mode in ("P", "RGB", "RGBA", "CMYK", "YCbCr"):
             return _gray(np.asarray(image.convert("RGB")), path), text
         if image.mode == "LA":
@@ -82,31 +82,18 @@ def read_raster(path: str | Path) -> Volume:
     header: dict[str, Any] = {}
     if text:
         try:
-            header = dict(json.loads(text).get(_KEY, {}))
+            header = dict(json.loads(text).get(HEADER_KEY, {}))
         except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
             header = {}
     values = array.astype(np.float64) * float(header.get("slope", 1.0))
     values += float(header.get("intercept", 0.0))
-    spacing = list(header.get("spacing") or [])
-    known = len(spacing) == array.ndim
-    window = header.get("window")
-    modality = str(header.get("modality", "OT"))
-    return Volume(
-        array=values.astype(np.float32),
-        spacing=tuple(spacing) if known else (1.0,) * array.ndim,
-        modality=modality if modality in MODALITIES else "OT",
-        unit=str(header.get("unit", "a.u.")),
-        window=None if window is None else Window(float(window[0]), float(window[1])),
-        origin=tuple(header.get("origin", (0.0, 0.0, 0.0))),
-        direction=np.asarray(header.get("direction", np.eye(3)), dtype=np.float64),
-        metadata={
-            "source": path.suffix.lower().lstrip("."),
-            "paths": [str(path)],
-            "spacing_known": known,
-            "stored_dtype": str(array.dtype),
-            "quantisation_step": float(header.get("slope", 1.0)),
-        },
-    )
+    metadata = {
+        "source": path.suffix.lower().lstrip("."),
+        "paths": [str(path)],
+        "stored_dtype": str(array.dtype),
+        "quantisation_step": float(header.get("slope", 1.0)),
+    }
+    return volume_from_header(values, header, metadata)
 
 
 def encode(
@@ -146,19 +133,8 @@ def encode(
 
 
 def _header(volume: Volume, intercept: float, slope: float) -> str:
-    window = None if volume.window is None else [volume.window.center, volume.window.width]
-    fields = {
-        "version": 1,
-        "intercept": intercept,
-        "slope": slope,
-        "unit": volume.unit,
-        "modality": volume.modality,
-        "spacing": list(volume.spacing),
-        "window": window,
-        "origin": list(volume.origin),
-        "direction": volume.direction.tolist(),
-    }
-    return json.dumps({_KEY: fields})
+    fields = {"version": 1, "intercept": intercept, "slope": slope, **header_fields(volume)}
+    return json.dumps({HEADER_KEY: fields})
 
 
 def write_png(
@@ -175,7 +151,7 @@ def write_png(
     path = check_can_write(path, overwrite)
     stored, intercept, slope = encode(volume, value_range, bits)
     info = PngImagePlugin.PngInfo()
-    info.add_text(_KEY, _header(volume, intercept, slope))
+    info.add_text(HEADER_KEY, _header(volume, intercept, slope))
     Image.fromarray(stored).save(path, format="PNG", pnginfo=info)
     return path
 
