@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
-from medsr.data.slice_bank import Progress, SliceBank, _generator, identity_degradation
+from medsr.data.slice_bank import (
+    Progress,
+    SliceBank,
+    _generator,
+    check_bank_arguments,
+    identity_degradation,
+)
 from medsr.data.volume import Volume
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
@@ -83,10 +89,7 @@ class PetBankPairs(SliceBank):
     ) -> None:
         if not isinstance(task, PetCtTask):
             raise ValueError(f"task must be a PetCtTask (make_task('petct')), got {task!r}")
-        if realisations < 1:
-            raise ValueError(f"realisations must be >= 1, got {realisations}")
-        if patch_size % task.scale:
-            raise ValueError(f"patch_size {patch_size} must be a multiple of scale {task.scale}")
+        check_bank_arguments(realisations, patch_size, task.scale)
         guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
         self.patches = OnTheFlyPairs(
             sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,

@@ -32,6 +32,14 @@ def _generator(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
 
 
+def check_bank_arguments(realisations: int, patch_size: int, scale: int) -> None:
+    """ValueError for a bank without realisations or patches off the low-resolution grid."""
+    if realisations < 1:
+        raise ValueError(f"realisations must be >= 1, got {realisations}")
+    if patch_size % scale:
+        raise ValueError(f"patch_size {patch_size} must be a multiple of scale {scale}")
+
+
 class SliceBank(Dataset[Item]):
     """Base of the banks: `patches` picks the patches; subclasses build and read the bank."""
 

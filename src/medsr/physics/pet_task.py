@@ -34,6 +34,9 @@ from medsr.physics.pet import PetFromCT
 SUV_WINDOW = Window(center=5.0, width=10.0)
 
 
+_PET = PetFromCT()  # the operator's defaults are the task's: one place to change them
+
+
 @dataclass(frozen=True)
 class PetCtTask:
     """PET from CT on a `scale`-times coarser grid (`PetFromCT`, `grid_factor = scale`).
@@ -43,21 +46,21 @@ class PetCtTask:
 
     task: str
     scale: int = 4
-    counts: float = 1e6
-    count_fraction: float = 0.25
-    psf_fwhm_mm: float = 5.0
-    randoms_fraction: float = 0.35
-    iterations: int = 3
-    subsets: int = 15
-    num_views: int = 180
-    oversample: int = 1
-    postfilter_fwhm_mm: float = 4.0
-    target_fwhm_mm: float = 2.0
-    lesion_count: tuple[int, int] = (2, 4)
-    lesion_radius_mm: tuple[float, float] = (4.0, 10.0)
-    lesion_suv: tuple[float, float] = (4.0, 12.0)
-    texture_amplitude: float = 0.15
-    anatomy: str = "auto"
+    counts: float = _PET.counts
+    count_fraction: float = _PET.count_fraction
+    psf_fwhm_mm: float = _PET.psf_fwhm_mm
+    randoms_fraction: float = _PET.randoms_fraction
+    iterations: int = _PET.iterations
+    subsets: int = _PET.subsets
+    num_views: int = _PET.num_views
+    oversample: int = _PET.oversample
+    postfilter_fwhm_mm: float = _PET.postfilter_fwhm_mm
+    target_fwhm_mm: float = _PET.target_fwhm_mm
+    lesion_count: tuple[int, int] = _PET.lesion_count
+    lesion_radius_mm: tuple[float, float] = _PET.lesion_radius_mm
+    lesion_suv: tuple[float, float] = _PET.lesion_suv
+    texture_amplitude: float = _PET.texture_amplitude
+    anatomy: str = _PET.anatomy
 
     def __post_init__(self) -> None:
         self.operator()  # validates every argument before any simulation

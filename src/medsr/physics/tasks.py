@@ -96,6 +96,9 @@ class DownsampleTask:
         )
 
 
+_LOW_DOSE = LowDoseCT()  # the operator's defaults are the task's: one place to change them
+
+
 @dataclass(frozen=True)
 class LowDoseCTTask:
     """Low-dose CT by projection-domain noise insertion, then optional downsampling.
@@ -111,12 +114,12 @@ class LowDoseCTTask:
     task: str
     scale: int = 1
     method: str = "area"
-    dose_fraction: float = 0.25
+    dose_fraction: float = _LOW_DOSE.dose_fraction
     incident_photons: float | None = None
-    electronic_noise_variance: float | None = None
-    num_views: int = 720
-    filter_window: str = "hann"
-    mu_water_per_cm: float = 0.195
+    electronic_noise_variance: float | None = _LOW_DOSE.electronic_noise_variance
+    num_views: int = _LOW_DOSE.num_views
+    filter_window: str = _LOW_DOSE.filter_window
+    mu_water_per_cm: float = _LOW_DOSE.mu_water_per_cm
 
     def __post_init__(self) -> None:
         _check_task(self)
@@ -124,7 +127,9 @@ class LowDoseCTTask:
     def operator(self, incident_photons: float | None = None) -> LowDoseCT:
         return LowDoseCT(
             dose_fraction=self.dose_fraction,
-            incident_photons=incident_photons or self.incident_photons or 1e5,
+            incident_photons=incident_photons
+            or self.incident_photons
+            or _LOW_DOSE.incident_photons,
             electronic_noise_variance=self.electronic_noise_variance,
             num_views=self.num_views,
             filter_window=self.filter_window,
