@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -16,6 +18,18 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Real sample images that install offline.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input ends a command with exit code 2 and a one-line `error: ...`, no traceback."""
+    from medsr.data.samples import SampleNotAvailable
+
+    try:
+        yield
+    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
+        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _print_version(value: bool) -> None:
@@ -40,15 +54,11 @@ def info(
     """Print modality, shape, spacing, unit, value range, window and source of an image."""
     import warnings
 
-    from medsr.data.samples import SampleNotAvailable, read_source
+    from medsr.data.samples import read_source
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            volume = read_source(path)
-    except (ValueError, OSError, SampleNotAvailable) as error:  # MedsrIOError: a ValueError
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    with _user_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        volume = read_source(path)
     summary = volume.describe()
     window = volume.window
     meta = volume.metadata
@@ -106,7 +116,7 @@ def degrade(
 
     from tqdm import tqdm
 
-    from medsr.data.samples import SampleNotAvailable, read_source
+    from medsr.data.samples import read_source
     from medsr.io import write
     from medsr.physics.strip import pair_strip
     from medsr.physics.tasks import degrade_volume
@@ -118,7 +128,7 @@ def degrade(
     if pet:
         overrides["count_fraction"] = overrides.pop("dose_fraction")
     kinds = ("ct", "hr", "lr", "lr_fullcount") if pet else ("hr", "lr")
-    try:
+    with _user_errors():
         if suffix is None:
             raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
         sample = source.removeprefix("sample:") if source.startswith("sample:") else None
@@ -173,9 +183,6 @@ def degrade(
                 pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
                            spacing_mm=high.spacing[-1], noisy=full)
             )  # fmt: skip
-    except (ValueError, FileExistsError, OSError, SampleNotAvailable) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -191,16 +198,12 @@ def train(
     output: str | None = typer.Option(None, help="Output folder (default runs/NAME-PHASE)."),
 ) -> None:
     """Train a generator (pixel pretraining or GAN fine-tuning); works under torchrun."""
-    from medsr.data.samples import SampleNotAvailable
     from medsr.training import load_config
     from medsr.training import train as run_training
 
-    try:
+    with _user_errors():
         settings = load_config(config, list(overrides or []))
         result = run_training(settings, output, resume)
-    except (ValueError, FileNotFoundError, SampleNotAvailable) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     if result["checkpoint"] is not None:
         typer.echo(f"last checkpoint: {result['checkpoint']}")
 
@@ -235,10 +238,9 @@ def evaluate(
     device: str = typer.Option("cpu", help="Model device: cpu, cuda, auto."),
 ) -> None:
     """Compare a model with nearest/bicubic/Lanczos/denoise+Lanczos on the same pairs."""
-    from medsr.data.samples import SampleNotAvailable
     from medsr.evaluation import parse_task_args, run_evaluation
 
-    try:
+    with _user_errors():
         if (model is None) == (not no_model):
             raise ValueError("give --model NAME_OR_PATH or --no-model")
         overrides = parse_task_args(task_arg or [])
@@ -250,9 +252,6 @@ def evaluate(
             crop=crop, interval=interval, slice_index=slice_index, input_crop=input_crop,
             task_overrides=overrides, device=device, progress=lambda n: typer.echo(f"... {n}"),
         )  # fmt: skip
-    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
-        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -277,18 +276,14 @@ def enhance(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only."""
-    from medsr.data.samples import SampleNotAvailable
     from medsr.inference.batch import enhance_paths
 
-    try:
+    with _user_errors():
         enhance_paths(
             inputs, output, model, backend=backend, fmt=format, tile=tile or None,
             overlap=overlap, consistency=consistency, allow_input_folder=into_input_folder,
             device=device, report=lambda path: typer.echo(f"wrote {path}"),
         )  # fmt: skip
-    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
-        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command("fuse")
@@ -305,15 +300,11 @@ def fuse(
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
 ) -> None:
     """Enhance a PET onto its CT's grid (CT-guided x4) and write a fused PET/CT image."""
-    from medsr.data.samples import SampleNotAvailable
     from medsr.inference.fusion_batch import fuse_paths
 
-    try:
+    with _user_errors():
         fuse_paths(ct, pet, output, model, fmt=format, alpha=alpha, suv_max=suv_max,
                    device=device, report=lambda path: typer.echo(f"wrote {path}"))  # fmt: skip
-    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
-        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command("export-onnx")
@@ -326,11 +317,8 @@ def export_onnx(
     """Export a checkpoint's generator to ONNX (dynamic batch, height and width)."""
     from medsr.inference.onnx import export_onnx as export
 
-    try:
+    with _user_errors():
         path = export(checkpoint, output, use_ema=not no_ema, opset=opset)
-    except (ValueError, OSError, ImportError) as error:
-        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {path}")
 
 
@@ -341,11 +329,8 @@ def demo(
     """Degrade real samples, enhance them with the shipped models, write a report."""
     from medsr.evaluation.demo import RESEARCH_USE, run_demo
 
-    try:
+    with _user_errors():
         index = run_demo(output, progress=lambda text: typer.echo(text, err=True))
-    except (ValueError, OSError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(RESEARCH_USE)
     typer.echo(f"demo report: {index} (open the report.html of each model next to it)")
 
