@@ -111,78 +111,16 @@ def degrade(
     counts: float | None = typer.Option(None, help="petct prompts/slice: 5e5 body, 2e6 brain."),
 ) -> None:
     """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
-    import json
-    from pathlib import Path
-
     from tqdm import tqdm
 
-    from medsr.data.samples import read_source
-    from medsr.io import write
-    from medsr.physics.strip import pair_strip
-    from medsr.physics.tasks import degrade_volume
+    from medsr.physics.batch import degrade_files
 
-    suffix = {"png": ".png", "nifti": ".nii.gz", "npy": ".npy"}.get(format)
     overrides = {"dose_fraction": dose, "scale": scale, "incident_photons": incident_photons,
                  "counts": counts}  # fmt: skip
-    pet = task == "petct"  # writes ct, hr (activity), lr (PET at --dose), lr_fullcount
-    if pet:
-        overrides["count_fraction"] = overrides.pop("dose_fraction")
-    kinds = ("ct", "hr", "lr", "lr_fullcount") if pet else ("hr", "lr")
+    progress = lambda r: tqdm(r, desc=task, unit="slice")  # noqa: E731
     with _user_errors():
-        if suffix is None:
-            raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
-        sample = source.removeprefix("sample:") if source.startswith("sample:") else None
-        volume = read_source(source)
-        stem = sample or Path(source).name.removesuffix(".gz").rsplit(".", 1)[0]
-        stem += f"_z{slice_index:04d}" if slice_index is not None and volume.is_volume else ""
-        split = volume.is_volume and slice_index is None and format == "png"
-        count = volume.num_slices if split else 1
-        names = [f"{stem}_z{k:04d}" if split else stem for k in range(count)]
-        out = Path(output)
-        planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in kinds]
-        planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
-        planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
-        if existing := [str(p) for p in planned if p.exists()]:
-            raise FileExistsError(f"will not overwrite {', '.join(existing)}")
-        n_slices = volume.num_slices if slice_index is None else 1
-        progress = (lambda r: tqdm(r, desc=task, unit="slice")) if n_slices > 1 else None
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if pet:
-            from medsr.physics.pet_task import degrade_petct, petct_strip
-
-            result = degrade_petct(volume, seed, slice_index, progress, **given)
-            params = result.params
-            volumes = (result.ct, result.target, result.pet_low, result.pet)
-            outputs = dict(zip(kinds, volumes, strict=True))
-        else:
-            high, low, params, noisy = degrade_volume(
-                volume, task, seed=seed, slice_index=slice_index, progress=progress, **given
-            )
-            outputs = {"hr": high, "lr": low}
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for k, name in enumerate(names):
-            for kind, vol in outputs.items():
-                path = out / f"{name}_{kind}{suffix}"
-                written.append(write(vol.slice(k) if split else vol, path))
-        params.update(input=source if sample else str(Path(source).resolve()), format=format)
-        params["files"] = [str(p) for p in written]
-        written.append(out / f"{stem}_params.json")
-        written[-1].write_text(json.dumps(params, indent=1, default=str), encoding="utf-8")
-        strip = out / f"{stem}_strip.png"
-        if pet:
-            written.append(petct_strip(result, strip, volume.window))
-        else:
-            middle = high.num_slices // 2
-            hr = high.array[middle] if high.is_volume else high.array
-            lr = low.array[middle] if low.is_volume else low.array
-            full = None
-            if noisy is not None:
-                full = noisy.array[middle] if noisy.is_volume else noisy.array
-            written.append(
-                pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
-                           spacing_mm=high.spacing[-1], noisy=full)
-            )  # fmt: skip
+        written = degrade_files(source, output, task, format, seed, slice_index, overrides,
+                                progress)  # fmt: skip
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -1,0 +1,98 @@
+"""`medsr degrade` on files: read a source, degrade it with a task, write the pair.
+
+Writes `<stem>_hr`, `<stem>_lr` (and for `petct` `<stem>_ct`, `<stem>_lr_fullcount`) in the
+chosen format, `<stem>_params.json` with every parameter, and `<stem>_strip.png`. Refuses to
+replace any existing file before doing any work; never touches the input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from medsr.data.samples import read_source
+from medsr.io import write
+from medsr.physics.strip import pair_strip
+from medsr.physics.tasks import degrade_volume
+
+Progress = Callable[[Iterable[int]], Iterable[int]]
+
+
+def degrade_files(
+    source: str,
+    output: str | Path,
+    task: str,
+    format: str = "nifti",
+    seed: int = 0,
+    slice_index: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Degrade `source` (a path or `sample:NAME`) with `task`; returns the files written.
+
+    `overrides` are task parameters (None values ignored); `dose_fraction` is the count
+    fraction for `petct`. `progress` wraps the slice loop of a volume.
+    """
+    suffix = {"png": ".png", "nifti": ".nii.gz", "npy": ".npy"}.get(format)
+    overrides = dict(overrides or {})
+    pet = task == "petct"  # writes ct, hr (activity), lr (PET at --dose), lr_fullcount
+    if pet:
+        overrides["count_fraction"] = overrides.pop("dose_fraction", None)
+    kinds = ("ct", "hr", "lr", "lr_fullcount") if pet else ("hr", "lr")
+    if suffix is None:
+        raise ValueError(f"--format must be png, nifti or npy, got {format!r}")
+    sample = source.removeprefix("sample:") if source.startswith("sample:") else None
+    volume = read_source(source)
+    stem = sample or Path(source).name.removesuffix(".gz").rsplit(".", 1)[0]
+    stem += f"_z{slice_index:04d}" if slice_index is not None and volume.is_volume else ""
+    split = volume.is_volume and slice_index is None and format == "png"
+    count = volume.num_slices if split else 1
+    names = [f"{stem}_z{k:04d}" if split else stem for k in range(count)]
+    out = Path(output)
+    planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in kinds]
+    planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
+    planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
+    if existing := [str(p) for p in planned if p.exists()]:
+        raise FileExistsError(f"will not overwrite {', '.join(existing)}")
+    n_slices = volume.num_slices if slice_index is None else 1
+    progress = progress if n_slices > 1 else None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if pet:
+        from medsr.physics.pet_task import degrade_petct, petct_strip
+
+        result = degrade_petct(volume, seed, slice_index, progress, **given)
+        params = result.params
+        volumes = (result.ct, result.target, result.pet_low, result.pet)
+        outputs = dict(zip(kinds, volumes, strict=True))
+    else:
+        high, low, params, noisy = degrade_volume(
+            volume, task, seed=seed, slice_index=slice_index, progress=progress, **given
+        )
+        outputs = {"hr": high, "lr": low}
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, name in enumerate(names):
+        for kind, vol in outputs.items():
+            path = out / f"{name}_{kind}{suffix}"
+            written.append(write(vol.slice(k) if split else vol, path))
+    params.update(input=source if sample else str(Path(source).resolve()), format=format)
+    params["files"] = [str(p) for p in written]
+    written.append(out / f"{stem}_params.json")
+    written[-1].write_text(json.dumps(params, indent=1, default=str), encoding="utf-8")
+    strip = out / f"{stem}_strip.png"
+    if pet:
+        written.append(petct_strip(result, strip, volume.window))
+    else:
+        middle = high.num_slices // 2
+        hr = high.array[middle] if high.is_volume else high.array
+        lr = low.array[middle] if low.is_volume else low.array
+        full = None
+        if noisy is not None:
+            full = noisy.array[middle] if noisy.is_volume else noisy.array
+        written.append(
+            pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
+                       spacing_mm=high.spacing[-1], noisy=full)
+        )  # fmt: skip
+    return written
