@@ -95,3 +95,15 @@ def test_non_dicom_input_gets_a_new_study_and_placeholders(tmp_path: Path) -> No
     assert "SourceImageSequence" not in first
     assert list(first.ImageType)[:2] == ["DERIVED", "SECONDARY"]
     assert np.abs(read(tmp_path / "a.dcm").array - image.array).max() < 1000 / 65535
+
+
+@pytest.mark.parametrize("unit", ["SUV", "BQML", "counts"])
+def test_pet_unit_round_trips(unit: str, tmp_path: Path) -> None:
+    metadata = {"source": "png", "inference": INFO}
+    pet = Volume(np.random.default_rng(1).random((8, 8)) * 12, spacing=(4.0, 4.0),
+                 modality="PT", unit=unit, metadata=metadata)  # fmt: skip
+    written = pydicom.dcmread(write_dicom(pet, tmp_path / "pet.dcm"))
+    assert written.Units == {"SUV": "GML", "BQML": "BQML", "counts": "CNTS"}[unit]
+    back = read(tmp_path / "pet.dcm")
+    assert back.modality == "PT" and back.unit == unit
+    assert np.abs(back.array - pet.array).max() < 12 / 65535 * 1.01

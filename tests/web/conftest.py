@@ -1,14 +1,18 @@
-"""Fixtures for the web tests: a tiny random-weight checkpoint (as tests/inference builds)
-and an app serving it."""
+"""Fixtures for the web tests: tiny random-weight checkpoints (as tests/inference builds),
+and a small simulated CT + PET pair written as DICOM for the CT+PET mode."""
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+
+from medsr.data.volume import Volume
 
 _spec = importlib.util.spec_from_file_location(
     "_inference_conftest", Path(__file__).parents[1] / "inference" / "conftest.py"
@@ -19,13 +23,44 @@ _spec.loader.exec_module(_inference)
 save_checkpoint: Callable[..., Path] = _inference.save_checkpoint
 CT_WINDOW: dict[str, Any] = _inference.CT_WINDOW
 PERCENTILE: dict[str, Any] = _inference.PERCENTILE
+PET_WINDOW = {"kind": "window", "low": 0.0, "high": 10.0, "unit": "SUV",
+              "guide_windows": [[-1000.0, 1000.0], [0.0, 80.0]], "guide_unit": "HU"}  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CT (HU window) ldct-x4 model and a radiograph (percentile) x2 model."""
+    """A CT (HU window) ldct-x4 model, a radiograph (percentile) x2 model and a CT+PET
+    fusion x4 model."""
     folder = tmp_path_factory.mktemp("web-models")
     return {
         "ct": save_checkpoint(folder / "ct.pt", task="ldct-x4", scale=4, normalization=CT_WINDOW),
         "xray": save_checkpoint(folder / "xray.pt", task="x2", scale=2, normalization=PERCENTILE),
-    }
+        "fusion": save_checkpoint(folder / "fusion.pt", task="petct", name="petct-fusion",
+                                  normalization=PET_WINDOW, num_features=8, num_blocks=1),
+    }  # fmt: skip
+
+
+def write_ct_pet(folder: Path, slices: int = 1, pet_shift_mm: float = 0.0,
+                 shape: tuple[int, int] = (32, 48)) -> tuple[list[Path], list[Path]]:  # fmt: skip
+    """DICOM files of a CT (HU, 1 mm pixels) and of a PET (SUV, 4 mm pixels) on the CT grid
+    made 4 times coarser, shifted `pet_shift_mm` along x; one file per slice."""
+    from medsr.inference.resample import coarse_geometry
+    from medsr.io.dicom_write import write_dicom_series
+
+    rng = np.random.default_rng(0)
+    size = (slices, *shape) if slices > 1 else shape
+    ct = Volume(rng.normal(40, 200, size).astype(np.float32), (3.0, 1.0, 1.0)[-len(size) :],
+                "CT", "HU", origin=(-20.0, -10.0, 50.0))  # fmt: skip
+    grid = coarse_geometry(ct, 4)
+    low = grid.shape if slices > 1 else grid.shape[1:]
+    origin = (grid.origin[0] + pet_shift_mm, *grid.origin[1:])
+    pet = Volume(rng.uniform(0, 8, low).astype(np.float32), grid.spacing[-len(low) :], "PT",
+                 "SUV", origin=origin)  # fmt: skip
+    return (write_dicom_series(ct, folder / "ct", prefix="ct"),
+            write_dicom_series(pet, folder / "pet", prefix="pet"))  # fmt: skip
+
+
+@pytest.fixture
+def make_ct_pet(tmp_path: Path) -> Callable[..., tuple[list[Path], list[Path]]]:
+    """`write_ct_pet` into the test's temporary folder."""
+    return partial(write_ct_pet, tmp_path / "ct-pet")

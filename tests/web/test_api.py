@@ -288,12 +288,13 @@ def test_openapi_documents_the_api_and_the_page_is_packaged(client: TestClient) 
     )
     assert "/api/models" in schema["paths"]
     static = package_files("medsr.web") / "static"
-    for name in ("index.html", "app.js", "app.css"):
+    for name in ("index.html", "app.js", "viewer.js", "app.css"):
         text = (static / name).read_text(encoding="utf-8")
         assert "http://" not in text and "https://" not in text  # offline: no CDN
     page = client.get("/")
     assert page.status_code == 200 and "RESEARCH USE ONLY" in page.text
     assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/viewer.js").status_code == 200
     assert json.loads(client.get("/api/models").text)["research_use_only"] is True
 
 

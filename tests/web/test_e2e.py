@@ -1,23 +1,28 @@
 """The page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
 
 Uploads a DICOM, waits for the result, checks its size and pixels on the page, toggles the
-swipe slider and the consistency map, downloads the derived DICOM, and saves screenshots to
-`$MEDSR_TEST_ARTIFACTS` (default `out/test-artifacts/`). Skipped only when Chromium is absent
-and MEDSR_REQUIRE_E2E is unset (`make test` sets it, so CI fails without the browser).
+swipe slider and the consistency map, downloads the derived DICOM; in CT+PET mode uploads a
+CT and a PET, checks the fused overlay and its alpha slider, downloads the fused PNG. Saves
+screenshots to `$MEDSR_TEST_ARTIFACTS` (default `out/test-artifacts/`). Skipped only when
+Chromium is absent and MEDSR_REQUIRE_E2E is unset (`make test` sets it, so CI fails without
+the browser).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 CHROMIUM = Path(os.environ.get("MEDSR_CHROMIUM", "/usr/bin/chromium"))
@@ -38,6 +43,7 @@ import uvicorn  # noqa: E402
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from medsr.inference import Predictor  # noqa: E402
+from medsr.inference.fusion import FusionPredictor  # noqa: E402
 from medsr.web.app import create_app  # noqa: E402
 
 
@@ -47,7 +53,10 @@ def server(checkpoints: dict[str, Path]) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app({"ct-ldct-x4": Predictor.load(str(checkpoints["ct"]))})
+    fusion = FusionPredictor.load(str(checkpoints["fusion"]))
+    app = create_app(
+        {"ct-ldct-x4": Predictor.load(str(checkpoints["ct"])), "fusion-petct-x4": fusion}
+    )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -89,7 +98,7 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server)
     assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
-    assert page.locator("#model option").count() == 1
+    assert page.locator("#model option").count() == 1  # single-image models only
 
     page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
     page.click("#run")
@@ -97,6 +106,8 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     size.filter(has_text="512 × 512").wait_for(timeout=60_000)
     assert size.get_attribute("data-width") == "512" and size.get_attribute("data-height") == "512"
     assert "Done" in page.locator("#status").inner_text()
+    assert page.locator("#task-switch").is_visible()  # a fusion model is served
+    assert not page.locator("#fused-pane").is_visible()
     centre = _pixel(page, "right", 0.5, 0.5)
     assert centre[3] == 255 and max(centre[:3]) > 0  # the result is drawn, not black
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -123,4 +134,64 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     download.save_as(target)
     ds = pydicom.dcmread(target)
     assert (ds.Rows, ds.Columns) == (512, 512) and "DERIVED" in ds.ImageType
+    assert errors == []
+
+
+def _coloured(page: Page, canvas: str) -> float:
+    """The share of `canvas` pixels that are not grey (channels differ by more than 2)."""
+    script = """(id) => { const c = document.getElementById(id);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) {
+            if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 2) n++; }
+        return n / (c.width * c.height); }"""
+    return float(page.evaluate(script, canvas))
+
+
+def _download_rgb(page: Page, link: str) -> np.ndarray:
+    with page.expect_download() as info:
+        page.click(link)
+    path = info.value.path()
+    return np.asarray(Image.open(io.BytesIO(Path(path).read_bytes())))
+
+
+def test_ct_pet_mode_fuses_and_shows_the_overlay(
+    server: str, page: Page, make_ct_pet: Callable[..., tuple[list[Path], list[Path]]]
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    assert not page.locator("#fusion-controls").is_visible()
+    page.check("#task-fusion")
+    assert page.locator("#fusion-controls").is_visible() and not page.locator("#drop").is_visible()
+    assert page.locator("#model option").all_inner_texts() == ["fusion-petct-x4 (petct, x4)"]
+    assert page.locator("#run").inner_text() == "Fuse"
+    ct_paths, pet_paths = make_ct_pet(shape=(64, 96))
+    page.set_input_files("#ct-files", [str(p) for p in ct_paths])
+    assert page.locator("#run").is_disabled()  # no PET yet
+    page.set_input_files("#pet-files", [str(p) for p in pet_paths])
+    page.locator("#alpha").fill("0.6")
+    page.click("#run")
+    page.locator("#result-size").filter(has_text="96 × 64").wait_for(timeout=60_000)
+    assert "Done" in page.locator("#status").inner_text()
+    assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
+    assert page.locator("#fused-pane").is_visible()
+    assert page.locator("#right-caption").inner_text() == "enhanced PET"
+    assert "bicubic" in page.locator("#left-caption").inner_text()
+    assert max(_pixel(page, "left", 0.5, 0.5)[:3]) > 0  # the PET input is drawn
+    assert _coloured(page, "fused") > 0.2  # the hot PET over the CT fills the image
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_ct_pet.png"))
+    fused = _download_rgb(page, "#download-fused")
+    assert fused.shape == (64, 96, 3)
+    assert (np.ptp(fused.astype(int), axis=2) > 0).mean() > 0.9  # coloured at alpha 0.6
+
+    page.locator("#alpha").fill("0")  # CT alone: the view and the download turn grey
+    assert page.locator("#alpha-value").inner_text() == "0.00"
+    assert _coloured(page, "fused") == 0.0
+    grey = _download_rgb(page, "#download-fused")
+    assert grey.shape == (64, 96, 3) and np.ptp(grey.astype(int), axis=2).max() == 0
+    page.check("#mode-swipe")
+    caption = page.locator("#swipe-caption").inner_text()
+    assert caption == "PET input on the CT grid (bicubic) | enhanced PET"
+    assert page.locator("#fused-pane").is_visible() and not page.locator("#left").is_visible()
     assert errors == []

@@ -43,13 +43,18 @@ def fused_overlay(ct_hu: np.ndarray, pet_suv: np.ndarray, ct_window: Window = DE
     return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def default_suv_max(pet_suv: np.ndarray) -> float:
+    """SUV at the top of the colour map when none is given: the 99.5th percentile, >= 1."""
+    return max(1.0, float(np.percentile(pet_suv, 99.5)))
+
+
 def write_overlays(ct: Volume, pet: Volume, prefix: Path, ct_window: Window | None, alpha: float,
                    suv_max: float | None) -> list[Path]:  # fmt: skip
     """Write `prefix.png` (2-D) or `prefix_z0000.png`, ... (3-D); never replaces a file."""
     from PIL import Image
 
     window = ct_window or ct.window or DEFAULT_CT_WINDOW
-    top = suv_max or max(1.0, float(np.percentile(pet.array, 99.5)))
+    top = suv_max or default_suv_max(pet.array)
     cts = ct.array if ct.is_volume else ct.array[None]
     pets = pet.array if pet.is_volume else pet.array[None]
     paths = [prefix.with_name(f"{prefix.name}_z{k:04d}.png") for k in range(len(cts))]

@@ -25,6 +25,9 @@ from medsr.data.volume import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError
 
 # SOP classes that carry no displayable image even when they hold pixel-like data.
+PET_UNITS_READ = {"GML": "SUV", "CNTS": "counts"}
+"""DICOM PET Units (0054,1001) -> medsr unit: GML (g/ml) is the body-weight SUV."""
+
 NON_IMAGE_SOP_PREFIXES = {
     "1.2.840.10008.5.1.4.1.1.88.": "structured report",
     "1.2.840.10008.5.1.4.1.1.481.3": "RT structure set",
@@ -263,6 +266,7 @@ def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
         unit = "HU"
     elif modality in ("NM", "PT"):
         unit = str(first.get("Units", "counts")) if modality == "PT" else "counts"
+        unit = PET_UNITS_READ.get(unit, unit)
     meta["inverted"] = inverted
     spacing: tuple[float, ...] = pixel_spacing
     if len(frames) == 1:

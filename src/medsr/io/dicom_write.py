@@ -41,6 +41,8 @@ from medsr.io.raster import encode
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+PET_UNITS_WRITTEN = {"SUV": "GML", "BQML": "BQML", "counts": "CNTS"}
+"""medsr PET unit -> DICOM Units (0054,1001); SUV (body weight) is g/ml, GML."""
 ANONYMOUS_NAME, ANONYMOUS_ID = "ANONYMOUS^MEDSR", "MEDSR-ANONYMOUS"
 _COPIED = (
     "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
@@ -193,6 +195,8 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:.8g}", f"{slope:.8g}"
         ds.RescaleType = "HU" if volume.unit == "HU" else "US"
+        if volume.modality == "PT" and volume.unit in PET_UNITS_WRITTEN:
+            ds.Units = PET_UNITS_WRITTEN[volume.unit]  # read back as the same unit
         if volume.window is not None:
             ds.WindowCenter, ds.WindowWidth = (
                 f"{volume.window.center:g}",

@@ -10,11 +10,15 @@ Routes:
 * `POST /api/enhance`: multipart `files` (one image, or the DICOM slices of one series),
   `model`, optional `reference` (PSNR/SSIM), optional `download=png|dicom` (answer with
   that file instead of JSON).
+* `POST /api/fuse` (CT+PET mode, as `medsr fuse`): multipart `ct` and `pet` (each one
+  image or one DICOM series), optional `model` (a fusion model), `alpha` (0..1, default
+  0.5) and `download=png|dicom|fused`. 422 with `medsr fuse`'s message when they do not
+  overlap.
 * `GET /api/results/{id}`: the JSON summary again; `DELETE` forgets it.
-* `GET /api/results/{id}/data/{input,output,consistency,reference}?slice=k`: raw
+* `GET /api/results/{id}/data/{input,output,consistency,reference,ct}?slice=k`: raw
   little-endian float32 `(h, w)`, the shape in the header `X-Shape: h,w`.
-* `GET /api/results/{id}/download/{png,dicom}`: 16-bit PNG / derived DICOM (zip when
-  several files).
+* `GET /api/results/{id}/download/{png,dicom,fused}`: 16-bit PNG / derived DICOM (zip when
+  several files); `fused` (CT+PET results): the RGB overlay, `?alpha=` to redraw it.
 
 Errors are `{"detail": message, "research_use_only": true}` with 413 (upload too large),
 415 (not DICOM/PNG/JPEG/TIFF), 422 (malformed file, too many pixels, wrong modality),
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -38,6 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medsr._version import __version__
 from medsr.inference import Predictor
+from medsr.inference.fusion import FusionPredictor
+from medsr.web.fuse import DEFAULT_ALPHA, fuse_upload, overlay_download
 from medsr.web.limits import (
     ResultStore,
     Settings,
@@ -47,20 +54,11 @@ from medsr.web.limits import (
     WorkerPool,
     check_upload_size,
 )
-from medsr.web.service import (
-    MEDIA,
-    NOTICE,
-    Result,
-    Upload,
-    describe_model,
-    enhance_upload,
-    load_models,
-    new_id,
-)
+from medsr.web.models import Model, choose_model, describe_model, load_models
+from medsr.web.service import MEDIA, NOTICE, Result, Upload, enhance_upload, new_id
 
 log = logging.getLogger("medsr.web")
 STATIC = ("medsr.web", "static")
-ARRAYS = ("input", "output", "consistency", "reference")
 
 
 class Guard:
@@ -117,12 +115,15 @@ def _attachment(name: str, data: bytes) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
 
-def create_app(models: list[str] | dict[str, Predictor] | None = None,
+def create_app(models: list[str] | Mapping[str, Model] | None = None,
                settings: Settings | None = None) -> FastAPI:  # fmt: skip
-    """The app serving `models` (names / checkpoint paths, or loaded predictors by id;
-    default: every installed model) under `settings`."""
+    """The app serving `models` (names / checkpoint paths, or loaded `Predictor`s and
+    `FusionPredictor`s by id; default: every installed model) under `settings`."""
     settings = settings or Settings()
-    predictors = models if isinstance(models, dict) else load_models(models or [], settings.device)
+    predictors = (dict(models) if isinstance(models, Mapping)
+                  else load_models(models or [], settings.device))  # fmt: skip
+    single = {k: p for k, p in predictors.items() if isinstance(p, Predictor)}
+    fusion = {k: p for k, p in predictors.items() if isinstance(p, FusionPredictor)}
     pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
     results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
     app = FastAPI(title="medsr", version=__version__, description=__doc__.split("\n\n")[0]
@@ -167,22 +168,47 @@ def create_app(models: list[str] | dict[str, Predictor] | None = None,
         download: Annotated[str | None, Form(description="png or dicom: reply with that "
                             "file instead of JSON")] = None,
     ) -> Any:  # fmt: skip
-        request_id, start = new_id(), time.perf_counter()
-        if not predictors:
-            raise Unprocessable("no models loaded: start medsr serve with --models CHECKPOINT")
-        key = model or next(iter(predictors))
-        if key not in predictors:
-            raise Unprocessable(f"unknown model {key!r}; this server runs {list(predictors)}")
-        if download not in (None, "", "png", "dicom"):
-            raise Unprocessable(f"download must be png or dicom, got {download!r}")
-        if len(files) + len(reference or []) > settings.max_files:
-            raise Unprocessable(f"{len(files)} files: the limit is {settings.max_files}")
+        key, predictor = choose_model(single, model, False, fusion)
+        _check_request(download, ("png", "dicom"), len(files) + len(reference or []))
         uploads, refs = await _uploads(files), await _uploads(reference)
         size = sum(len(u.data) for u in uploads + refs)
-        log.info("request %s: %d file(s), %d bytes, model %s", request_id[:8], len(uploads),
-                 size, key)  # fmt: skip
+        return await _run(f"{len(uploads)} file(s), {size} bytes, model {key}", download,
+                          enhance_upload, key, predictor, uploads, refs, settings)  # fmt: skip
+
+    @app.post("/api/fuse", summary="Enhance a PET onto its CT's grid and overlay it on the CT")
+    async def fuse(
+        ct: Annotated[list[UploadFile], File(description="CT in HU: one DICOM/PNG/TIFF file "
+                                             "or the DICOM slices of one series")],
+        pet: Annotated[list[UploadFile], File(description="PET (SUV) of the same patient "
+                                              "position: one file or one DICOM series")],
+        model: Annotated[str | None, Form(description="Fusion model id (GET /api/models, "
+                         "kind fusion)")] = None,
+        alpha: Annotated[float, Form(ge=0.0, le=1.0, description="Weight of the PET colour "
+                         "map over the CT")] = DEFAULT_ALPHA,
+        download: Annotated[str | None, Form(description="png, dicom (enhanced PET) or fused "
+                            "(overlay): reply with that file instead of JSON")] = None,
+    ) -> Any:  # fmt: skip
+        key, predictor = choose_model(fusion, model, True, single)
+        _check_request(download, ("png", "dicom", "fused"), len(ct) + len(pet))
+        cts, pets = await _uploads(ct), await _uploads(pet)
+        size = sum(len(u.data) for u in cts + pets)
+        return await _run(f"fuse {len(cts)} CT + {len(pets)} PET file(s), {size} bytes, model "
+                          f"{key}", download, fuse_upload, key, predictor, cts, pets, alpha,
+                          settings)  # fmt: skip
+
+    def _check_request(download: str | None, formats: tuple[str, ...], count: int) -> None:
+        if download not in (None, "", *formats):
+            raise Unprocessable(f"download must be {' or '.join(formats)}, got {download!r}")
+        if count > settings.max_files:
+            raise Unprocessable(f"{count} files: the limit is {settings.max_files}")
+
+    async def _run(what: str, download: str | None, work: Callable[..., Result],
+                   *args: Any) -> Any:  # fmt: skip
+        """Run `work(*args)` in the pool, keep the result, answer with its summary (or file)."""
+        request_id, start = new_id(), time.perf_counter()
+        log.info("request %s: %s", request_id[:8], what)
         try:
-            result = await pool.run(enhance_upload, key, predictors[key], uploads, refs, settings)
+            result = await pool.run(work, *args)
         except WebError as error:
             log.info("request %s: %d after %.2f s", request_id[:8], error.status_code,
                      time.perf_counter() - start)  # fmt: skip
@@ -231,12 +257,18 @@ def create_app(models: list[str] | dict[str, Predictor] | None = None,
                         headers={"X-Shape": shape, "Cache-Control": "no-store"})  # fmt: skip
 
     @app.get("/api/results/{result_id}/download/{fmt}",
-             summary="16-bit PNG or derived DICOM (zip when several files)")  # fmt: skip
-    async def download_file(result_id: str, fmt: str) -> Response:
-        downloads = _get(result_id).downloads
-        if fmt not in downloads:
-            raise HTTPException(404, f"format {fmt!r} is not one of {sorted(downloads)}")
-        return _attachment(*downloads[fmt])
+             summary="16-bit PNG, derived DICOM or fused overlay PNG (zip when several "
+                     "files); ?alpha= redraws the overlay")  # fmt: skip
+    async def download_file(result_id: str, fmt: str, alpha: float | None = None) -> Response:
+        result = _get(result_id)
+        if fmt not in result.downloads:
+            raise HTTPException(404, f"format {fmt!r} is not one of {sorted(result.downloads)}")
+        if alpha is not None:  # the page's alpha slider redraws the overlay it offers
+            if fmt != "fused":
+                raise Unprocessable(f"alpha applies to the fused download only, not {fmt!r}")
+            # a whole series of PNGs: off the event loop, under the same limits as a request
+            return _attachment(*await pool.run(overlay_download, result, alpha))
+        return _attachment(*result.downloads[fmt])
 
     @app.delete("/api/results/{result_id}", summary="Forget a result now")
     async def forget(result_id: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ the result (arrays for the viewer, PNG / DICOM downloads as bytes) stays in memo
 from __future__ import annotations
 
 import io
-import logging
 import re
 import tempfile
 import time
@@ -22,12 +21,12 @@ import numpy as np
 import torch
 
 from medsr.data.volume import Volume
-from medsr.inference import Predictor, available_models, consistency_map
+from medsr.inference import Predictor, consistency_map
 from medsr.inference.batch import output_tag
 from medsr.io.errors import MedsrIOError
 from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
+from medsr.web.models import describe_model
 
-log = logging.getLogger("medsr.web")
 NOTICE = "Research use only: not for diagnosis or treatment decisions."
 SUFFIXES = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 MEDIA = {".png": "image/png", ".dcm": "application/dicom", ".zip": "application/zip"}
@@ -49,45 +48,6 @@ class Result:
     summary: dict[str, Any]
     arrays: dict[str, np.ndarray]
     downloads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-
-
-def load_models(names_or_paths: list[str], device: str = "cpu") -> dict[str, Predictor]:
-    """Predictors by id: the given names / checkpoint paths, else every installed model
-    (skipping those `Predictor` cannot run, such as PET/CT fusion models).
-
-    The id is the registered name, or the checkpoint's model name (suffixed `-2`, `-3` on a
-    clash). Raises FileNotFoundError / ValueError for a model that cannot be loaded.
-    """
-    models: dict[str, Predictor] = {}
-    for item in names_or_paths or available_models():
-        try:
-            predictor = Predictor.load(item, device=device)
-        except ValueError as error:  # e.g. an installed fusion model: not served here
-            if names_or_paths:
-                raise
-            log.warning("not serving installed model %s: %s", item, error)
-            continue
-        base = item if "/" not in item and not Path(item).is_file() else predictor.model_name
-        key, n = base, 1
-        while key in models:
-            n += 1
-            key = f"{base}-{n}"
-        models[key] = predictor
-    return models
-
-
-def describe_model(key: str, predictor: Predictor) -> dict[str, Any]:
-    """What `GET /api/models` lists for one model."""
-    from medsr.physics.tasks import TASKS
-
-    spec = TASKS.get(predictor.task)
-    return {
-        "id": key, "name": predictor.model_name, "task": predictor.task,
-        "scale": predictor.scale, "architecture": predictor.info.architecture,
-        "modalities": list(getattr(spec, "modalities", ()) or ()),
-        "unit": predictor.info.normalization.get("unit"),
-        "checkpoint_sha256": predictor.checkpoint_sha256,
-    }  # fmt: skip
 
 
 def sniff(upload: Upload) -> str:
@@ -161,7 +121,7 @@ def decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> V
         raise Unprocessable(f"malformed {kinds[0].upper()} {what}: {error}") from None
 
 
-def _stack(volume: Volume) -> np.ndarray:
+def stack(volume: Volume) -> np.ndarray:
     return volume.array if volume.is_volume else volume.array[None]
 
 
@@ -180,8 +140,8 @@ def reference_metrics(output: Volume, baseline: np.ndarray, reference: Volume) -
             f"{'x'.join(map(str, output.shape))}: upload the full-resolution image of the "
             "same slice(s)"
         )
-    target = torch.from_numpy(_stack(reference))[:, None]
-    images = {"model": torch.from_numpy(_stack(output))[:, None],
+    target = torch.from_numpy(stack(reference))[:, None]
+    images = {"model": torch.from_numpy(stack(output))[:, None],
               "bicubic": torch.from_numpy(baseline)[:, None]}  # fmt: skip
     rows = []
     if output.unit == "HU" and reference.unit == "HU":
@@ -201,7 +161,7 @@ def reference_metrics(output: Volume, baseline: np.ndarray, reference: Volume) -
     return {"rows": rows, "note": "data range stated per row; bicubic is the baseline"}
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
+def zip_files(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
@@ -224,13 +184,18 @@ def package(output: Volume, folder: Path, stem: str) -> dict[str, tuple[str, byt
         if len(paths) == 1:
             downloads[fmt] = (f"{stem}{paths[0].suffix}", paths[0].read_bytes())
         else:
-            zipped = _zip({f"{stem}/{p.name}": p.read_bytes() for p in paths})
+            zipped = zip_files({f"{stem}/{p.name}": p.read_bytes() for p in paths})
             downloads[fmt] = (f"{stem}_{fmt}.zip", zipped)
     return downloads
 
 
-def _range(array: np.ndarray) -> list[float]:
+def value_range(array: np.ndarray) -> list[float]:
     return [float(array.min()), float(array.max())]
+
+
+def safe_stem(name: str, default: str = "image") -> str:
+    """A download name from the client's file name: safe characters only, at most 64."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:64] or default
 
 
 def enhance_upload(
@@ -252,7 +217,7 @@ def enhance_upload(
             raise Unprocessable(str(error)) from None
         output = predictor.enhance(volume, tile_size=settings.tile_size,
                                    overlap=settings.overlap)  # fmt: skip
-        low, high = _stack(volume), _stack(output)
+        low, high = stack(volume), stack(output)
         checks = [consistency_map(lo, hi, predictor.task, predictor.scale)
                   for lo, hi in zip(low, high, strict=True)]  # fmt: skip
         metrics = None
@@ -260,12 +225,11 @@ def enhance_upload(
             with torch.no_grad():
                 baseline = upsample(torch.from_numpy(low), predictor.scale).numpy()
             metrics = reference_metrics(output, baseline, ref)
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(uploads[0].name).stem)[:64] or "image"
-        stem = f"{base}_{output_tag(predictor.scale)}"
+        stem = f"{safe_stem(uploads[0].name)}_{output_tag(predictor.scale)}"
         downloads = package(output, folder, stem)
     arrays = {"input": low, "output": high, "consistency": np.stack([c.map for c in checks])}
     if ref is not None:
-        arrays["reference"] = _stack(ref)
+        arrays["reference"] = stack(ref)
     worst = max(range(len(checks)), key=lambda k: checks[k].score)
     window = volume.window
     summary = {
@@ -273,11 +237,11 @@ def enhance_upload(
         "model": describe_model(key, predictor),
         "input": {"shape": list(volume.shape), "slices": volume.num_slices,
                   "modality": volume.modality, "unit": volume.unit,
-                  "spacing_mm": list(volume.spacing), "range": _range(low),
+                  "spacing_mm": list(volume.spacing), "range": value_range(low),
                   "window": None if window is None else {"center": window.center,
                                                          "width": window.width}},
         "output": {"shape": list(output.shape), "spacing_mm": list(output.spacing),
-                   "range": _range(high)},
+                   "range": value_range(high)},
         "consistency": {"score": checks[worst].score, "worst_slice": worst,
                         "scores": [c.score for c in checks],
                         "noise_sd": [c.noise_sd for c in checks],

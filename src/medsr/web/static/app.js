@@ -1,12 +1,16 @@
-// medsr page: upload, enhance, view float data with window/level on canvases. No libraries.
+// medsr page, controls: the models, the mode (one image, or CT+PET when a fusion model is
+// served), file choice and the request; viewer.js draws the result. No libraries.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  files: [], summary: null, slice: 0, images: {}, scale: 1,
+  task: "single", models: [], picked: { files: [], ct: [], pet: [] }, alpha: 0.5,
+  summary: null, slice: 0, images: {}, scale: 1,
   window: { center: 0, width: 1 }, view: { zoom: 1, cx: 0, cy: 0 },
   mode: "side", consistency: false, split: 0.5, rendered: {},
 };
+const CHOSEN = { files: ["chosen", "No file chosen."], ct: ["chosen-ct", "No CT chosen."],
+  pet: ["chosen-pet", "No PET chosen."] };
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -17,9 +21,20 @@ async function loadModels() {
   const response = await fetch("/api/models");
   const info = await response.json();
   $("version").textContent = `v${info.version}`;
+  state.models = info.models;
+  const fusion = info.models.some((m) => m.kind === "fusion");
+  $("task-switch").hidden = !fusion;  // CT+PET is offered only when a fusion model is served
+  if (!info.models.length) setStatus("No models loaded: start `medsr serve --models CHECKPOINT.pt`.", true);
+  $("model").onchange = showModelInfo;
+  setTask(fusion && info.models.every((m) => m.kind === "fusion") ? "fusion" : "single");
+  $("drop").dataset.limitMb = (info.limits.max_upload_bytes / 2 ** 20).toFixed(0);
+}
+
+// The model list shows the models of the current mode only.
+function fillModels() {
   const select = $("model");
   select.innerHTML = "";
-  for (const m of info.models) {
+  for (const m of state.models.filter((m) => (m.kind || "single") === state.task)) {
     const option = document.createElement("option");
     option.value = m.id;
     option.textContent = `${m.id} (${m.task}, x${m.scale})`;
@@ -27,32 +42,59 @@ async function loadModels() {
       (m.modalities.length ? `, for ${m.modalities.join("/")}` : "") + (m.unit ? `, input unit ${m.unit}` : "");
     select.append(option);
   }
-  if (!info.models.length) setStatus("No models loaded: start `medsr serve --models CHECKPOINT.pt`.", true);
-  const show = () => { const o = select.selectedOptions[0]; $("model-info").textContent = o ? o.dataset.info : ""; };
-  select.onchange = show;
-  show();
-  $("drop").dataset.limitMb = (info.limits.max_upload_bytes / 2 ** 20).toFixed(0);
+  showModelInfo();
 }
 
-function chooseFiles(list) {
-  state.files = Array.from(list);
-  const size = state.files.reduce((s, f) => s + f.size, 0);
-  $("chosen").textContent = state.files.length
-    ? `${state.files.length} file(s), ${(size / 2 ** 20).toFixed(2)} MB: ${state.files.slice(0, 3).map((f) => f.name).join(", ")}${state.files.length > 3 ? ", ..." : ""}`
-    : "No file chosen.";
-  $("run").disabled = !state.files.length;
+function showModelInfo() {
+  const o = $("model").selectedOptions[0];
+  $("model-info").textContent = o ? o.dataset.info : "";
+}
+
+function setTask(task) {
+  state.task = task;
+  const fusion = task === "fusion";
+  $(`task-${task}`).checked = true;
+  $("single-controls").hidden = fusion;
+  $("fusion-controls").hidden = !fusion;
+  $("run").textContent = fusion ? "Fuse" : "Enhance";
+  fillModels();
+  updateRun();
+}
+
+function ready() {
+  const p = state.picked;
+  return state.task === "fusion" ? p.ct.length > 0 && p.pet.length > 0 : p.files.length > 0;
+}
+
+function updateRun() { $("run").disabled = !ready(); }
+
+function chooseFiles(kind, list) {
+  const files = state.picked[kind] = Array.from(list);
+  const size = files.reduce((s, f) => s + f.size, 0);
+  const [id, none] = CHOSEN[kind];
+  $(id).textContent = files.length
+    ? `${files.length} file(s), ${(size / 2 ** 20).toFixed(2)} MB: ${files.slice(0, 3).map((f) => f.name).join(", ")}${files.length > 3 ? ", ..." : ""}`
+    : none;
+  updateRun();
 }
 
 async function enhance() {
   const form = new FormData();
-  for (const f of state.files) form.append("files", f, f.name);
-  for (const f of $("reference").files) form.append("reference", f, f.name);
+  const fusion = state.task === "fusion";
+  if (fusion) {
+    for (const f of state.picked.ct) form.append("ct", f, f.name);
+    for (const f of state.picked.pet) form.append("pet", f, f.name);
+    form.append("alpha", String(state.alpha));
+  } else {
+    for (const f of state.picked.files) form.append("files", f, f.name);
+    for (const f of $("reference").files) form.append("reference", f, f.name);
+  }
   if ($("model").value) form.append("model", $("model").value);
   $("run").disabled = true;
-  setStatus("Enhancing...");
+  setStatus(fusion ? "Fusing CT and PET..." : "Enhancing...");
   const t0 = performance.now();
   try {
-    const response = await fetch("/api/enhance", { method: "POST", body: form });
+    const response = await fetch(fusion ? "/api/fuse" : "/api/enhance", { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) throw new Error(`${response.status}: ${body.detail}`);
     await showResult(body);
@@ -60,229 +102,24 @@ async function enhance() {
   } catch (error) {
     setStatus(`Failed: ${error.message}`, true);
   } finally {
-    $("run").disabled = !state.files.length;
+    updateRun();
   }
 }
 
-async function fetchArray(name, k) {
-  const response = await fetch(`${state.summary.data[name]}?slice=${k}`);
-  if (!response.ok) throw new Error(`${name}: ${response.status}`);
-  const [h, w] = response.headers.get("X-Shape").split(",").map(Number);
-  return { w, h, data: new Float32Array(await response.arrayBuffer()) };
-}
-
-async function loadSlice(k) {
-  state.slice = k;
-  const names = Object.keys(state.summary.data);
-  const arrays = await Promise.all(names.map((n) => fetchArray(n, k)));
-  state.images = Object.fromEntries(names.map((n, i) => [n, arrays[i]]));
-  state.rendered = {};
-  const out = state.images.output;
-  $("result-size").textContent = `${out.w} × ${out.h}`;
-  $("result-size").dataset.width = out.w;
-  $("result-size").dataset.height = out.h;
-  $("slice-label").textContent = `${k + 1} / ${state.summary.input.slices}`;
-  draw();
-}
-
-function percentile(data, q) {
-  const step = Math.max(1, Math.floor(data.length / 200000));
-  const sample = [];
-  for (let i = 0; i < data.length; i += step) sample.push(data[i]);
-  sample.sort((a, b) => a - b);
-  return sample[Math.min(sample.length - 1, Math.floor(q * sample.length))];
-}
-
-function applyPreset() {
-  const value = $("preset").value;
-  const input = state.images.input;
-  if (value === "auto") {
-    const w = state.summary.input.window;
-    if (w) state.window = { center: w.center, width: w.width };
-    else {
-      const lo = percentile(input.data, 0.005), hi = percentile(input.data, 0.995);
-      state.window = { center: (lo + hi) / 2, width: Math.max(hi - lo, 1e-6) };
-    }
-  } else if (value === "full") {
-    const [lo, hi] = state.summary.input.range;
-    state.window = { center: (lo + hi) / 2, width: Math.max(hi - lo, 1e-6) };
-  } else {
-    const [c, w] = value.split(",").map(Number);
-    state.window = { center: c, width: w };
-  }
-  $("center").value = +state.window.center.toPrecision(6);
-  $("width").value = +state.window.width.toPrecision(6);
-  state.rendered = {};
-  draw();
-}
-
-// Grey levels from the window for images; a blue-white-red map (+-4 noise SD) for the residual.
-function render(name) {
-  if (state.rendered[name]) return state.rendered[name];
-  const image = state.images[name];
-  const canvas = document.createElement("canvas");
-  canvas.width = image.w; canvas.height = image.h;
-  const ctx = canvas.getContext("2d");
-  const pixels = ctx.createImageData(image.w, image.h);
-  const out = pixels.data, data = image.data;
-  if (name === "consistency") {
-    // +-4 noise SD shows a consistent result as noise; widened when the residual is larger
-    // so that its pattern (anatomy = invented or lost structure) stays visible.
-    const sd = state.summary.consistency.noise_sd[state.slice] || 1;
-    const limit = Math.max(4 * sd, percentile(data.map(Math.abs), 0.99));
-    state.consistencyLimit = limit;
-    for (let i = 0; i < data.length; i++) {
-      const t = Math.max(-1, Math.min(1, data[i] / limit));
-      const j = 4 * i;
-      out[j] = t > 0 ? 255 : Math.round(255 * (1 + t));
-      out[j + 1] = Math.round(255 * (1 - Math.abs(t)));
-      out[j + 2] = t < 0 ? 255 : Math.round(255 * (1 - t));
-      out[j + 3] = 255;
-    }
-  } else {
-    const low = state.window.center - state.window.width / 2, gain = 255 / state.window.width;
-    for (let i = 0; i < data.length; i++) {
-      const v = Math.max(0, Math.min(255, (data[i] - low) * gain));
-      const j = 4 * i;
-      out[j] = out[j + 1] = out[j + 2] = v;
-      out[j + 3] = 255;
-    }
-  }
-  ctx.putImageData(pixels, 0, 0);
-  state.rendered[name] = canvas;
-  return canvas;
-}
-
-function sizeCanvas(canvas) {
-  const ratio = window.devicePixelRatio || 1;
-  const w = Math.round(canvas.clientWidth * ratio), h = Math.round(canvas.clientHeight * ratio);
-  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-}
-
-// Draws `name` on `canvas` in output-pixel coordinates: input-grid images are `scale` times larger.
-function paint(canvas, name, clipRight = null) {
-  const ctx = canvas.getContext("2d");
-  const { zoom, cx, cy } = state.view;
-  const source = render(name);
-  const factor = source.width === state.images.output.w ? 1 : state.scale;
-  ctx.save();
-  if (clipRight !== null) { ctx.beginPath(); ctx.rect(0, 0, clipRight, canvas.height); ctx.clip(); }
-  ctx.imageSmoothingEnabled = zoom * factor < 1;  // show real pixels when magnified
-  ctx.drawImage(source, canvas.width / 2 - cx * zoom, canvas.height / 2 - cy * zoom,
-    source.width * factor * zoom, source.height * factor * zoom);
-  ctx.restore();
-}
-
-function draw() {
-  if (!state.images.output) return;
-  const leftName = state.consistency ? "consistency" : "input";
-  if (state.consistency) render("consistency");
-  const unit = state.summary.input.unit;
-  $("left-caption").textContent = state.consistency
-    ? `consistency map (input - degraded result), blue..red = -/+${(state.consistencyLimit || 0).toPrecision(3)} ${unit}`
-    : "input";
-  $("swipe-caption").textContent = `${state.consistency ? "consistency" : "input"} | result`;
-  const canvases = state.mode === "side" ? [$("left"), $("right")] : [$("swipe")];
-  for (const c of canvases) {
-    sizeCanvas(c);
-    const ctx = c.getContext("2d");
-    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, c.width, c.height);
-  }
-  if (state.mode === "side") {
-    paint($("left"), leftName);
-    paint($("right"), "output");
-  } else {
-    const c = $("swipe");
-    paint(c, "output");
-    const x = Math.round(state.split * c.width);
-    paint(c, leftName, x);
-    const ctx = c.getContext("2d");
-    ctx.fillStyle = "#ffd54f"; ctx.fillRect(x - 1, 0, 2, c.height);
-  }
-}
-
-function fit() {
-  const out = state.images.output;
-  const c = state.mode === "side" ? $("right") : $("swipe");
-  sizeCanvas(c);
-  state.view = { zoom: Math.min(c.width / out.w, c.height / out.h), cx: out.w / 2, cy: out.h / 2 };
-  draw();
-}
-
-function attachNavigation(canvas) {
-  let drag = null;
-  const ratio = () => window.devicePixelRatio || 1;
-  canvas.addEventListener("wheel", (event) => {
-    event.preventDefault();
-    const r = canvas.getBoundingClientRect();
-    const mx = (event.clientX - r.left) * ratio() - canvas.width / 2;
-    const my = (event.clientY - r.top) * ratio() - canvas.height / 2;
-    const v = state.view, factor = Math.exp(-event.deltaY * 0.0015);
-    const px = v.cx + mx / v.zoom, py = v.cy + my / v.zoom;  // keep the point under the mouse
-    v.zoom = Math.min(64, Math.max(0.01, v.zoom * factor));
-    v.cx = px - mx / v.zoom; v.cy = py - my / v.zoom;
-    draw();
-  }, { passive: false });
-  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY }; canvas.setPointerCapture(e.pointerId); });
-  canvas.addEventListener("pointermove", (e) => {
-    if (!drag) return;
-    state.view.cx -= ((e.clientX - drag.x) * ratio()) / state.view.zoom;
-    state.view.cy -= ((e.clientY - drag.y) * ratio()) / state.view.zoom;
-    drag = { x: e.clientX, y: e.clientY };
-    draw();
-  });
-  canvas.addEventListener("pointerup", () => { drag = null; });
-  canvas.addEventListener("dblclick", fit);
-}
-
-async function showResult(summary) {
-  state.summary = summary;
-  state.scale = summary.model.scale;
-  $("viewer").hidden = false;
-  const slices = summary.input.slices;
-  $("slice-group").hidden = slices < 2;
-  $("slice").max = slices - 1;
-  $("slice").value = Math.floor(slices / 2);
-  await loadSlice(Math.floor(slices / 2));
-  $("result-info").textContent = `(input ${summary.input.shape.join(" × ")} ${summary.input.modality}` +
-    ` ${summary.input.unit}, model ${summary.model.id}, ${summary.output.spacing_mm.slice(-2).map((s) => s.toFixed(3)).join(" × ")} mm)`;
-  const c = summary.consistency;
-  $("consistency-info").textContent = `Consistency score ${c.score.toFixed(3)} (worst slice ${c.worst_slice + 1}). ${c.description}`;
-  $("metrics").innerHTML = "";
-  if (summary.metrics) {
-    const rows = summary.metrics.rows.map((r) =>
-      `<tr><td>${r.method}</td><td>${r.range}</td><td>${r.psnr_db.toFixed(2)}</td><td>${r.ssim.toFixed(4)}</td></tr>`);
-    $("metrics").innerHTML = `<table id="metrics-table"><tr><th>method</th><th>range</th><th>PSNR (dB)</th>` +
-      `<th>SSIM</th></tr>${rows.join("")}</table><p class="hint">${summary.metrics.note}</p>`;
-  }
-  $("downloads").innerHTML = "";
-  for (const [fmt, url] of Object.entries(summary.downloads)) {
-    const a = document.createElement("a");
-    a.href = url; a.id = `download-${fmt}`; a.setAttribute("download", "");
-    a.textContent = fmt === "png" ? "Download 16-bit PNG" : "Download derived DICOM";
-    $("downloads").append(a);
-  }
-  $("preset").value = "auto";
-  applyPreset();
-  fit();
-}
-
-function setMode(mode) {
-  state.mode = mode;
-  const side = mode === "side";
-  $("left").parentElement.hidden = !side;
-  $("right").parentElement.hidden = !side;
-  $("swipe-pane").hidden = side;
-  $("swipe").dataset.active = String(!side);
-  draw();
+function attachDrop(dropId, inputId, kind) {
+  const drop = $(dropId);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); chooseFiles(kind, e.dataTransfer.files); });
+  $(inputId).addEventListener("change", (e) => chooseFiles(kind, e.target.files));
 }
 
 function init() {
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); chooseFiles(e.dataTransfer.files); });
-  $("files").addEventListener("change", (e) => chooseFiles(e.target.files));
+  attachDrop("drop", "files", "files");
+  attachDrop("drop-ct", "ct-files", "ct");
+  attachDrop("drop-pet", "pet-files", "pet");
+  document.querySelectorAll("input[name=task]").forEach((r) => r.addEventListener("change", () => setTask(r.value)));
+  $("alpha").addEventListener("input", (e) => setAlpha(Number(e.target.value)));
   $("run").addEventListener("click", enhance);
   document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", () => setMode(r.value)));
   $("preset").addEventListener("change", applyPreset);
@@ -299,7 +136,7 @@ function init() {
   $("slice").addEventListener("change", (e) => loadSlice(Number(e.target.value)));
   $("swipe-position").addEventListener("input", (e) => { state.split = Number(e.target.value) / 1000; draw(); });
   $("reset").addEventListener("click", fit);
-  for (const id of ["left", "right", "swipe"]) attachNavigation($(id));
+  for (const id of ["left", "right", "swipe", "fused"]) attachNavigation($(id));
   window.addEventListener("resize", draw);
   loadModels().catch((error) => setStatus(`Cannot list models: ${error.message}`, true));
 }
