@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from medsr.data.datasets import PatchSource, dihedral
-from medsr.data.noise_bank import NoiseBankPairs, _generator
+from medsr.data.noise_bank import NoiseBankPairs, _generator, _zoom_centre
 from medsr.data.samples import is_available, load_sample
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import make_task
@@ -81,3 +81,39 @@ def test_slices_and_task_are_checked(volume) -> None:  # type: ignore[no-untyped
                            make_task("ldct", num_views=90), patch_size=32,  # type: ignore[arg-type]
                            realisations=1)  # fmt: skip
     assert sorted(pairs.bank) == [(0, 1), (0, 2)]
+
+
+def neighbour_correlation(x: torch.Tensor) -> float:
+    pairs = torch.stack([x[..., :-1].flatten(), x[..., 1:].flatten()])
+    return float(torch.corrcoef(pairs)[0, 1])
+
+
+def test_noise_gain_scales_the_noise_and_zoom_resamples_both_patches(volume) -> None:  # type: ignore[no-untyped-def]
+    plain, scaled = bank(volume), bank(volume, noise_gain=(2.5, 2.5), zoom=(2.0, 2.0))
+    for index in range(4):
+        a, b = plain[index], scaled[index]
+        s = a["params"]["sample"]
+        assert b["params"]["sample"]["noise_gain"] == 2.5 and b["params"]["sample"]["zoom"] == 2.0
+        rows, cols = slice(s["row"], s["row"] + 32), slice(s["col"], s["col"] + 32)
+        noise = dihedral(plain.bank[(0, 0)][s["realisation"], rows, cols][None], s["augment"])
+        # the central 16 of the 32 pixels, resampled to 32 (bicubic), for both patches
+        high = torch.nn.functional.interpolate(
+            a["high"][None, :, 8:24, 8:24], size=(32, 32), mode="bicubic", align_corners=False
+        )[0]
+        assert torch.allclose(b["high"], high, atol=1e-4)
+        expected = downsample(high + 2.5 * _zoom_centre(noise, 2.0), 2, "area")
+        assert torch.allclose(b["low"], expected, atol=1e-3)
+    # a finer grid makes the noise coarser in pixels: neighbouring pixels correlate more
+    noise = plain.bank[(0, 0)][0][None]
+    assert neighbour_correlation(_zoom_centre(noise, 2.0)) > neighbour_correlation(noise) + 0.2
+
+
+def test_gain_and_zoom_draws_stay_in_range_and_bad_ranges_are_refused(volume) -> None:  # type: ignore[no-untyped-def]
+    pairs = bank(volume, noise_gain=(0.5, 3.0), zoom=(1.0, 2.0))
+    draws = [pairs[i]["params"]["sample"] for i in range(len(pairs))]
+    assert all(0.5 <= d["noise_gain"] <= 3.0 and 1.0 <= d["zoom"] <= 2.0 for d in draws)
+    assert len({d["noise_gain"] for d in draws}) == len(draws)  # drawn per item
+    with pytest.raises(ValueError, match="zoom must be >= 1"):
+        bank(volume, zoom=(0.5, 1.0))
+    with pytest.raises(ValueError, match="noise_gain must be"):
+        bank(volume, noise_gain=(3.0, 0.5))

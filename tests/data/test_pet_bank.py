@@ -94,3 +94,33 @@ def test_cache_round_trip(tmp_path: object) -> None:
 def test_rejects_a_non_petct_task() -> None:
     with pytest.raises(ValueError, match="PetCtTask"):
         PetBankPairs([phantom()], make_task("x4"))  # type: ignore[arg-type]
+
+
+def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> None:
+    task = make_task("petct", anatomy="body", lesion_count=(0, 0), texture_amplitude=0.0)
+    data = PetBankPairs([phantom()], task, patch_size=32, num_samples=6, realisations=4,
+                        min_foreground=0.3, counts_range=(1e4, 1e7))  # fmt: skip
+    drawn = [data.params[(0, 0, r)]["counts"] for r in range(4)]
+    assert all(1e4 <= c <= 1e7 for c in drawn) and len(set(drawn)) == 4
+    # fewer counts, more noise: the PET's error against the target grows as counts fall
+    entry = data.bank[(0, 0)]
+    target = torch.nn.functional.avg_pool2d(entry["target"], 4)
+    error = [float((entry["low"][r] - target[r]).std()) for r in range(4)]
+    fewest, most = int(np.argmin(drawn)), int(np.argmax(drawn))
+    assert error[fewest] > 1.5 * error[most], (drawn, error)
+    assert bank(counts_range=(1e4, 1e7))[0]["params"]["counts"] == [1e4, 1e7]
+    cycled = bank(realisations=2, anatomies=["body", "head"])
+    assert cycled[0]["params"]["anatomy"] == ["body", "head"]
+    assert [cycled._task_of(r, torch.Generator()).anatomy for r in range(3)] == [
+        "body", "head", "body"]  # fmt: skip
+    # the options are part of the cache key: a plain bank does not reuse this one
+    bank(cache_dir=tmp_path)
+    bank(cache_dir=tmp_path, counts_range=(1e4, 1e7))
+    assert len(list(tmp_path.iterdir())) == 2  # type: ignore[attr-defined]
+
+
+def test_bad_counts_range_and_anatomy_are_refused() -> None:
+    with pytest.raises(ValueError, match="counts_range"):
+        bank(counts_range=(1e6, 1e5))
+    with pytest.raises(ValueError, match="anatomy"):
+        bank(anatomies=["thorax"])

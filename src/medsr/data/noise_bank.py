@@ -9,6 +9,16 @@ draws `realisations` noise images of the full slice up front (the bank); an item
 aligned patch of (normal-dose slice, normal-dose slice + one realisation), augmented alike,
 and only the patch-level rest of the task is applied: the area downsample by `scale`.
 
+Two optional training augmentations widen what one volume teaches, both applied to the
+(normal-dose patch, noise patch) pair before they are added:
+- `noise_gain`: the noise image times a log-uniform gain. Quantum noise of a reconstruction
+  scales as sqrt(1/d - 1) with the dose fraction d at a fixed texture, so a gain g stands for
+  another dose (or another patient size) at the same scanner; the electronic-noise share,
+  which changes the texture a little on long paths, is not re-simulated.
+- `zoom`: the central `p / z` of both patches resampled (bicubic) to `p`, i.e. the same scan
+  reconstructed on a grid `z` times finer: the noise keeps its physical frequencies, so its
+  texture grows coarser in pixels (as in a 0.48 mm head scan vs the 0.96 mm training volume).
+
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
 """
@@ -70,10 +80,20 @@ class NoiseBankPairs(SliceBank):
         bank_seed: int = 0,
         progress: Progress | None = None,
         cache_dir: str | Path | None = None,
+        noise_gain: tuple[float, float] = (1.0, 1.0),
+        zoom: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if not isinstance(task, LowDoseCTTask):
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
+        for name, (low, high) in (("noise_gain", noise_gain), ("zoom", zoom)):
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
+                                 f"{(low, high)}")  # fmt: skip
+        if zoom[0] < 1:
+            raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
+        self.noise_gain, self.zoom = (float(noise_gain[0]), float(noise_gain[1])), (
+            float(zoom[0]), float(zoom[1]))  # fmt: skip
         self.patches = OnTheFlyPairs(
             sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
             augment, None,
@@ -153,9 +173,14 @@ class NoiseBankPairs(SliceBank):
         i, k, row, col, p = (sample[n] for n in ("source_index", "slice", "row", "col", "size"))
         g = _generator(self.patches.seed, self.patches.epoch, index, 1)
         r = int(torch.randint(0, self.realisations, (1,), generator=g))
-        noise = self.bank[(i, k)][r, row : row + p, col : col + p][None]
+        noise = dihedral(
+            self.bank[(i, k)][r, row : row + p, col : col + p][None], sample["augment"]
+        )
         high = item["high"]
-        low = high + dihedral(noise, sample["augment"])
+        gain, zoom = _log_uniform(self.noise_gain, g), _log_uniform(self.zoom, g)
+        if zoom > 1:
+            high, noise = _zoom_centre(high, zoom), _zoom_centre(noise, zoom)
+        low = high + gain * noise
         if self.scale > 1:
             low = downsample(low, self.scale, self.task.method)
         if self.normalize is not None:
@@ -163,5 +188,25 @@ class NoiseBankPairs(SliceBank):
         params = {**self.operator(i).describe(), "task": self.task.task,
                   "scale": self.scale, "method": self.task.method,
                   "noise_model": "ct-projection-domain, whole-slice bank",
-                  "sample": {**sample, "realisation": r}}  # fmt: skip
+                  "sample": {**sample, "realisation": r, "noise_gain": gain,
+                             "zoom": zoom}}  # fmt: skip
         return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
+
+
+def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
+    """A draw log-uniform in `[low, high]`; exactly `low` when the two are equal (no draw)."""
+    low, high = bounds
+    if low == high:
+        return low
+    u = float(torch.rand((), generator=generator))
+    return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
+
+
+def _zoom_centre(patch: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The central `p / zoom` square of a `(1, p, p)` patch, resampled (bicubic) back to `p`."""
+    p = patch.shape[-1]
+    m = max(2, round(p / zoom))
+    start = (p - m) // 2
+    centre = patch[None, :, start : start + m, start : start + m]
+    return torch.nn.functional.interpolate(centre, size=(p, p), mode="bicubic",
+                                           align_corners=False)[0]  # fmt: skip

@@ -9,6 +9,12 @@ grid, each realisation with its own lesions, texture and counts noise) and an it
 aligned crop of one realisation: the CT patch `(p, p)`, the PET patch `(p/s, p/s)` whose
 pixels cover exactly those CT pixels, and the target patch `(p, p)`, augmented alike.
 
+One volume teaches more when its realisations differ in what a scan varies most: the counts
+(`counts_range`: each realisation's counts per slice drawn log-uniform, so the noise level
+varies as between a small head slice and a large body slice) and the activity pattern
+(`anatomies`: realisation r uses `anatomies[r % n]`, e.g. "head" and "body", which gives a
+head slice the body's uptake with no brain).
+
 Items are packed for `medsr.models.fusion`: `low` = PET (normalised) then the CT mapped
 through each of `guide_windows`, folded by `pixel_unshuffle`: `(1 + G s^2, p/s, p/s)`.
 """
@@ -16,6 +22,7 @@ through each of `guide_windows`, folded by `pixel_unshuffle`: `(1 + G s^2, p/s, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +76,9 @@ class PetBankPairs(SliceBank):
             `(bank_seed, i, k, r)`.
         progress: wraps the iteration over slices while the bank is built (e.g. tqdm).
         cache_dir: where to keep the bank (`pet_bank-<hash>.pt`); None: no cache.
+        counts_range: `(low, high)` counts per slice, drawn log-uniform per realisation;
+            None: the task's `counts`.
+        anatomies: activity models cycled over the realisations; None: the task's `anatomy`.
     """
 
     def __init__(
@@ -86,10 +96,19 @@ class PetBankPairs(SliceBank):
         bank_seed: int = 0,
         progress: Progress | None = None,
         cache_dir: str | Path | None = None,
+        counts_range: tuple[float, float] | None = None,
+        anatomies: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(task, PetCtTask):
             raise ValueError(f"task must be a PetCtTask (make_task('petct')), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
+        if counts_range is not None and not 0 < counts_range[0] <= counts_range[1]:
+            raise ValueError(f"counts_range must be (low, high), 0 < low <= high: {counts_range}")
+        for anatomy in anatomies or ():
+            replace(task, anatomy=anatomy)  # validates the name
+        self.counts_range, self.anatomies = counts_range, list(anatomies or [])
+        self.bank_options = (counts_range, tuple(self.anatomies)) if (
+            counts_range or anatomies) else None  # fmt: skip
         guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
         self.patches = OnTheFlyPairs(
             sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
@@ -115,9 +134,8 @@ class PetBankPairs(SliceBank):
             image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))[None]
             targets, lows, ct = [], [], torch.empty(0)
             for r in range(self.realisations):
-                pair = self.task(
-                    image, float(volume.spacing[-1]), _generator(self.bank_seed, i, k, r)
-                )
+                g = _generator(self.bank_seed, i, k, r)
+                pair = self._task_of(r, g)(image, float(volume.spacing[-1]), g)
                 targets.append(pair.high[0])
                 lows.append(pair.low[0])
                 ct = pair.guide[0] if pair.guide is not None else image[0]
@@ -130,6 +148,17 @@ class PetBankPairs(SliceBank):
             save_atomic({f"{i},{k},{n}": v for (i, k), entry in bank.items()
                          for n, v in entry.items()}, path)  # fmt: skip
         return bank
+
+    def _task_of(self, realisation: int, generator: torch.Generator) -> PetCtTask:
+        """The task of one realisation: its own counts and anatomy when ranges are set."""
+        changes: dict[str, object] = {}
+        if self.counts_range is not None:
+            low, high = np.log(self.counts_range[0]), np.log(self.counts_range[1])
+            u = float(torch.rand((), generator=generator))
+            changes["counts"] = float(np.exp(low + u * (high - low)))
+        if self.anatomies:
+            changes["anatomy"] = self.anatomies[realisation % len(self.anatomies)]
+        return replace(self.task, **changes) if changes else self.task  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Item:
         item = self.patches[index]
@@ -148,7 +177,9 @@ class PetBankPairs(SliceBank):
             low, high = self.normalize(low), self.normalize(high)
         guide = guide_channels(ct[0], self.guide_windows)
         packed = pack_inputs(low[None], guide[None], s)[0]
-        params = {"task": self.task.task, "scale": s, "counts": self.task.counts,
+        counts = list(self.counts_range) if self.counts_range else self.task.counts
+        params = {"task": self.task.task, "scale": s, "counts": counts,
+                  "anatomy": self.anatomies or self.task.anatomy,
                   "count_fraction": self.task.count_fraction,
                   "guide_windows": [list(w) for w in self.guide_windows],
                   "sample": {**sample, "row": row, "col": col, "realisation": r}}  # fmt: skip

@@ -64,7 +64,10 @@ class SliceBank(Dataset[Item]):
     def _key(self) -> str:
         """A cache key over the task, seeds and the pixels of every slice in the bank."""
         task = getattr(self, "task", None)
-        digest = hashlib.sha1(repr((task, self.realisations, self.bank_seed)).encode())
+        key: tuple[object, ...] = (task, self.realisations, self.bank_seed)
+        if options := getattr(self, "bank_options", None):  # only banks that have any
+            key += (options,)
+        digest = hashlib.sha1(repr(key).encode())
         for i, k in self.slice_index:
             volume = self.patches.sources[i].volume
             digest.update(f"{i},{k},{volume.spacing[-1]}".encode())

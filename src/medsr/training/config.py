@@ -42,7 +42,11 @@ class DataConfig:
     `split: source` trains on `samples` + `folders` and validates on `validation_samples` +
     `validation_folders`, which must not share a source. Evaluation never sees a training
     source or slab. For `ldct*` tasks the noise is inserted on whole slices once, in a bank
-    of `noise_bank_size` realisations per slice (`medsr.data.noise_bank`).
+    of `noise_bank_size` realisations per slice (`medsr.data.noise_bank`); their training
+    items may take a log-uniform `noise_gain` (another dose) and `zoom` (a finer grid), both
+    `[low, high]`, `[1, 1]` = off, never applied to validation. `petct` banks may draw each
+    realisation's counts per slice log-uniform in `pet_counts_range` and cycle its activity
+    model over `pet_anatomies` (`medsr.data.pet_bank`); empty = the task's own values.
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
@@ -60,6 +64,10 @@ class DataConfig:
     min_foreground: float = 0.5
     augment: bool = True
     noise_bank_size: int = 4
+    noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    pet_counts_range: list[float] = field(default_factory=list)
+    pet_anatomies: list[str] = field(default_factory=list)
     cache_dir: str | None = None
     num_workers: int = 0
 
@@ -345,9 +353,10 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"model.scale {config.model.kwargs['scale']} != data.scale {d.scale}")
     if n.kind == "window" and not n.high > n.low:
         raise ValueError(f"normalization: high {n.high} must be > low {n.low}")
-    if len(t.betas) != 2 or len(n.percentiles) != 2:
-        raise ValueError(f"training.betas and normalization.percentiles need 2 values: "
-                         f"{t.betas}, {n.percentiles}")  # fmt: skip
+    if len(t.betas) != 2 or len(n.percentiles) != 2 or len(d.noise_gain) != 2 or len(d.zoom) != 2:
+        raise ValueError(f"training.betas, normalization.percentiles, data.noise_gain and "
+                         f"data.zoom need 2 values: {t.betas}, {n.percentiles}, "
+                         f"{d.noise_gain}, {d.zoom}")  # fmt: skip
     if not (0 <= t.ema_decay < 1 and t.lr > 0 and 0 < d.train_fraction < 1):
         raise ValueError(f"need 0 <= ema_decay < 1, lr > 0, 0 < train_fraction < 1: "
                          f"{t.ema_decay}, {t.lr}, {d.train_fraction}")  # fmt: skip

@@ -96,6 +96,15 @@ def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
     return train, validation, statement
 
 
+def _pair(values: list[float], name: str) -> tuple[float, float] | None:
+    """`[low, high]` as a tuple, `[]` as None."""
+    if not values:
+        return None
+    if len(values) != 2:
+        raise ValueError(f"{name} must be [] or [low, high], got {values}")
+    return float(values[0]), float(values[1])
+
+
 def _dataset(
     sources: list[PatchSource], config: DataConfig, num_samples: int, seed: int,
     augment: bool, normalize: Any, progress: bool, guide_windows: list[list[float]] | None = None,
@@ -104,6 +113,7 @@ def _dataset(
     if getattr(task, "scale", config.scale) != config.scale:
         raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
     if isinstance(task, PetCtTask):  # whole-slice PET simulations, drawn once (pet_bank.py)
+        counts_range = _pair(config.pet_counts_range, "data.pet_counts_range")
         from tqdm import tqdm
 
         bar = (lambda it: tqdm(list(it), desc="PET bank", unit="slice")) if progress else None
@@ -111,15 +121,20 @@ def _dataset(
             sources, task, config.patch_size, num_samples, seed, config.min_foreground,
             augment, normalize, guide_windows or [], config.noise_bank_size, bank_seed=seed,
             progress=bar, cache_dir=config.cache_dir,
+            counts_range=counts_range if augment else None,
+            anatomies=(config.pet_anatomies or None) if augment else None,
         )  # fmt: skip
     if isinstance(task, LowDoseCTTask):
         from tqdm import tqdm
 
         bar = (lambda it: tqdm(list(it), desc="noise bank", unit="slice")) if progress else None
+        off = (1.0, 1.0)
         return NoiseBankPairs(
             sources, task, config.patch_size, num_samples, seed, config.min_foreground,
             augment, normalize, config.noise_bank_size, bank_seed=seed, progress=bar,
             cache_dir=config.cache_dir,
+            noise_gain=(config.noise_gain[0], config.noise_gain[1]) if augment else off,
+            zoom=(config.zoom[0], config.zoom[1]) if augment else off,
         )  # fmt: skip
     return OnTheFlyPairs(
         sources, task, config.patch_size, config.scale, num_samples, seed,
