@@ -117,3 +117,26 @@ def test_gain_and_zoom_draws_stay_in_range_and_bad_ranges_are_refused(volume) ->
         bank(volume, zoom=(0.5, 1.0))
     with pytest.raises(ValueError, match="noise_gain must be"):
         bank(volume, noise_gain=(3.0, 0.5))
+
+
+def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # type: ignore[no-untyped-def]
+    from medsr.metrics.noise import estimate_noise_sd
+
+    task = make_task("ldct", num_views=180)
+    options = {"patch_size": 32, "num_samples": 6, "seed": 3, "realisations": 2}
+    plain = NoiseBankPairs([volume], task, noise_level_unit=50.0, **options)  # type: ignore[arg-type]
+    louder = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_gain=(3.0, 3.0),
+                            **options)  # type: ignore[arg-type]  # fmt: skip
+    for index in range(len(plain)):
+        item, loud = plain[index], louder[index]
+        assert item["low"].shape == (2, 32, 32) and item["high"].shape == (1, 32, 32)
+        r = item["params"]["sample"]["realisation"]
+        slice_low = volume.array.astype(np.float32) + plain.bank[(0, 0)][r].numpy()
+        measured = estimate_noise_sd(slice_low, "CT")[0]
+        assert torch.allclose(item["low"][1], torch.tensor(measured / 50.0), rtol=1e-4)
+        # three times the added noise: a higher level, as the normal-dose noise stays
+        level, loud_level = (x["params"]["sample"]["noise_level_hu"] for x in (item, loud))
+        assert 1.5 * level < loud_level < 3.0 * level
+        assert float(loud["low"][0].std()) > float(item["low"][0].std())
+    with pytest.raises(ValueError, match="noise_level_unit needs an x1 task"):
+        bank(volume, noise_level_unit=50.0)  # an x2 task

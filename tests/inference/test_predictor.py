@@ -13,7 +13,7 @@ from medsr.data.volume import Volume, Window
 from medsr.inference import MODELS, Predictor, resolve_model
 from medsr.inference.registry import ModelEntry, available_models
 from medsr.physics.resize import upsample
-from tests.inference.conftest import PERCENTILE
+from tests.inference.conftest import CT_WINDOW, PERCENTILE, TINY
 
 
 def bicubic(image: np.ndarray, scale: int) -> np.ndarray:
@@ -125,3 +125,34 @@ def test_a_trained_checkpoint_loads_and_runs(tmp_path: Path) -> None:
     # 4 steps from a bicubic-skip init: still close to bicubic, in HU, not in [0, 1]
     assert np.abs(out.array - bicubic(image.array, 2)).mean() < 100.0
     assert out.array.max() > 500.0
+
+
+def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from medsr.metrics.noise import estimate_noise_sd
+
+    norm = {**CT_WINDOW, "noise_level_unit": 50.0}
+    path = make_checkpoint(task="ldct", scale=1, normalization=norm, in_channels=2, **TINY)
+    predictor = Predictor.load(str(path))
+    rng = np.random.default_rng(2)
+    image = (40.0 + rng.normal(0.0, 20.0, (64, 80))).astype(np.float32)
+    seen: list[np.ndarray] = []
+    run = predictor.run
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return run(batch)
+
+    predictor.run = recording
+    output = predictor.enhance_array(image, tile_size=32, overlap=8)
+    assert output.shape == image.shape and np.isfinite(output).all()
+    level = estimate_noise_sd(image, "CT")[0]
+    assert level == pytest.approx(20.0, rel=0.15)
+    assert len(seen) > 1  # every tile gets the whole image's level, not its own
+    for batch in seen:
+        assert batch.shape[1] == 2
+        assert np.allclose(batch[:, 1], level / 50.0)
+    # a 2-channel model without the noise level in its normalisation is refused
+    with pytest.raises(ValueError, match="2-channel"):
+        Predictor.load(str(make_checkpoint(task="ldct", scale=1, in_channels=2, **TINY)))

@@ -70,6 +70,8 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ("data.task=x5", "unknown task"),
         ("evaluation.window=brain", "unknown CT window"),
         ("training", "not key=value"),
+        ("data.noise_level_unit=50", "needs an ldct task and model.in_channels 2"),
+        ("data.zoom=[2.0]", "need 2 values"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:

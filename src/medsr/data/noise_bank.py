@@ -19,6 +19,13 @@ Two optional training augmentations widen what one volume teaches, both applied 
   reconstructed on a grid `z` times finer: the noise keeps its physical frequencies, so its
   texture grows coarser in pixels (as in a 0.48 mm head scan vs the 0.96 mm training volume).
 
+With `noise_level_unit` (x1 tasks) the items are for a non-blind denoiser (FFDNet, Zhang et
+al. 2018): `low` gets a second, constant channel, the noise SD of the whole low-dose slice in
+HU divided by `noise_level_unit`, measured as inference measures it
+(`medsr.metrics.noise.estimate_noise_sd`). It is measured once per slice on the normal-dose
+slice (s0) and on each realisation added (s1), and for a gain g taken as
+sqrt(s0^2 + g^2 (s1^2 - s0^2)).
+
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
 """
@@ -82,6 +89,7 @@ class NoiseBankPairs(SliceBank):
         cache_dir: str | Path | None = None,
         noise_gain: tuple[float, float] = (1.0, 1.0),
         zoom: tuple[float, float] = (1.0, 1.0),
+        noise_level_unit: float | None = None,
     ) -> None:
         if not isinstance(task, LowDoseCTTask):
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
@@ -92,6 +100,9 @@ class NoiseBankPairs(SliceBank):
                                  f"{(low, high)}")  # fmt: skip
         if zoom[0] < 1:
             raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
+        if noise_level_unit is not None and (task.scale != 1 or not noise_level_unit > 0):
+            raise ValueError(f"noise_level_unit needs an x1 task and a value > 0, got "
+                             f"{noise_level_unit} for scale {task.scale}")  # fmt: skip
         self.noise_gain, self.zoom = (float(noise_gain[0]), float(noise_gain[1])), (
             float(zoom[0]), float(zoom[1]))  # fmt: skip
         self.patches = OnTheFlyPairs(
@@ -103,6 +114,8 @@ class NoiseBankPairs(SliceBank):
         self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
         self.calibration_slice: dict[int, int] = {}
         self.bank = self._load_or_build(progress, cache_dir)
+        self.noise_level_unit = noise_level_unit
+        self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
 
     def operator(self, source_index: int) -> LowDoseCT:
         """The low-dose operator of one source, with I0 calibrated once per volume.
@@ -167,6 +180,19 @@ class NoiseBankPairs(SliceBank):
             save_atomic(stored, path)
         return bank
 
+    def _measure_noise_levels(self) -> dict[tuple[int, int], torch.Tensor]:
+        """Per slice: noise SD (HU) of the normal-dose slice, then of each realisation."""
+        from medsr.metrics.noise import estimate_noise_sd
+
+        levels = {}
+        for (i, k), noise in self.bank.items():
+            volume = self.patches.sources[i].volume
+            image = np.ascontiguousarray(_slice(volume, k), dtype=np.float32)
+            sds = [estimate_noise_sd(image, "CT")[0]]
+            sds += [estimate_noise_sd(image + n.numpy(), "CT")[0] for n in noise]
+            levels[(i, k)] = torch.tensor(sds, dtype=torch.float64)
+        return levels
+
     def __getitem__(self, index: int) -> Item:
         item = self.patches[index]
         sample = dict(item["params"]["sample"])
@@ -185,6 +211,11 @@ class NoiseBankPairs(SliceBank):
             low = downsample(low, self.scale, self.task.method)
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
+        if self.noise_level_unit:
+            s0, s1 = self.noise_levels[(i, k)][[0, 1 + r]].tolist()
+            level = float(np.sqrt(s0**2 + gain**2 * max(s1**2 - s0**2, 0.0)))
+            sample["noise_level_hu"] = level
+            low = torch.cat([low, torch.full_like(low, level / self.noise_level_unit)])
         params = {**self.operator(i).describe(), "task": self.task.task,
                   "scale": self.scale, "method": self.task.method,
                   "noise_model": "ct-projection-domain, whole-slice bank",

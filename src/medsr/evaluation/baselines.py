@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medsr.metrics.noise import find_uniform_rois, noise_sd
+from medsr.metrics.noise import estimate_noise_sd, mad_noise_sd  # noqa: F401 (API)
 from medsr.physics.resize import upsample
 
 INTERPOLATIONS = ("nearest", "bicubic", "lanczos")
@@ -67,33 +67,6 @@ def resolve_baselines(names: Sequence[str], scale: int, noisy: bool) -> list[str
         if name not in resolved:
             resolved.append(name)
     return resolved
-
-
-def mad_noise_sd(image: np.ndarray) -> float:
-    """Noise SD from the median absolute deviation of the diagonal Haar detail, `/ 0.6745`.
-
-    For white noise of SD s the detail `(a - b - c + d) / 2` of each 2x2 block has SD s.
-    Structure inflates it a little; it is robust to edges, unlike a plain SD.
-    """
-    x = np.asarray(image, dtype=np.float64)
-    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
-    if h == 0 or w == 0:
-        raise ValueError(f"image must be at least 2x2, got {x.shape}")
-    x = x[:h, :w]
-    detail = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
-    return float(np.median(np.abs(detail - np.median(detail))) / 0.6745)
-
-
-def estimate_noise_sd(image: np.ndarray, modality: str) -> tuple[float, str]:
-    """`(sd, how)`: the noise SD of `image` in its unit, and how it was estimated (see module)."""
-    if modality == "CT":
-        for size in (24, 16, 12):
-            try:
-                rois = find_uniform_rois(image, size=size)
-            except ValueError:
-                continue
-            return noise_sd(image, rois), f"{len(rois)} uniform ROIs of {size} px"
-    return mad_noise_sd(image), "MAD of the diagonal Haar detail"
 
 
 def nlm_denoise(

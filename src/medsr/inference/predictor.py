@@ -96,9 +96,22 @@ def load_torch_model(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.M
         medsr_version=str(payload.get("medsr_version", "unknown")),
         in_channels=int(spec["config"].get("in_channels", 1)),
     )
-    if info.in_channels != 1:
-        raise ValueError(f"{path}: {info.in_channels}-channel models are not supported here")
+    expected = 2 if normalization.get("noise_level_unit") else 1  # image (+ noise level)
+    if info.in_channels != expected:
+        raise ValueError(f"{path}: {info.in_channels}-channel models are not supported here "
+                         f"(expected {expected})")  # fmt: skip
     return load_generator(path, use_ema=use_ema), info
+
+
+def with_noise_level(run: Runner, level: float) -> Runner:
+    """`run` with a constant noise-level channel appended to every tile (FFDNet-style input,
+    Zhang et al. 2018): the model sees how noisy the whole image is, not just the tile."""
+
+    def run_with_level(batch: np.ndarray) -> np.ndarray:
+        channel = np.full_like(batch[:, :1], np.float32(level))
+        return run(np.concatenate([batch, channel], axis=1))
+
+    return run_with_level
 
 
 class TorchRunner:
@@ -203,10 +216,20 @@ class Predictor:
     def _enhance_mapped(self, image: np.ndarray, low: float, high: float,
                         tile_size: int | None, overlap: int) -> np.ndarray:  # fmt: skip
         x = ((np.asarray(image, dtype=np.float32) - low) / (high - low)).astype(np.float32)
-        y = tiled_apply(x, self.run, self.scale, tile_size, overlap)
+        run = self.run
+        if unit := self.info.normalization.get("noise_level_unit"):
+            run = with_noise_level(self.run, self.noise_level(image) / float(unit))
+        y = tiled_apply(x, run, self.scale, tile_size, overlap)
         y *= np.float32(high - low)
         y += np.float32(low)
         return y
+
+    def noise_level(self, image: np.ndarray) -> float:
+        """The noise SD of a whole 2-D image in its unit, as a non-blind model's training
+        items measured it (`medsr.metrics.noise.estimate_noise_sd`, CT uniform ROIs)."""
+        from medsr.metrics.noise import estimate_noise_sd
+
+        return estimate_noise_sd(np.asarray(image, dtype=np.float32), "CT")[0]
 
     def enhance_array(self, image: np.ndarray, tile_size: int | None = 256,
                       overlap: int = 32) -> np.ndarray:  # fmt: skip

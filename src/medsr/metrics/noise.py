@@ -122,3 +122,35 @@ def radial_nps(image: np.ndarray, rois: list[Roi], bins: int = 16) -> tuple[np.n
     counts = np.bincount(index[valid], minlength=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     return centres, totals / np.maximum(counts, 1)
+
+
+def mad_noise_sd(image: np.ndarray) -> float:
+    """Noise SD from the median absolute deviation of the diagonal Haar detail, `/ 0.6745`.
+
+    For white noise of SD s the detail `(a - b - c + d) / 2` of each 2x2 block has SD s.
+    Structure inflates it a little; it is robust to edges, unlike a plain SD.
+    """
+    x = np.asarray(image, dtype=np.float64)
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    if h == 0 or w == 0:
+        raise ValueError(f"image must be at least 2x2, got {x.shape}")
+    x = x[:h, :w]
+    detail = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    return float(np.median(np.abs(detail - np.median(detail))) / 0.6745)
+
+
+def estimate_noise_sd(image: np.ndarray, modality: str) -> tuple[float, str]:
+    """`(sd, how)`: the noise SD of `image` in its unit, and how it was estimated.
+
+    CT: the pooled SD of its uniform soft-tissue ROIs (the largest ROI size that finds
+    any); otherwise (no ROI, or not CT) `mad_noise_sd`. Used by the classical denoisers'
+    noise level and by the noise-level input of non-blind models (`medsr.inference`).
+    """
+    if modality == "CT":
+        for size in (24, 16, 12):
+            try:
+                rois = find_uniform_rois(image, size=size)
+            except ValueError:
+                continue
+            return noise_sd(image, rois), f"{len(rois)} uniform ROIs of {size} px"
+    return mad_noise_sd(image), "MAD of the diagonal Haar detail"

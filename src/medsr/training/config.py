@@ -47,6 +47,8 @@ class DataConfig:
     `[low, high]`, `[1, 1]` = off, never applied to validation. `petct` banks may draw each
     realisation's counts per slice log-uniform in `pet_counts_range` and cycle its activity
     model over `pet_anatomies` (`medsr.data.pet_bank`); empty = the task's own values.
+    `noise_level_unit` (HU, x1 `ldct` only): a non-blind denoiser, whose input gets the
+    slice's noise SD / `noise_level_unit` as a second channel (model `in_channels: 2`).
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
@@ -66,6 +68,7 @@ class DataConfig:
     noise_bank_size: int = 4
     noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
     zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    noise_level_unit: float | None = None
     pet_counts_range: list[float] = field(default_factory=list)
     pet_anatomies: list[str] = field(default_factory=list)
     cache_dir: str | None = None
@@ -365,6 +368,10 @@ def _validate(config: TrainConfig) -> None:
 
         get_window(config.evaluation.window)
     _validate_fusion(config)
+    channels = config.model.kwargs.get("in_channels", 1)
+    if d.noise_level_unit is not None and (channels != 2 or not d.task.startswith("ldct")):
+        raise ValueError(f"data.noise_level_unit needs an ldct task and model.in_channels 2, "
+                         f"got {d.task!r} and {channels}")  # fmt: skip
     if unknown := set(config.phase_overrides) - {"pretrain", "gan"}:
         raise ValueError(f"phase_overrides: unknown phase(s) {sorted(unknown)}")
 

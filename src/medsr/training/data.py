@@ -135,6 +135,7 @@ def _dataset(
             cache_dir=config.cache_dir,
             noise_gain=(config.noise_gain[0], config.noise_gain[1]) if augment else off,
             zoom=(config.zoom[0], config.zoom[1]) if augment else off,
+            noise_level_unit=config.noise_level_unit,
         )  # fmt: skip
     return OnTheFlyPairs(
         sources, task, config.patch_size, config.scale, num_samples, seed,
@@ -164,6 +165,8 @@ def build_data(
         unit, guide = "SUV", [list(w) for w in normalization.guide_windows]
         stored |= {"guide_windows": guide, "guide_unit": "HU"}
     stored["unit"] = unit
+    if config.noise_level_unit is not None:  # the predictor adds the same channel
+        stored["noise_level_unit"] = float(config.noise_level_unit)
     train = _dataset(train_sources, config, items_per_step, seed, config.augment, normalize,
                      progress, guide)  # fmt: skip
     validation = _dataset(val_sources, config, config.num_validation, seed + 1, False, normalize,
