@@ -130,6 +130,15 @@ def table(rows: list[dict[str, str]], methods: list[str], ct: bool) -> str:
     return "\n".join(lines)
 
 
+def per_image_table(rows: list[dict[str, str]], methods: list[str], ct: bool) -> str:
+    metrics = ["psnr", "ssim", *(["hu_rmse"] if ct else []), "noise_sd"]
+    lines = ["| image | method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+    for row in sorted(rows, key=lambda r: (r["image"], methods.index(r["method"]))):
+        cells = [f"{float(row[m]):.4g}" if row.get(m) else "" for m in metrics]
+        lines.append(f"| {row['image']} | {row['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_card(name: str, sections: list[str]) -> Path:
     payload = torch.load(MODELS[name].path, weights_only=True)
     config, training = payload["config"], payload.get("training", {})
@@ -146,7 +155,9 @@ def write_card(name: str, sections: list[str]) -> Path:
         "training": f"phase `{config.get('phase')}`, {payload.get('step')} steps, batch "
         f"{optimisation.get('batch_size')}, patch {data.get('patch_size')}, lr "
         f"{optimisation.get('lr')}, {training.get('weights')} weights",
+        "augmentation": _augmentation_text(data),
         "losses": _losses_text(config),
+        "recipe (CPU config)": recipe(name, config),
         "hardware, time": f"{training.get('machine')}, CPU only, ~{minutes:.0f} min of training",
         "intensity mapping": json.dumps(payload.get("normalization")),
         "medsr version": str(payload.get("medsr_version")),
@@ -182,6 +193,60 @@ Machine of this evaluation: {platform.machine()}, torch {torch.__version__}.
     path = CARDS / f"{name}.md"
     path.write_text(card, encoding="utf-8")
     return path
+
+
+CONFIG_FILES = {
+    "ct-ldct-x4": "srgan-ct-ldct-x4.yaml", "ct-ldct-x4-gan": "srgan-ct-ldct-x4.yaml",
+    "ct-ldct": "srgan-ct-ldct.yaml", "ct-ldct-gan": "srgan-ct-ldct.yaml",
+    "xray-x4": "srgan-xray-x4.yaml", "xray-x4-gan": "srgan-xray-x4.yaml",
+}  # fmt: skip
+"""The YAML each shipped model was trained from (its full-size, GPU-sized recipe)."""
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key not in ("task_overrides", "layers"):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def recipe(name: str, config: dict[str, Any]) -> str:
+    """The `medsr train` command that reproduces the shipped model: its YAML plus the
+    overrides (the smaller CPU config) that differ from the file, read off the stored config."""
+    from medsr.training.config import load_config
+
+    if name not in CONFIG_FILES:
+        return "(no single YAML; see the card)"
+    path = Path("configs") / CONFIG_FILES[name]
+    phase = config.get("phase", "pretrain")
+    default = _flatten(load_config(path, [f"phase={phase}"]).to_dict())
+    stored = _flatten(config)
+    skipped = ("name", "phase", "phase_overrides", "model.name", "device")
+    overrides = []
+    for key, value in stored.items():
+        if key in default and default[key] != value and not key.startswith(skipped):
+            text = f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+            overrides.append(f"'{text}'" if any(c in text for c in "[]{} ") else text)
+    return f"`medsr train --config {path} phase={phase} " + " ".join(overrides) + "`"
+
+
+def _augmentation_text(data: dict[str, Any]) -> str:
+    parts = ["dihedral (flips, quarter turns)" if data.get("augment", True) else "none"]
+    if data.get("noise_gain", [1.0, 1.0]) != [1.0, 1.0]:
+        parts.append(f"noise x log-uniform {data['noise_gain']} (other doses)")
+    if data.get("zoom", [1.0, 1.0]) != [1.0, 1.0]:
+        parts.append(f"finer grid x log-uniform {data['zoom']} (bicubic, noise texture coarser)")
+    if data.get("pet_counts_range"):
+        parts.append(f"PET counts per slice log-uniform {data['pet_counts_range']}")
+    if data.get("pet_anatomies"):
+        parts.append(f"PET activity models {data['pet_anatomies']}")
+    if data.get("noise_level_unit"):
+        parts.append(f"non-blind: input channel 2 = the slice's noise SD (uniform ROIs) / "
+                     f"{data['noise_level_unit']} HU")  # fmt: skip
+    return "; ".join(parts)
 
 
 def _losses_text(config: dict[str, Any]) -> str:
@@ -220,6 +285,9 @@ def run(name: str, output: Path) -> None:
         noise = method_means(rows, "noise_sd")
         targets = check_targets(name, psnr, ssim, noise)
         result_table = table(rows, methods, ct=not name.startswith("xray"))
+        if len(bench.data) > 1:  # means can hide which image a model fails on
+            ct = not name.startswith("xray")
+            result_table += "\n\nPer image:\n\n" + per_image_table(rows, methods, ct)
         section = (f"### {bench.label} ({len(bench.data)} image(s); report `{folder}`)\n\n"
                    f"{bench.held_out}.\n\n{result_table}\n\nTargets:\n"
                    + ("\n".join(targets) or "- (no target set for this model)") + "\n")  # fmt: skip
