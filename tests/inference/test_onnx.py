@@ -52,3 +52,17 @@ def test_onnx_predictor_and_export_rules(make_checkpoint: Callable[..., Path],
         assert predictor.checkpoint_sha256 == torch_predictor.checkpoint_sha256
         result = predictor.enhance_array(image, tile_size=24, overlap=8)
         assert np.abs(result - reference).max() / 4095 < 1e-4  # [0, 1] units
+
+
+def test_onnx_non_blind_model_gets_the_noise_level_too(
+    make_checkpoint: Callable[..., Path], tmp_path: Path
+) -> None:
+    from tests.inference.conftest import CT_WINDOW, TINY
+
+    norm = {**CT_WINDOW, "noise_level_unit": 50.0}
+    checkpoint = make_checkpoint(task="ldct", scale=1, normalization=norm, in_channels=2, **TINY)
+    onnx = Predictor.load(str(export_onnx(checkpoint, tmp_path / "m.onnx")), backend="onnx")
+    torch_model = Predictor.load(str(checkpoint))
+    assert onnx.info.normalization["noise_level_unit"] == 50.0
+    image = (40 + np.random.default_rng(3).normal(0, 25, (48, 56))).astype(np.float32)
+    assert np.abs(onnx.enhance_array(image) - torch_model.enhance_array(image)).max() < 0.05
