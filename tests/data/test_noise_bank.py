@@ -140,3 +140,12 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
         assert float(loud["low"][0].std()) > float(item["low"][0].std())
     with pytest.raises(ValueError, match="noise_level_unit needs an x1 task"):
         bank(volume, noise_level_unit=50.0)  # an x2 task
+    # "added": the noise the model should remove, gain x sqrt(s1^2 - s0^2), a fixed share
+    added = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_level_of="added",
+                           noise_gain=(3.0, 3.0), **options)  # type: ignore[arg-type]  # fmt: skip
+    for index in range(len(added)):
+        r = added[index]["params"]["sample"]["realisation"]
+        s0, s1 = added.noise_levels[(0, 0)][[0, 1 + r]].tolist()
+        expected = 3.0 * np.sqrt(s1**2 - s0**2)
+        assert added[index]["params"]["sample"]["noise_level_hu"] == pytest.approx(expected)
+        assert expected < louder[index]["params"]["sample"]["noise_level_hu"]

@@ -153,6 +153,10 @@ def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
     for batch in seen:
         assert batch.shape[1] == 2
         assert np.allclose(batch[:, 1], level / 50.0)
+    # a model told the noise to remove gets the input's noise x sqrt(1 - dose fraction)
+    told = {**norm, "noise_level_dose_fraction": 0.25}
+    path = make_checkpoint(task="ldct", scale=1, normalization=told, in_channels=2, **TINY)
+    assert Predictor.load(str(path)).noise_level(image) == pytest.approx(level * 0.75**0.5)
     # a 2-channel model without the noise level in its normalisation is refused
     with pytest.raises(ValueError, match="2-channel"):
         Predictor.load(str(make_checkpoint(task="ldct", scale=1, in_channels=2, **TINY)))

@@ -23,8 +23,11 @@ With `noise_level_unit` (x1 tasks) the items are for a non-blind denoiser (FFDNe
 al. 2018): `low` gets a second, constant channel, the noise SD of the whole low-dose slice in
 HU divided by `noise_level_unit`, measured as inference measures it
 (`medsr.metrics.noise.estimate_noise_sd`). It is measured once per slice on the normal-dose
-slice (s0) and on each realisation added (s1), and for a gain g taken as
-sqrt(s0^2 + g^2 (s1^2 - s0^2)).
+slice (s0) and on each realisation added (s1); for a gain g the input's noise is
+sqrt(s0^2 + g^2 (s1^2 - s0^2)) and the added noise g sqrt(s1^2 - s0^2). `noise_level_of`
+picks which one the channel carries: "input", or "added", the noise the model should take
+away (the normal-dose target keeps its own noise), which inference gets from the input's
+as sqrt(1 - d) times it for a dose fraction d.
 
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
@@ -90,6 +93,7 @@ class NoiseBankPairs(SliceBank):
         noise_gain: tuple[float, float] = (1.0, 1.0),
         zoom: tuple[float, float] = (1.0, 1.0),
         noise_level_unit: float | None = None,
+        noise_level_of: str = "input",
     ) -> None:
         if not isinstance(task, LowDoseCTTask):
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
@@ -100,6 +104,8 @@ class NoiseBankPairs(SliceBank):
                                  f"{(low, high)}")  # fmt: skip
         if zoom[0] < 1:
             raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
+        if noise_level_of not in ("input", "added"):
+            raise ValueError(f"noise_level_of must be 'input' or 'added', got {noise_level_of!r}")
         if noise_level_unit is not None and (task.scale != 1 or not noise_level_unit > 0):
             raise ValueError(f"noise_level_unit needs an x1 task and a value > 0, got "
                              f"{noise_level_unit} for scale {task.scale}")  # fmt: skip
@@ -114,7 +120,7 @@ class NoiseBankPairs(SliceBank):
         self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
         self.calibration_slice: dict[int, int] = {}
         self.bank = self._load_or_build(progress, cache_dir)
-        self.noise_level_unit = noise_level_unit
+        self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
         self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
 
     def operator(self, source_index: int) -> LowDoseCT:
@@ -213,7 +219,8 @@ class NoiseBankPairs(SliceBank):
             low, high = self.normalize(low), self.normalize(high)
         if self.noise_level_unit:
             s0, s1 = self.noise_levels[(i, k)][[0, 1 + r]].tolist()
-            level = float(np.sqrt(s0**2 + gain**2 * max(s1**2 - s0**2, 0.0)))
+            added = gain * float(np.sqrt(max(s1**2 - s0**2, 0.0)))
+            level = added if self.noise_level_of == "added" else float(np.hypot(s0, added))
             sample["noise_level_hu"] = level
             low = torch.cat([low, torch.full_like(low, level / self.noise_level_unit)])
         params = {**self.operator(i).describe(), "task": self.task.task,

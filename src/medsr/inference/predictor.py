@@ -225,11 +225,15 @@ class Predictor:
         return y
 
     def noise_level(self, image: np.ndarray) -> float:
-        """The noise SD of a whole 2-D image in its unit, as a non-blind model's training
-        items measured it (`medsr.metrics.noise.estimate_noise_sd`, CT uniform ROIs)."""
+        """A non-blind model's noise level for a whole 2-D image, in its unit, as its
+        training items measured it: the input's noise SD (`medsr.metrics.noise.
+        estimate_noise_sd`, CT uniform ROIs) or, for models told the noise to remove, that SD
+        times sqrt(1 - d), d the dose fraction the model was trained for."""
         from medsr.metrics.noise import estimate_noise_sd
 
-        return estimate_noise_sd(np.asarray(image, dtype=np.float32), "CT")[0]
+        sd = estimate_noise_sd(np.asarray(image, dtype=np.float32), "CT")[0]
+        dose = self.info.normalization.get("noise_level_dose_fraction")
+        return sd if dose is None else sd * float(np.sqrt(1.0 - float(dose)))
 
     def enhance_array(self, image: np.ndarray, tile_size: int | None = 256,
                       overlap: int = 32) -> np.ndarray:  # fmt: skip

@@ -48,7 +48,8 @@ class DataConfig:
     realisation's counts per slice log-uniform in `pet_counts_range` and cycle its activity
     model over `pet_anatomies` (`medsr.data.pet_bank`); empty = the task's own values.
     `noise_level_unit` (HU, x1 `ldct` only): a non-blind denoiser, whose input gets the
-    slice's noise SD / `noise_level_unit` as a second channel (model `in_channels: 2`).
+    slice's noise SD / `noise_level_unit` as a second channel (model `in_channels: 2`):
+    the input's (`noise_level_of: input`) or the added noise's (`added`, see noise_bank).
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
@@ -69,6 +70,7 @@ class DataConfig:
     noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
     zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
     noise_level_unit: float | None = None
+    noise_level_of: Literal["input", "added"] = "input"
     pet_counts_range: list[float] = field(default_factory=list)
     pet_anatomies: list[str] = field(default_factory=list)
     cache_dir: str | None = None

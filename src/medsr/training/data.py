@@ -136,6 +136,7 @@ def _dataset(
             noise_gain=(config.noise_gain[0], config.noise_gain[1]) if augment else off,
             zoom=(config.zoom[0], config.zoom[1]) if augment else off,
             noise_level_unit=config.noise_level_unit,
+            noise_level_of=config.noise_level_of,
         )  # fmt: skip
     return OnTheFlyPairs(
         sources, task, config.patch_size, config.scale, num_samples, seed,
@@ -167,6 +168,9 @@ def build_data(
     stored["unit"] = unit
     if config.noise_level_unit is not None:  # the predictor adds the same channel
         stored["noise_level_unit"] = float(config.noise_level_unit)
+        if config.noise_level_of == "added":  # from the input's noise and the task's dose
+            task = make_task(config.task, **config.task_overrides)
+            stored["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
     train = _dataset(train_sources, config, items_per_step, seed, config.augment, normalize,
                      progress, guide)  # fmt: skip
     validation = _dataset(val_sources, config, config.num_validation, seed + 1, False, normalize,
