@@ -130,6 +130,29 @@ def table(rows: list[dict[str, str]], methods: list[str], ct: bool) -> str:
     return "\n".join(lines)
 
 
+NOTES = {
+    "ct-ldct-x4": (
+        "Known artefact: a faint 4-pixel grid at high-contrast edges (the skull), from the x4 "
+        "pixel shuffle of a briefly trained model; the report's noise power spectrum shows it "
+        "as peaks the target does not have. A nearest-neighbour + conv upsampler "
+        "(`rrdbnet` with `upsampler: nearest-conv`) or longer training are the fixes to try.\n"
+    ),
+    "ct-ldct": (
+        "How to use it: the model is non-blind. `medsr enhance` measures the input's noise SD "
+        "in its uniform soft-tissue ROIs and tells the model the noise to remove, that SD x "
+        "sqrt(1 - 0.25): the input is taken to be a 25 % dose scan of a normal-dose "
+        "reference. On an image of another dose it removes too much or too little. Trained "
+        "pairs keep the normal-dose image's own noise in the target, so the model removes the "
+        "added noise, not all of it.\n"
+    ),
+    "xray-x4": (
+        "The whole-image gain comes largely from denoising the unattenuated background; the "
+        "central crop (anatomy) is the harder test.\n"
+    ),
+}  # fmt: skip
+"""Caveats a reader of the card needs; every figure in them is in the tables above."""
+
+
 def per_image_table(rows: list[dict[str, str]], methods: list[str], ct: bool) -> str:
     metrics = ["psnr", "ssim", *(["hu_rmse"] if ct else []), "noise_sd"]
     lines = ["| image | method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
@@ -183,6 +206,7 @@ Targets are issue 5's; seed 0; means over the images of each set; each set's ful
 (intervals, grids, noise power spectra) is written under `runs/quality/{name}/`.
 
 {chr(10).join(sections)}
+{NOTES.get(name, "")}
 Consistency (`medsr enhance --consistency`): the model's output, degraded by the task's
 deterministic forward model, is compared with its input; ~0 means consistent super-resolution,
 ~1 consistent denoising, >> 1 invented or removed structure.

@@ -31,6 +31,9 @@ class DemoCase:
 DEMO_CASES = (
     DemoCase("ct-ldct-x4", "sample:ct-head-693",
              "head CT (pydicom-data 693), 25 % dose simulated in the projection domain, x4"),
+    DemoCase("ct-ldct", "sample:ct-abdomen",
+             "abdomen CT (pydicom-data), 25 % dose simulated in the projection domain, "
+             "denoised at x1"),
     DemoCase("xray-x4", "sample:xray-extremity-rg3",
              "extremity radiograph (pydicom-data RG3), central 768^2, quantum noise + x4",
              input_crop=768, task_overrides={"incident_photons": 10000.0}),

@@ -2,8 +2,7 @@
 
 `MODELS` lists the shipped names with their file under `src/medsr/weights/` and a model card
 under `docs/models/`; a name whose file is absent gives a clear error saying so. Nothing is
-ever downloaded: a model is a file in the package or a path the user gives. (The GAN
-variants and the x1 CT denoiser are trained with the same configs but not shipped yet.)
+ever downloaded: a model is a file in the package or a path the user gives.
 """
 
 from __future__ import annotations
@@ -40,6 +39,9 @@ MODELS: dict[str, ModelEntry] = {
                    "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT"),
         ModelEntry("ct-ldct-x4-gan", "ct-ldct-x4-gan.pt", "ldct-x4",
                    "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)"),
+        ModelEntry("ct-ldct", "ct-ldct.pt", "ldct",
+                   "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
+                   "level as a second channel; PSNR-oriented); head CT"),
         ModelEntry("xray-x4", "xray-x4.pt", "xray-x4",
                    "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)"),
         ModelEntry("xray-x4-gan", "xray-x4-gan.pt", "xray-x4",
