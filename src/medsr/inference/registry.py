@@ -42,6 +42,8 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry("ct-ldct", "ct-ldct.pt", "ldct",
                    "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
                    "level as a second channel; PSNR-oriented); head CT"),
+        ModelEntry("ct-ldct-gan", "ct-ldct-gan.pt", "ldct",
+                   "SRGAN fine-tune of ct-ldct (non-blind; texture from the GAN loss)"),
         ModelEntry("xray-x4", "xray-x4.pt", "xray-x4",
                    "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)"),
         ModelEntry("xray-x4-gan", "xray-x4-gan.pt", "xray-x4",
