@@ -7,28 +7,17 @@ import pytest
 import torch
 
 from medsr.data.pet_bank import PetBankPairs, guide_channels
-from medsr.data.volume import Volume
 from medsr.models import unpack_inputs
 from medsr.physics.tasks import make_task
+from tests.ct_phantom import body_phantom
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def phantom(slices: int = 2, size: int = 64) -> Volume:
-    """A body-like CT in HU: soft tissue (40 HU) in a bone rim, an enhancing insert."""
-    rows, cols = np.mgrid[:size, :size] - size / 2
-    ellipse = (rows / (0.42 * size)) ** 2 + (cols / (0.35 * size)) ** 2
-    ct = np.full((size, size), -1000.0, np.float32)
-    ct[ellipse < 1] = 800.0
-    ct[ellipse < 0.8] = 40.0
-    ct[rows**2 + (cols + 6) ** 2 < 30] = 150.0
-    return Volume(np.stack([ct] * slices), (2.0, 1.0, 1.0), "CT", "HU")
 
 
 def bank(**options: object) -> PetBankPairs:
     settings = {"patch_size": 32, "num_samples": 6, "realisations": 2, "min_foreground": 0.3,
                 "normalize": lambda x: x / 10.0, **options}  # fmt: skip
-    return PetBankPairs([phantom()], make_task("petct", anatomy="body"), **settings)  # type: ignore[arg-type]
+    return PetBankPairs([body_phantom()], make_task("petct", anatomy="body"), **settings)  # type: ignore[arg-type]
 
 
 def test_guide_channels_map_windows_and_reject_bad_ones() -> None:
@@ -93,12 +82,12 @@ def test_cache_round_trip(tmp_path: object) -> None:
 
 def test_rejects_a_non_petct_task() -> None:
     with pytest.raises(ValueError, match="PetCtTask"):
-        PetBankPairs([phantom()], make_task("x4"))  # type: ignore[arg-type]
+        PetBankPairs([body_phantom()], make_task("x4"))  # type: ignore[arg-type]
 
 
 def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> None:
     task = make_task("petct", anatomy="body", lesion_count=(0, 0), texture_amplitude=0.0)
-    data = PetBankPairs([phantom()], task, patch_size=32, num_samples=6, realisations=4,
+    data = PetBankPairs([body_phantom()], task, patch_size=32, num_samples=6, realisations=4,
                         min_foreground=0.3, counts_range=(1e4, 1e7))  # fmt: skip
     drawn = [data.params[(0, 0, r)]["counts"] for r in range(4)]
     assert all(1e4 <= c <= 1e7 for c in drawn) and len(set(drawn)) == 4

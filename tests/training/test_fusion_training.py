@@ -8,22 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume
 from medsr.inference.fusion import FusionPredictor
 from medsr.io import write
 from medsr.training import train
 from medsr.training.checkpoint import load_checkpoint
 from medsr.training.config import config_from_dict
-
-
-def phantom_volume(slices: int = 12, size: int = 64) -> Volume:
-    rows, cols = np.mgrid[:size, :size] - size / 2
-    ellipse = (rows / (0.42 * size)) ** 2 + (cols / (0.35 * size)) ** 2
-    ct = np.full((size, size), -1000.0, np.float32)
-    ct[ellipse < 1] = 800.0
-    ct[ellipse < 0.8] = 40.0
-    ct[rows**2 + (cols + 6) ** 2 < 30] = 150.0
-    return Volume(np.stack([ct] * slices), (2.0, 1.0, 1.0), "CT", "HU")
+from tests.ct_phantom import body_phantom
 
 
 def fusion_config(folder: str, **changes: Any) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def fusion_config(folder: str, **changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def volume_path(tmp_path: Path) -> str:
-    return str(write(phantom_volume(), tmp_path / "phantom.nii.gz"))
+    return str(write(body_phantom(12), tmp_path / "phantom.nii.gz"))
 
 
 def test_config_pairs_petct_with_fusion_models_only(volume_path: str) -> None:
@@ -75,7 +65,7 @@ def test_pretrain_then_gan_steps_write_a_fusion_checkpoint(volume_path: str,
     norm = payload["normalization"]
     assert norm["unit"] == "SUV" and norm["guide_windows"] == [[-1000.0, 1000.0], [0.0, 80.0]]
     predictor = FusionPredictor.load(str(result["checkpoint"]))
-    ct = phantom_volume(1).array[0]
+    ct = body_phantom(1).array[0]
     out = predictor.fuse_array(ct, np.ones((16, 16), np.float32))
     assert out.shape == (64, 64) and np.isfinite(out).all()
     gan = config_from_dict(fusion_config(volume_path),

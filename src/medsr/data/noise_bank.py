@@ -47,7 +47,9 @@ from medsr.data.slice_bank import (
     SliceBank,
     _generator,
     check_bank_arguments,
+    check_range,
     identity_degradation,
+    log_uniform,
 )
 from medsr.data.volume import Volume
 from medsr.physics.ct import LowDoseCT
@@ -98,10 +100,8 @@ class NoiseBankPairs(SliceBank):
         if not isinstance(task, LowDoseCTTask):
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
-        for name, (low, high) in (("noise_gain", noise_gain), ("zoom", zoom)):
-            if not 0 < low <= high:
-                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
-                                 f"{(low, high)}")  # fmt: skip
+        check_range("noise_gain", noise_gain)
+        check_range("zoom", zoom)
         if zoom[0] < 1:
             raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
         if noise_level_of not in ("input", "added"):
@@ -209,7 +209,7 @@ class NoiseBankPairs(SliceBank):
             self.bank[(i, k)][r, row : row + p, col : col + p][None], sample["augment"]
         )
         high = item["high"]
-        gain, zoom = _log_uniform(self.noise_gain, g), _log_uniform(self.zoom, g)
+        gain, zoom = log_uniform(self.noise_gain, g), log_uniform(self.zoom, g)
         if zoom > 1:
             high, noise = _zoom_centre(high, zoom), _zoom_centre(noise, zoom)
         low = high + gain * noise
@@ -229,15 +229,6 @@ class NoiseBankPairs(SliceBank):
                   "sample": {**sample, "realisation": r, "noise_gain": gain,
                              "zoom": zoom}}  # fmt: skip
         return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
-
-
-def _log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
-    """A draw log-uniform in `[low, high]`; exactly `low` when the two are equal (no draw)."""
-    low, high = bounds
-    if low == high:
-        return low
-    u = float(torch.rand((), generator=generator))
-    return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
 
 
 def _zoom_centre(patch: torch.Tensor, zoom: float) -> torch.Tensor:

@@ -34,7 +34,9 @@ from medsr.data.slice_bank import (
     SliceBank,
     _generator,
     check_bank_arguments,
+    check_range,
     identity_degradation,
+    log_uniform,
 )
 from medsr.data.volume import Volume
 from medsr.models.fusion import pack_inputs
@@ -102,8 +104,8 @@ class PetBankPairs(SliceBank):
         if not isinstance(task, PetCtTask):
             raise ValueError(f"task must be a PetCtTask (make_task('petct')), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
-        if counts_range is not None and not 0 < counts_range[0] <= counts_range[1]:
-            raise ValueError(f"counts_range must be (low, high), 0 < low <= high: {counts_range}")
+        if counts_range is not None:
+            check_range("counts_range", counts_range)
         for anatomy in anatomies or ():
             replace(task, anatomy=anatomy)  # validates the name
         self.counts_range, self.anatomies = counts_range, list(anatomies or [])
@@ -153,9 +155,7 @@ class PetBankPairs(SliceBank):
         """The task of one realisation: its own counts and anatomy when ranges are set."""
         changes: dict[str, object] = {}
         if self.counts_range is not None:
-            low, high = np.log(self.counts_range[0]), np.log(self.counts_range[1])
-            u = float(torch.rand((), generator=generator))
-            changes["counts"] = float(np.exp(low + u * (high - low)))
+            changes["counts"] = log_uniform(self.counts_range, generator)
         if self.anatomies:
             changes["anatomy"] = self.anatomies[realisation % len(self.anatomies)]
         return replace(self.task, **changes) if changes else self.task  # type: ignore[arg-type]
