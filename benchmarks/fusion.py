@@ -128,8 +128,10 @@ def background_rois(sim: Any, spacing: float) -> list[np.ndarray]:
     rois = []
     for row in range(step, shape[0] - step, step):
         for col in range(step, shape[1] - step, step):
-            if any(math.hypot(row - le["row"], col - le["col"]) * spacing < le["radius_mm"] + 15
-                   for le in sim.params["lesions"]):  # fmt: skip
+            if any(
+                math.hypot(row - le["row"], col - le["col"]) * spacing < le["radius_mm"] + 15
+                for le in sim.params["lesions"]
+            ):
                 continue
             roi = disk(shape, row, col, radius)
             values = truth[roi]
@@ -152,8 +154,9 @@ def score(image: np.ndarray, sim: Any, rois: Any, bg: list[np.ndarray], scores: 
     scores.bv.extend(float(image[roi].std() / max(image[roi].mean(), 1e-6)) for roi in bg)
 
 
-def methods(ct: np.ndarray, low: np.ndarray, spacing: float,
-            predictor: FusionPredictor | None) -> dict[str, np.ndarray]:  # fmt: skip
+def methods(
+    ct: np.ndarray, low: np.ndarray, spacing: float, predictor: FusionPredictor | None
+) -> dict[str, np.ndarray]:
     bicubic = upsample(torch.from_numpy(low)[None], 4, "bicubic")[0].numpy()
     out = {"bicubic": bicubic}
     for fwhm in GAUSSIAN_FWHM_MM:
@@ -178,8 +181,12 @@ def run(model: str | None, threads: int = 1) -> dict[str, Any]:
     for case in cases():
         g = torch.Generator().manual_seed(case.seed)
         try:
-            sim = operator(torch.from_numpy(np.ascontiguousarray(case.ct)), case.spacing_mm, g,
-                           full_count=False)  # fmt: skip
+            sim = operator(
+                torch.from_numpy(np.ascontiguousarray(case.ct)),
+                case.spacing_mm,
+                g,
+                full_count=False,
+            )
         except ValueError:  # a slice above the head: no body, no PET
             skipped[case.name] = skipped.get(case.name, 0) + 1
             continue
@@ -190,18 +197,28 @@ def run(model: str | None, threads: int = 1) -> dict[str, Any]:
         counts[case.name][1] += len(rois)
         counts[case.name][2] += len(bg)
         target = sim.target.numpy()
-        floors.setdefault(case.name, []).extend(float(target[r].std() / target[r].mean())
-                                                for r in bg)  # fmt: skip
+        floors.setdefault(case.name, []).extend(
+            float(target[r].std() / target[r].mean()) for r in bg
+        )
         for name, image in methods(ct, low, case.spacing_mm, predictor).items():
             for group in (case.name, "all"):
                 score(image, sim, rois, bg, per.setdefault(group, {}).setdefault(name, Scores()))
-    table = {group: {name: {k: float(np.mean(v)) if v else float("nan")
-                            for k, v in vars(s).items()} for name, s in rows.items()}
-             for group, rows in per.items()}  # fmt: skip
+    table = {
+        group: {
+            name: {k: float(np.mean(v)) if v else float("nan") for k, v in vars(s).items()}
+            for name, s in rows.items()
+        }
+        for group, rows in per.items()
+    }
     floors["all"] = [v for k, vs in floors.items() for v in vs]
-    return {"table": table, "counts": counts, "target_bv": {k: float(np.mean(v)) for k, v in
-            floors.items()}, "seconds": time.perf_counter() - start, "model": model,
-            "skipped_empty_slices": skipped}  # fmt: skip
+    return {
+        "table": table,
+        "counts": counts,
+        "target_bv": {k: float(np.mean(v)) for k, v in floors.items()},
+        "seconds": time.perf_counter() - start,
+        "model": model,
+        "skipped_empty_slices": skipped,
+    }
 
 
 def verdict(rows: dict[str, dict[str, float]]) -> list[str]:
@@ -211,23 +228,29 @@ def verdict(rows: dict[str, dict[str, float]]) -> list[str]:
         if name == "model":
             continue
         ok = model["crc"] > row["crc"] and model["bv"] <= row["bv"]
-        lines.append(f"{'PASS' if ok else 'FAIL'} vs {name}: CRC {model['crc']:.3f} vs "
-                     f"{row['crc']:.3f} ({model['crc'] - row['crc']:+.3f}), BV {model['bv']:.3f}"
-                     f" vs {row['bv']:.3f} ({model['bv'] - row['bv']:+.3f})")  # fmt: skip
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'} vs {name}: CRC {model['crc']:.3f} vs "
+            f"{row['crc']:.3f} ({model['crc'] - row['crc']:+.3f}), BV {model['bv']:.3f}"
+            f" vs {row['bv']:.3f} ({model['bv'] - row['bv']:+.3f})"
+        )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="fusion-petct-x4", help="name or checkpoint; "
-                        "'none' for the baselines only")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        default="fusion-petct-x4",
+        help="name or checkpoint; 'none' for the baselines only",
+    )
     parser.add_argument("--json", default=None, help="write the results here too")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     result = run(None if args.model == "none" else args.model, args.threads)
     for group, rows in result["table"].items():
-        n = result["counts"].get(group) or [sum(c[i] for c in result["counts"].values())
-                                            for i in range(3)]  # fmt: skip
+        n = result["counts"].get(group) or [
+            sum(c[i] for c in result["counts"].values()) for i in range(3)
+        ]
         print(
             f"\n## {group}: {n[0]} slices, {n[1]} lesions, {n[2]} background disks; "
             f"target BV {result['target_bv'][group]:.3f}"

@@ -57,16 +57,22 @@ XRAY_HELD_OUT = (
 BENCHMARKS = {
     "ct": (Benchmark("pydicom CT slices", CT_DATA, {"dose_fraction": 0.25}, CT_HELD_OUT),),
     "xray": (
-        Benchmark("RG3, whole image", ("sample:xray-extremity-rg3",),
-                  {"incident_photons": 10000.0},
-                  XRAY_HELD_OUT + "; whole image, whose unattenuated background is noisy"),
+        Benchmark(
+            "RG3, whole image",
+            ("sample:xray-extremity-rg3",),
+            {"incident_photons": 10000.0},
+            XRAY_HELD_OUT + "; whole image, whose unattenuated background is noisy",
+        ),
         # The anatomy alone: the background, where denoising wins most, is mostly cropped out.
-        Benchmark("RG3, central 768^2 (anatomy)", ("sample:xray-extremity-rg3",),
-                  {"incident_photons": 10000.0},
-                  XRAY_HELD_OUT + "; central 768 x 768 crop (mostly bone and soft tissue)",
-                  input_crop=768),
+        Benchmark(
+            "RG3, central 768^2 (anatomy)",
+            ("sample:xray-extremity-rg3",),
+            {"incident_photons": 10000.0},
+            XRAY_HELD_OUT + "; central 768 x 768 crop (mostly bone and soft tissue)",
+            input_crop=768,
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def benchmarks_of(name: str) -> tuple[Benchmark, ...]:
@@ -86,8 +92,9 @@ def method_means(rows: list[dict[str, str]], metric: str) -> dict[str, float]:
     return {method: statistics.mean(v) for method, v in values.items() if v}
 
 
-def check_targets(name: str, psnr: dict[str, float], ssim: dict[str, float],
-                  noise: dict[str, float]) -> list[str]:  # fmt: skip
+def check_targets(
+    name: str, psnr: dict[str, float], ssim: dict[str, float], noise: dict[str, float]
+) -> list[str]:
     """The issue's targets, each as a line saying met / missed and by how much."""
     lines = []
     denoisers = [m for m in psnr if m.endswith("-lanczos") or m.startswith(("bm3d", "nlm"))]
@@ -95,20 +102,35 @@ def check_targets(name: str, psnr: dict[str, float], ssim: dict[str, float],
     if name == "xray-x4":
         margin = psnr[name] - psnr["lanczos"]
         lines.append(_line("PSNR >= Lanczos + 1.5 dB", margin - 1.5, f"{margin:+.2f} dB"))
-        lines.append(_line("SSIM > Lanczos", ssim[name] - ssim["lanczos"],
-                           f"{ssim[name] - ssim['lanczos']:+.4f}"))  # fmt: skip
+        lines.append(
+            _line(
+                "SSIM > Lanczos",
+                ssim[name] - ssim["lanczos"],
+                f"{ssim[name] - ssim['lanczos']:+.4f}",
+            )
+        )
     elif name == "xray-x4-gan":
         margin = psnr[name] - psnr["lanczos"]
         lines.append(_line("PSNR >= Lanczos", margin, f"{margin:+.2f} dB"))
     elif name == "ct-ldct-x4":
         best = max(classical, key=lambda m: psnr[m])
         margin = psnr[name] - psnr[best]
-        lines.append(_line(f"windowed PSNR >= best classical ({best}) + 2 dB", margin - 2.0,
-                           f"{margin:+.2f} dB"))  # fmt: skip
+        lines.append(
+            _line(
+                f"windowed PSNR >= best classical ({best}) + 2 dB",
+                margin - 2.0,
+                f"{margin:+.2f} dB",
+            )
+        )
     elif name == "ct-ldct":
         margin = noise["target"] - noise[name]
-        lines.append(_line("noise SD <= normal-dose image's", margin,
-                           f"{noise[name]:.2f} vs {noise['target']:.2f} HU"))  # fmt: skip
+        lines.append(
+            _line(
+                "noise SD <= normal-dose image's",
+                margin,
+                f"{noise[name]:.2f} vs {noise['target']:.2f} HU",
+            )
+        )
         for denoiser in denoisers:
             gain = psnr[name] - psnr[denoiser]
             lines.append(_line(f"windowed PSNR > {denoiser}", gain, f"{gain:+.2f} dB"))
@@ -149,7 +171,7 @@ NOTES = {
         "The whole-image gain comes largely from denoising the unattenuated background; the "
         "central crop (anatomy) is the harder test.\n"
     ),
-}  # fmt: skip
+}
 """Caveats a reader of the card needs; every figure in them is in the tables above."""
 
 
@@ -220,10 +242,13 @@ Machine of this evaluation: {platform.machine()}, torch {torch.__version__}.
 
 
 CONFIG_FILES = {
-    "ct-ldct-x4": "srgan-ct-ldct-x4.yaml", "ct-ldct-x4-gan": "srgan-ct-ldct-x4.yaml",
-    "ct-ldct": "srgan-ct-ldct.yaml", "ct-ldct-gan": "srgan-ct-ldct.yaml",
-    "xray-x4": "srgan-xray-x4.yaml", "xray-x4-gan": "srgan-xray-x4.yaml",
-}  # fmt: skip
+    "ct-ldct-x4": "srgan-ct-ldct-x4.yaml",
+    "ct-ldct-x4-gan": "srgan-ct-ldct-x4.yaml",
+    "ct-ldct": "srgan-ct-ldct.yaml",
+    "ct-ldct-gan": "srgan-ct-ldct.yaml",
+    "xray-x4": "srgan-xray-x4.yaml",
+    "xray-x4-gan": "srgan-xray-x4.yaml",
+}
 """The YAML each shipped model was trained from (its full-size, GPU-sized recipe)."""
 
 
@@ -268,8 +293,10 @@ def _augmentation_text(data: dict[str, Any]) -> str:
     if data.get("pet_anatomies"):
         parts.append(f"PET activity models {data['pet_anatomies']}")
     if data.get("noise_level_unit"):
-        parts.append(f"non-blind: input channel 2 = the slice's noise SD (uniform ROIs) / "
-                     f"{data['noise_level_unit']} HU")  # fmt: skip
+        parts.append(
+            f"non-blind: input channel 2 = the slice's noise SD (uniform ROIs) / "
+            f"{data['noise_level_unit']} HU"
+        )
     return "; ".join(parts)
 
 
@@ -281,19 +308,25 @@ def _losses_text(config: dict[str, Any]) -> str:
         return text + " (pixel pretraining only)"
     adversarial = losses.get("adversarial", {})
     discriminator = config.get("discriminator", {})
-    return (f"{text}, adversarial {adversarial.get('kind')} x {adversarial.get('weight')}, "
-            f"feature matching x {losses.get('feature_matching', {}).get('weight')}; "
-            f"discriminator {json.dumps(discriminator)}; fine-tuned from "
-            f"`{config.get('pretrained')}`")  # fmt: skip
+    return (
+        f"{text}, adversarial {adversarial.get('kind')} x {adversarial.get('weight')}, "
+        f"feature matching x {losses.get('feature_matching', {}).get('weight')}; "
+        f"discriminator {json.dumps(discriminator)}; fine-tuned from "
+        f"`{config.get('pretrained')}`"
+    )
 
 
 def _split_text(data: dict[str, Any]) -> str:
     if data.get("split") == "slab":
-        return (f"InVesalius head CT slab split: first {data.get('train_fraction')} of the "
-                f"slices for training, a gap of {data.get('gap_slices')} slices, the rest for "
-                "validation (model selection); evaluation on other patients (below).")  # fmt: skip
-    return (f"by source: train on {data.get('samples')}, validation monitor "
-            f"{data.get('validation_samples')}; evaluation below.")  # fmt: skip
+        return (
+            f"InVesalius head CT slab split: first {data.get('train_fraction')} of the "
+            f"slices for training, a gap of {data.get('gap_slices')} slices, the rest for "
+            "validation (model selection); evaluation on other patients (below)."
+        )
+    return (
+        f"by source: train on {data.get('samples')}, validation monitor "
+        f"{data.get('validation_samples')}; evaluation below."
+    )
 
 
 def run(name: str, output: Path) -> None:
@@ -301,8 +334,14 @@ def run(name: str, output: Path) -> None:
     for index, bench in enumerate(benchmarks_of(name)):
         folder = output / name / f"set{index}"
         shutil.rmtree(folder, ignore_errors=True)  # this benchmark's own output, remade each run
-        run_evaluation(folder, model=name, data=bench.data, task_overrides=bench.task_overrides,
-                       seed=0, input_crop=bench.input_crop)  # fmt: skip
+        run_evaluation(
+            folder,
+            model=name,
+            data=bench.data,
+            task_overrides=bench.task_overrides,
+            seed=0,
+            input_crop=bench.input_crop,
+        )
         rows = read_rows(folder / "per_image.csv")
         methods = list(dict.fromkeys(row["method"] for row in rows))
         psnr, ssim = method_means(rows, "psnr"), method_means(rows, "ssim")
@@ -312,9 +351,12 @@ def run(name: str, output: Path) -> None:
         if len(bench.data) > 1:  # means can hide which image a model fails on
             ct = not name.startswith("xray")
             result_table += "\n\nPer image:\n\n" + per_image_table(rows, methods, ct)
-        section = (f"### {bench.label} ({len(bench.data)} image(s); report `{folder}`)\n\n"
-                   f"{bench.held_out}.\n\n{result_table}\n\nTargets:\n"
-                   + ("\n".join(targets) or "- (no target set for this model)") + "\n")  # fmt: skip
+        section = (
+            f"### {bench.label} ({len(bench.data)} image(s); report `{folder}`)\n\n"
+            f"{bench.held_out}.\n\n{result_table}\n\nTargets:\n"
+            + ("\n".join(targets) or "- (no target set for this model)")
+            + "\n"
+        )
         print(f"\n## {name}\n\n{section}")
         sections.append(section)
     print(f"card: {write_card(name, sections)}")

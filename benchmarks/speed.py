@@ -44,11 +44,15 @@ def _checkpoint(arch: str, folder: Path) -> Path:
     torch.manual_seed(0)
     model = build_generator(arch, **spec)
     normalization = {"kind": "percentile", "percentiles": [0.5, 99.5], "unit": "[0, 1]"}
-    payload = {"format": FORMAT, "medsr_version": __version__, "step": 0,
-               "generator": {"name": arch, "config": model.config(),
-                             "state_dict": model.state_dict()},
-               "ema": None, "config": {"name": f"random-{arch}", "data": config["data"]},
-               "normalization": normalization}  # fmt: skip
+    payload = {
+        "format": FORMAT,
+        "medsr_version": __version__,
+        "step": 0,
+        "generator": {"name": arch, "config": model.config(), "state_dict": model.state_dict()},
+        "ema": None,
+        "config": {"name": f"random-{arch}", "data": config["data"]},
+        "normalization": normalization,
+    }
     return save_atomic(payload, folder / f"{arch}.pt")
 
 
@@ -80,8 +84,18 @@ def worker(arch: str, size: int, backend: str, threads: int, repeats: int) -> di
 
 
 def run_subprocess(arch: str, size: int, backend: str, threads: int, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--worker", arch, str(size), backend,
-               "--threads", str(threads), "--repeats", str(repeats)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        arch,
+        str(size),
+        backend,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -106,8 +120,10 @@ def main() -> None:
         arch, size, backend = args.worker
         print(json.dumps(worker(arch, int(size), backend, args.threads, args.repeats or 1)))
         return
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, Python {platform.python_version()}")  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} threads, Python {platform.python_version()}"
+    )
     if args.memory_check:
         stats = run_subprocess("srresnet", 4096, "torch", args.threads, 1)
         verdict = "PASS" if stats["peak_rss_mib"] < 2048 else "FAIL"
@@ -129,10 +145,13 @@ def main() -> None:
             for backend in args.backends:
                 repeats = args.repeats or REPEATS.get(size, 1)
                 s = run_subprocess(arch, size, backend, args.threads, repeats)
-                print(f"| {arch} | {size}^2 | {backend} | {1 / s['seconds']:.3g} | "
-                      f"{size * size / 1e6 / s['seconds']:.3g} | {s['seconds']:.3g} | "
-                      f"{s['bicubic_seconds']:.2g} | {s['seconds'] / s['bicubic_seconds']:.0f} | "
-                      f"{s['peak_rss_mib']:.0f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {arch} | {size}^2 | {backend} | {1 / s['seconds']:.3g} | "
+                    f"{size * size / 1e6 / s['seconds']:.3g} | {s['seconds']:.3g} | "
+                    f"{s['bicubic_seconds']:.2g} | {s['seconds'] / s['bicubic_seconds']:.0f} | "
+                    f"{s['peak_rss_mib']:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,22 @@ def machine() -> str:
     )
 
 
-def run(name: str, phase: str, args: argparse.Namespace, out: Path, pretrained: Path | None
-        ) -> tuple[float, float, Path]:  # fmt: skip
+def run(
+    name: str, phase: str, args: argparse.Namespace, out: Path, pretrained: Path | None
+) -> tuple[float, float, Path]:
     steps = args.warmup + args.steps
-    overrides = [f"phase={phase}", f"training.max_steps={steps}", "training.warmup_steps=0",
-                 "intervals.log_every=1", f"intervals.validate_every={steps}",
-                 f"intervals.checkpoint_every={steps}", "data.num_validation=4",
-                 f"data.noise_bank_size={args.bank_size}", f"num_threads={args.threads}",
-                 f"training.precision={'bf16' if args.bf16 else 'fp32'}"]  # fmt: skip
+    overrides = [
+        f"phase={phase}",
+        f"training.max_steps={steps}",
+        "training.warmup_steps=0",
+        "intervals.log_every=1",
+        f"intervals.validate_every={steps}",
+        f"intervals.checkpoint_every={steps}",
+        "data.num_validation=4",
+        f"data.noise_bank_size={args.bank_size}",
+        f"num_threads={args.threads}",
+        f"training.precision={'bf16' if args.bf16 else 'fp32'}",
+    ]
     if args.batch_size:
         overrides.append(f"training.batch_size={args.batch_size}")
     if pretrained is not None:
@@ -80,23 +88,29 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=CONFIGS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    lines = [f"Machine: {machine()}", "",
-             "| config | phase | model | patch | batch | precision | samples/s | setup s |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "| config | phase | model | patch | batch | precision | samples/s | setup s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             pretrained = None
             for phase in ("pretrain", "gan"):
                 config = load_config(ROOT / "configs" / f"{name}.yaml", [f"phase={phase}"])
-                rate, setup, pretrained = run(name, phase, args, Path(tmp) / f"{name}-{phase}",
-                                              pretrained)  # fmt: skip
+                rate, setup, pretrained = run(
+                    name, phase, args, Path(tmp) / f"{name}-{phase}", pretrained
+                )
                 batch = args.batch_size or config.training.batch_size
                 model = f"{config.model.name} {config.model.kwargs.get('num_blocks')} blocks"
                 if phase == "gan":
                     model += f" + {config.discriminator.name}"
-                lines.append(f"| {name} | {phase} | {model} | {config.data.patch_size} | "
-                             f"{batch} | {'bf16' if args.bf16 else 'fp32'} | {rate:.2f} | "
-                             f"{setup:.0f} |")  # fmt: skip
+                lines.append(
+                    f"| {name} | {phase} | {model} | {config.data.patch_size} | "
+                    f"{batch} | {'bf16' if args.bf16 else 'fp32'} | {rate:.2f} | "
+                    f"{setup:.0f} |"
+                )
                 print(lines[-1], flush=True)
     print("\n".join(lines))
 

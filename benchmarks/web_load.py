@@ -31,8 +31,10 @@ from pydicom.data import get_testdata_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS = 32
-SIZES = {"tiny": {"num_features": 8, "num_blocks": 1},
-         "full": {"num_features": 64, "num_blocks": 16}}  # fmt: skip
+SIZES = {
+    "tiny": {"num_features": 8, "num_blocks": 1},
+    "full": {"num_features": 64, "num_blocks": 16},
+}
 
 
 def make_checkpoint(folder: Path, size: str) -> Path:
@@ -41,8 +43,9 @@ def make_checkpoint(folder: Path, size: str) -> Path:
     from conftest import CT_WINDOW, save_checkpoint  # type: ignore[import-not-found]
 
     options = {**SIZES[size], "batch_norm": False, "global_residual": True}
-    return save_checkpoint(folder / f"{size}.pt", task="ldct-x4", scale=4,
-                           normalization=CT_WINDOW, **options)  # fmt: skip
+    return save_checkpoint(
+        folder / f"{size}.pt", task="ldct-x4", scale=4, normalization=CT_WINDOW, **options
+    )
 
 
 def free_port() -> int:
@@ -59,8 +62,19 @@ def peak_memory_mb(pid: int) -> float:
 
 
 def start_server(checkpoint: Path, port: int, workers: int, queue: int) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "medsr.cli", "serve", str(checkpoint), "--port", str(port),
-               "--workers", str(workers), "--queue", str(queue)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "medsr.cli",
+        "serve",
+        str(checkpoint),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--queue",
+        str(queue),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -73,8 +87,9 @@ def start_server(checkpoint: Path, port: int, workers: int, queue: int) -> subpr
     raise RuntimeError("medsr serve did not start within 60 s")
 
 
-def client(base: str, data: bytes, count: int, stop_at: float, latencies: list[float],
-           errors: list[str]) -> None:  # fmt: skip
+def client(
+    base: str, data: bytes, count: int, stop_at: float, latencies: list[float], errors: list[str]
+) -> None:
     with httpx.Client(base_url=base, timeout=300) as http:
         for _ in range(count):
             if time.monotonic() > stop_at:
@@ -103,8 +118,13 @@ def run(clients: int, args: argparse.Namespace, checkpoint: Path, data: bytes) -
     errors: list[str] = []
     try:
         stop_at = time.monotonic() + args.max_seconds
-        threads = [threading.Thread(target=client, args=(f"http://127.0.0.1:{port}", data,
-                   args.requests, stop_at, latencies, errors)) for _ in range(clients)]  # fmt: skip
+        threads = [
+            threading.Thread(
+                target=client,
+                args=(f"http://127.0.0.1:{port}", data, args.requests, stop_at, latencies, errors),
+            )
+            for _ in range(clients)
+        ]
         start = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -116,10 +136,16 @@ def run(clients: int, args: argparse.Namespace, checkpoint: Path, data: bytes) -
         server.terminate()
         server.wait(10)
     times = np.array(latencies) if latencies else np.array([np.nan])
-    return {"clients": clients, "requests": len(latencies) + len(errors),
-            "p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)),
-            "rps": len(latencies) / wall, "errors": len(errors), "peak_mb": peak,
-            "first_error": errors[0] if errors else ""}  # type: ignore[dict-item]  # fmt: skip
+    return {
+        "clients": clients,
+        "requests": len(latencies) + len(errors),
+        "p50": float(np.percentile(times, 50)),
+        "p95": float(np.percentile(times, 95)),
+        "rps": len(latencies) / wall,
+        "errors": len(errors),
+        "peak_mb": peak,
+        "first_error": errors[0] if errors else "",
+    }  # type: ignore[dict-item]
 
 
 def main() -> None:

@@ -64,15 +64,29 @@ def test_volume_all_slices_and_one_slice(tmp_path: Path) -> None:
     array[:, 4:20, 4:20] = np.arange(3, dtype=np.float32)[:, None, None] * 10
     source = write(Volume(array, (2.0, 0.5, 0.5), modality="CT", unit="HU"), tmp_path / "v.npy")
     out = tmp_path / "out"
-    result = runner.invoke(app, ["degrade", "--task", "x4", str(source), "-o", str(out),
-                                 "--format", "png"])  # fmt: skip
+    result = runner.invoke(
+        app, ["degrade", "--task", "x4", str(source), "-o", str(out), "--format", "png"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("v_z*_lr.png")) == [
         f"v_z000{k}_lr.png" for k in range(3)
     ]
     assert read(out / "v_z0002_lr.png").shape == (6, 6)
-    result = runner.invoke(app, ["degrade", "--task", "x2", str(source), "-o", str(out),
-                                 "--format", "nifti", "--slice", "1"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "degrade",
+            "--task",
+            "x2",
+            str(source),
+            "-o",
+            str(out),
+            "--format",
+            "nifti",
+            "--slice",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lr = read(out / "v_z0001_lr.nii.gz")
     assert lr.shape == (12, 12) and lr.spacing == pytest.approx((1.0, 1.0))
@@ -80,9 +94,14 @@ def test_volume_all_slices_and_one_slice(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [["--task", "x5"], ["--task", "x4", "--dose", "0.25"], ["--format", "jpeg"],
-     ["--task", "xray-x4"], ["--scale", "5"]],
-)  # fmt: skip
+    [
+        ["--task", "x5"],
+        ["--task", "x4", "--dose", "0.25"],
+        ["--format", "jpeg"],
+        ["--task", "xray-x4"],
+        ["--scale", "5"],
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, extra: list[str]) -> None:
     result = runner.invoke(app, ["degrade", str(CT_SMALL), "-o", str(tmp_path), *extra])
     assert result.exit_code == 2

@@ -25,15 +25,36 @@ def head_volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     volume = load_sample(HEAD)
     array = downsample(torch.from_numpy(volume.array[59:62].copy()), 2).numpy()
-    small = Volume(array, (volume.spacing[0], *(2 * s for s in volume.spacing[1:])),
-                   modality="CT", unit="HU", window=volume.window)  # fmt: skip
+    small = Volume(
+        array,
+        (volume.spacing[0], *(2 * s for s in volume.spacing[1:])),
+        modality="CT",
+        unit="HU",
+        window=volume.window,
+    )
     return write(small, tmp_path_factory.mktemp("ct") / "head.npy")
 
 
 def test_petct_writes_ct_target_pet_params_and_strip(tmp_path: Path, head_volume: Path) -> None:
     out = tmp_path / "out"
-    args = ["degrade", str(head_volume), "-o", str(out), "--task", "petct", "--slice", "1",
-            "--format", "nifti", "--scale", "2", "--counts", "1e6", "--dose", "0.5"]  # fmt: skip
+    args = [
+        "degrade",
+        str(head_volume),
+        "-o",
+        str(out),
+        "--task",
+        "petct",
+        "--slice",
+        "1",
+        "--format",
+        "nifti",
+        "--scale",
+        "2",
+        "--counts",
+        "1e6",
+        "--dose",
+        "0.5",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     stem = "head_z0001"
@@ -64,17 +85,39 @@ def test_petct_volume_as_png_slices_and_counts_refused_elsewhere(
     tmp_path: Path, head_volume: Path
 ) -> None:
     out = tmp_path / "png"
-    args = ["degrade", str(head_volume), "-o", str(out), "--task", "petct", "--format", "png",
-            "--scale", "4"]  # fmt: skip
+    args = [
+        "degrade",
+        str(head_volume),
+        "-o",
+        str(out),
+        "--task",
+        "petct",
+        "--format",
+        "png",
+        "--scale",
+        "4",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for k in range(3):
-        for kind, shape in (("ct", (128, 128)), ("hr", (128, 128)), ("lr", (32, 32)),
-                            ("lr_fullcount", (32, 32))):  # fmt: skip
+        for kind, shape in (
+            ("ct", (128, 128)),
+            ("hr", (128, 128)),
+            ("lr", (32, 32)),
+            ("lr_fullcount", (32, 32)),
+        ):
             assert read(out / f"head_z{k:04d}_{kind}.png").shape == shape
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "will not overwrite" in again.output
-    other = ["degrade", str(head_volume), "-o", str(tmp_path / "x"), "--task", "x4",
-             "--counts", "1e6"]  # fmt: skip
+    other = [
+        "degrade",
+        str(head_volume),
+        "-o",
+        str(tmp_path / "x"),
+        "--task",
+        "x4",
+        "--counts",
+        "1e6",
+    ]
     refused = runner.invoke(app, other)
     assert refused.exit_code == 2 and "counts" in refused.output

@@ -26,8 +26,13 @@ def xray_model(tmp_path: Path) -> Path:
 
 def images(folder: Path, count: int = 3) -> list[Path]:
     rng = np.random.default_rng(0)
-    return [write(Volume(rng.random((12, 10)) * 4000, spacing=(0.5, 0.5), modality="CR"),
-                  folder / f"img{k}.png") for k in range(count)]  # fmt: skip
+    return [
+        write(
+            Volume(rng.random((12, 10)) * 4000, spacing=(0.5, 0.5), modality="CR"),
+            folder / f"img{k}.png",
+        )
+        for k in range(count)
+    ]
 
 
 def test_batch_folder_and_output_rules(tmp_path: Path, xray_model: Path) -> None:
@@ -77,8 +82,18 @@ def test_dicom_series_in_derived_series_out(tmp_path: Path) -> None:
         template.ImagePositionPatient[2] = 10.0 + 2.0 * k
         template.save_as(tmp_path / "series" / f"IM{k}.dcm")
     model = save_checkpoint(tmp_path / "ct.pt", task="ldct-x4")
-    result = runner.invoke(app, ["enhance", str(tmp_path / "series"), "-o", str(tmp_path / "out"),
-                                 "--model", str(model), "--consistency"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "enhance",
+            str(tmp_path / "series"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model),
+            "--consistency",
+        ],
+    )
     assert result.exit_code == 0, result.output
     files = sorted((tmp_path / "out" / "series_x4").iterdir())
     assert [p.name for p in files] == ["IM_0001.dcm", "IM_0002.dcm", "IM_0003.dcm"]
@@ -89,9 +104,19 @@ def test_dicom_series_in_derived_series_out(tmp_path: Path) -> None:
     assert all(ds.SeriesDescription.startswith("medsr RESEARCH USE ONLY") for ds in written)
     assert np.load(tmp_path / "out" / "series_x4_consistency.npy").shape == (3, 128, 128)
     # a NIfTI volume in, NIfTI out: slice by slice, affine rescaled
-    out_nifti = runner.invoke(app, ["enhance", str(tmp_path / "series"), "-o",
-                                    str(tmp_path / "nii"), "--model", str(model), "--format",
-                                    "nifti"])  # fmt: skip
+    out_nifti = runner.invoke(
+        app,
+        [
+            "enhance",
+            str(tmp_path / "series"),
+            "-o",
+            str(tmp_path / "nii"),
+            "--model",
+            str(model),
+            "--format",
+            "nifti",
+        ],
+    )
     assert out_nifti.exit_code == 0, out_nifti.output
     volume = read(tmp_path / "nii" / "series_x4.nii.gz")
     source = read(tmp_path / "series")
@@ -111,8 +136,9 @@ def test_export_onnx_then_enhance_with_onnxruntime(tmp_path: Path, xray_model: P
     args = [str(image), "--model", str(onnx_path), "--backend", "onnx"]
     result = runner.invoke(app, ["enhance", "-o", str(tmp_path / "onnx"), *args])
     assert result.exit_code == 0, result.output
-    torch_out = runner.invoke(app, ["enhance", "-o", str(tmp_path / "torch"), str(image),
-                                    "--model", str(xray_model)])  # fmt: skip
+    torch_out = runner.invoke(
+        app, ["enhance", "-o", str(tmp_path / "torch"), str(image), "--model", str(xray_model)]
+    )
     assert torch_out.exit_code == 0
     a, b = read(tmp_path / "onnx" / "img0_x4.png"), read(tmp_path / "torch" / "img0_x4.png")
     assert np.abs(a.array - b.array).max() < 1e-3 * 4000

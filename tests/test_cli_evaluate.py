@@ -29,12 +29,26 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from medsr.training import load_config, train
 
     threads = torch.get_num_threads()
-    overrides = ["name=tiny-x2", "data.task=x2", "data.task_overrides={}", "data.scale=2",
-                 "model.scale=2", "model.num_features=8", "model.num_blocks=1",
-                 "training.max_steps=2", "training.batch_size=2", "training.warmup_steps=0",
-                 "data.patch_size=32", "data.num_validation=2", "data.cache_dir=null",
-                 "intervals.validate_every=2", "intervals.checkpoint_every=2",
-                 "intervals.sample_every=2", "intervals.log_every=1", "num_threads=1"]  # fmt: skip
+    overrides = [
+        "name=tiny-x2",
+        "data.task=x2",
+        "data.task_overrides={}",
+        "data.scale=2",
+        "model.scale=2",
+        "model.num_features=8",
+        "model.num_blocks=1",
+        "training.max_steps=2",
+        "training.batch_size=2",
+        "training.warmup_steps=0",
+        "data.patch_size=32",
+        "data.num_validation=2",
+        "data.cache_dir=null",
+        "intervals.validate_every=2",
+        "intervals.checkpoint_every=2",
+        "intervals.sample_every=2",
+        "intervals.log_every=1",
+        "num_threads=1",
+    ]
     folder = tmp_path_factory.mktemp("tiny-run")
     result = train(load_config("configs/srgan-ct-ldct-x4.yaml", overrides), folder)
     torch.set_num_threads(threads)
@@ -65,9 +79,23 @@ def test_needs_a_model_or_no_model(tmp_path: Path) -> None:
 
 def test_ldct_with_task_args_runs_a_denoiser(tmp_path: Path) -> None:
     out = tmp_path / "ldct"
-    args = ["evaluate", "--no-model", "sample:ct-small", "--task", "ldct-x2", "--task-arg",
-            "num_views=180", "--dose", "0.5", "--baselines", "lanczos,nlm-lanczos", "--window",
-            "neuro", "-o", str(out)]  # fmt: skip
+    args = [
+        "evaluate",
+        "--no-model",
+        "sample:ct-small",
+        "--task",
+        "ldct-x2",
+        "--task-arg",
+        "num_views=180",
+        "--dose",
+        "0.5",
+        "--baselines",
+        "lanczos,nlm-lanczos",
+        "--window",
+        "neuro",
+        "-o",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in read_rows(out / "per_image.csv")}
@@ -81,8 +109,10 @@ def test_ldct_with_task_args_runs_a_denoiser(tmp_path: Path) -> None:
 
 def test_model_checkpoint_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_checkpoint), "--data",
-                                 "sample:ct-small", "-o", str(out)])  # fmt: skip
+    result = runner.invoke(
+        app,
+        ["evaluate", "--model", str(tiny_checkpoint), "--data", "sample:ct-small", "-o", str(out)],
+    )
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in read_rows(out / "per_image.csv")}
     assert set(rows) == {"nearest", "bicubic", "lanczos", "tiny-x2", "target"}
@@ -98,8 +128,19 @@ def test_pairs_from_medsr_degrade(tmp_path: Path) -> None:
     degrade = ["degrade", "sample:ct-small", "--task", "x2", "--format", "npy", "--seed", "4"]
     assert runner.invoke(app, [*degrade, "-o", str(tmp_path / "pairs")]).exit_code == 0
     out = tmp_path / "report"
-    result = runner.invoke(app, ["evaluate", "--no-model", "--pairs", str(tmp_path / "pairs"),
-                                 "--baselines", "bicubic", "-o", str(out)])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--no-model",
+            "--pairs",
+            str(tmp_path / "pairs"),
+            "--baselines",
+            "bicubic",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert [r["method"] for r in read_rows(out / "per_image.csv")] == ["bicubic", "target"]
     assert "per image (medsr degrade --seed): ct-small 4" in (out / "report.md").read_text()

@@ -115,12 +115,17 @@ def degrade(
 
     from medsr.physics.batch import degrade_files
 
-    overrides = {"dose_fraction": dose, "scale": scale, "incident_photons": incident_photons,
-                 "counts": counts}  # fmt: skip
+    overrides = {
+        "dose_fraction": dose,
+        "scale": scale,
+        "incident_photons": incident_photons,
+        "counts": counts,
+    }
     progress = lambda r: tqdm(r, desc=task, unit="slice")  # noqa: E731
     with _user_errors():
-        written = degrade_files(source, output, task, format, seed, slice_index, overrides,
-                                progress)  # fmt: skip
+        written = degrade_files(
+            source, output, task, format, seed, slice_index, overrides, progress
+        )
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -185,11 +190,23 @@ def evaluate(
         if dose is not None:
             overrides["dose_fraction"] = dose
         written = run_evaluation(
-            output, model=model, data=[*(data or []), *(sources or [])], pairs_dir=pairs,
-            task=task, seed=seed, window=window, baselines=baselines.split(","), border=border,
-            crop=crop, interval=interval, slice_index=slice_index, input_crop=input_crop,
-            task_overrides=overrides, device=device, progress=lambda n: typer.echo(f"... {n}"),
-        )  # fmt: skip
+            output,
+            model=model,
+            data=[*(data or []), *(sources or [])],
+            pairs_dir=pairs,
+            task=task,
+            seed=seed,
+            window=window,
+            baselines=baselines.split(","),
+            border=border,
+            crop=crop,
+            interval=interval,
+            slice_index=slice_index,
+            input_crop=input_crop,
+            task_overrides=overrides,
+            device=device,
+            progress=lambda n: typer.echo(f"... {n}"),
+        )
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -202,7 +219,7 @@ def enhance(
     backend: str = typer.Option("torch", help="torch or onnx (onnxruntime)."),
     format: str | None = typer.Option(
         None, "--format", help="png, tiff, nifti or dicom (default: like the input)."
-    ),  # fmt: skip
+    ),
     tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
     overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
     consistency: bool = typer.Option(False, "--consistency", help="Write a consistency map."),
@@ -210,7 +227,7 @@ def enhance(
         False,
         "--overwrite-into-input-folder",
         help="Allow writing into an input's folder (existing files are still never replaced).",
-    ),  # fmt: skip
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only."""
@@ -218,10 +235,18 @@ def enhance(
 
     with _user_errors():
         enhance_paths(
-            inputs, output, model, backend=backend, fmt=format, tile=tile or None,
-            overlap=overlap, consistency=consistency, allow_input_folder=into_input_folder,
-            device=device, report=lambda path: typer.echo(f"wrote {path}"),
-        )  # fmt: skip
+            inputs,
+            output,
+            model,
+            backend=backend,
+            fmt=format,
+            tile=tile or None,
+            overlap=overlap,
+            consistency=consistency,
+            allow_input_folder=into_input_folder,
+            device=device,
+            report=lambda path: typer.echo(f"wrote {path}"),
+        )
 
 
 @app.command("fuse")
@@ -232,7 +257,7 @@ def fuse(
     model: str = typer.Option("fusion-petct-x4", "--model", help="Registered name or .pt."),
     format: str | None = typer.Option(
         None, "--format", help="png, tiff, nifti or dicom (default: like the PET input)."
-    ),  # fmt: skip
+    ),
     alpha: float = typer.Option(0.5, help="Weight of the PET colour map over the CT (0..1)."),
     suv_max: float | None = typer.Option(None, help="SUV at the top of the colour map."),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
@@ -241,8 +266,17 @@ def fuse(
     from medsr.inference.fusion_batch import fuse_paths
 
     with _user_errors():
-        fuse_paths(ct, pet, output, model, fmt=format, alpha=alpha, suv_max=suv_max,
-                   device=device, report=lambda path: typer.echo(f"wrote {path}"))  # fmt: skip
+        fuse_paths(
+            ct,
+            pet,
+            output,
+            model,
+            fmt=format,
+            alpha=alpha,
+            suv_max=suv_max,
+            device=device,
+            report=lambda path: typer.echo(f"wrote {path}"),
+        )
 
 
 @app.command("export-onnx")
@@ -310,10 +344,15 @@ def serve(
         from medsr.web.limits import Settings
 
         settings = Settings(
-            max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
-            workers=workers, queue=queue, timeout_s=timeout, keep_results=keep_results,
-            store_dir=Path(store_dir) if store_dir else None, device=device,
-        )  # fmt: skip
+            max_upload_bytes=int(max_upload_mb * 2**20),
+            max_pixels=int(max_megapixels * 1e6),
+            workers=workers,
+            queue=queue,
+            timeout_s=timeout,
+            keep_results=keep_results,
+            store_dir=Path(store_dir) if store_dir else None,
+            device=device,
+        )
         web_app = create_app([*(models or []), *(model_args or [])], settings)
     except ImportError as error:
         typer.echo(f"error: {error}; install the web extra: pip install 'medsr[web]'", err=True)

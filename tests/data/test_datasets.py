@@ -118,8 +118,9 @@ def test_augmented_pairs_stay_aligned_with_the_source_patch(head_ct: Volume) -> 
     for i in range(len(data)):
         item = data[i]
         s = item["params"]["sample"]
-        raw = torch.from_numpy(head_ct.array[s["slice"], s["row"] : s["row"] + 16,
-                                             s["col"] : s["col"] + 16].copy())[None]  # fmt: skip
+        raw = torch.from_numpy(
+            head_ct.array[s["slice"], s["row"] : s["row"] + 16, s["col"] : s["col"] + 16].copy()
+        )[None]
         ops.add(s["augment"])
         assert torch.equal(item["high"], dihedral(raw, s["augment"]))
         expected_low = dihedral(F.avg_pool2d(raw[None], 2)[0], s["augment"])

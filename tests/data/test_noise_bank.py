@@ -22,8 +22,16 @@ def volume():  # type: ignore[no-untyped-def]
 
 def bank(volume, cache_dir: Path | None = None, **kwargs) -> NoiseBankPairs:  # type: ignore[no-untyped-def]
     task = make_task("ldct-x2", num_views=180)  # fewer views: a fast test of the same physics
-    return NoiseBankPairs([volume], task, patch_size=32, num_samples=8, seed=3,
-                          realisations=3, cache_dir=cache_dir, **kwargs)  # fmt: skip
+    return NoiseBankPairs(
+        [volume],
+        task,
+        patch_size=32,
+        num_samples=8,
+        seed=3,
+        realisations=3,
+        cache_dir=cache_dir,
+        **kwargs,
+    )
 
 
 def test_items_are_aligned_patches_of_whole_slice_noise(volume) -> None:  # type: ignore[no-untyped-def]
@@ -77,9 +85,12 @@ def test_slices_and_task_are_checked(volume) -> None:  # type: ignore[no-untyped
         NoiseBankPairs([volume], make_task("ldct-x4"), patch_size=30)  # type: ignore[arg-type]
     # only the allowed slices of a volume enter the bank
     stack = volume.with_array(np.stack([volume.array] * 4), spacing=(1.0, *volume.spacing))
-    pairs = NoiseBankPairs([PatchSource(stack, "s", slices=[1, 2])],
-                           make_task("ldct", num_views=90), patch_size=32,  # type: ignore[arg-type]
-                           realisations=1)  # fmt: skip
+    pairs = NoiseBankPairs(
+        [PatchSource(stack, "s", slices=[1, 2])],
+        make_task("ldct", num_views=90),
+        patch_size=32,  # type: ignore[arg-type]
+        realisations=1,
+    )
     assert sorted(pairs.bank) == [(0, 1), (0, 2)]
 
 
@@ -125,8 +136,7 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
     task = make_task("ldct", num_views=180)
     options = {"patch_size": 32, "num_samples": 6, "seed": 3, "realisations": 2}
     plain = NoiseBankPairs([volume], task, noise_level_unit=50.0, **options)  # type: ignore[arg-type]
-    louder = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_gain=(3.0, 3.0),
-                            **options)  # type: ignore[arg-type]  # fmt: skip
+    louder = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_gain=(3.0, 3.0), **options)  # type: ignore[arg-type]
     for index in range(len(plain)):
         item, loud = plain[index], louder[index]
         assert item["low"].shape == (2, 32, 32) and item["high"].shape == (1, 32, 32)
@@ -141,8 +151,14 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
     with pytest.raises(ValueError, match="noise_level_unit needs an x1 task"):
         bank(volume, noise_level_unit=50.0)  # an x2 task
     # "added": the noise the model should remove, gain x sqrt(s1^2 - s0^2), a fixed share
-    added = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_level_of="added",
-                           noise_gain=(3.0, 3.0), **options)  # type: ignore[arg-type]  # fmt: skip
+    added = NoiseBankPairs(
+        [volume],
+        task,
+        noise_level_unit=50.0,
+        noise_level_of="added",
+        noise_gain=(3.0, 3.0),
+        **options,
+    )  # type: ignore[arg-type]
     for index in range(len(added)):
         r = added[index]["params"]["sample"]["realisation"]
         s0, s1 = added.noise_levels[(0, 0)][[0, 1 + r]].tolist()

@@ -15,8 +15,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bank(**options: object) -> PetBankPairs:
-    settings = {"patch_size": 32, "num_samples": 6, "realisations": 2, "min_foreground": 0.3,
-                "normalize": lambda x: x / 10.0, **options}  # fmt: skip
+    settings = {
+        "patch_size": 32,
+        "num_samples": 6,
+        "realisations": 2,
+        "min_foreground": 0.3,
+        "normalize": lambda x: x / 10.0,
+        **options,
+    }
     return PetBankPairs([body_phantom()], make_task("petct", anatomy="body"), **settings)  # type: ignore[arg-type]
 
 
@@ -35,18 +41,21 @@ def test_items_are_aligned_crops_of_the_bank() -> None:
     for index in range(len(data)):
         item = data[index]
         sample = item["params"]["sample"]
-        i, k, row, col, r = (sample[n] for n in ("source_index", "slice", "row", "col",
-                                                 "realisation"))  # fmt: skip
+        i, k, row, col, r = (
+            sample[n] for n in ("source_index", "slice", "row", "col", "realisation")
+        )
         assert row % 4 == 0 and col % 4 == 0
         assert item["low"].shape == (1 + 2 * 16, 8, 8) and item["high"].shape == (1, 32, 32)
         pet, ct = unpack_inputs(item["low"][None], 1, 2, 4)
         entry = data.bank[(i, k)]
-        assert torch.equal(ct[0], guide_channels(entry["ct"][row : row + 32, col : col + 32],
-                                                 data.guide_windows))  # fmt: skip
+        assert torch.equal(
+            ct[0], guide_channels(entry["ct"][row : row + 32, col : col + 32], data.guide_windows)
+        )
         low = entry["low"][r, row // 4 : row // 4 + 8, col // 4 : col // 4 + 8]
         assert torch.allclose(pet[0, 0], low / 10.0)
-        assert torch.allclose(item["high"][0], entry["target"][r, row : row + 32, col : col + 32]
-                              / 10.0)  # fmt: skip
+        assert torch.allclose(
+            item["high"][0], entry["target"][r, row : row + 32, col : col + 32] / 10.0
+        )
 
 
 def test_realisations_differ_and_pet_tracks_the_target() -> None:
@@ -87,8 +96,15 @@ def test_rejects_a_non_petct_task() -> None:
 
 def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> None:
     task = make_task("petct", anatomy="body", lesion_count=(0, 0), texture_amplitude=0.0)
-    data = PetBankPairs([body_phantom()], task, patch_size=32, num_samples=6, realisations=4,
-                        min_foreground=0.3, counts_range=(1e4, 1e7))  # fmt: skip
+    data = PetBankPairs(
+        [body_phantom()],
+        task,
+        patch_size=32,
+        num_samples=6,
+        realisations=4,
+        min_foreground=0.3,
+        counts_range=(1e4, 1e7),
+    )
     drawn = [data.params[(0, 0, r)]["counts"] for r in range(4)]
     assert all(1e4 <= c <= 1e7 for c in drawn) and len(set(drawn)) == 4
     # fewer counts, more noise: the PET's error against the target grows as counts fall
@@ -101,7 +117,10 @@ def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> N
     cycled = bank(realisations=2, anatomies=["body", "head"])
     assert cycled[0]["params"]["anatomy"] == ["body", "head"]
     assert [cycled._task_of(r, torch.Generator()).anatomy for r in range(3)] == [
-        "body", "head", "body"]  # fmt: skip
+        "body",
+        "head",
+        "body",
+    ]
     # the options are part of the cache key: a plain bank does not reuse this one
     bank(cache_dir=tmp_path)
     bank(cache_dir=tmp_path, counts_range=(1e4, 1e7))

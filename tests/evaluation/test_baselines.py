@@ -38,8 +38,10 @@ def test_nearest_replicates_pixels() -> None:
 def test_lanczos_of_a_smooth_image_beats_bicubic_beats_nearest() -> None:
     high = smooth_image(64)
     low = high.reshape(16, 4, 16, 4).mean(axis=(1, 3))  # area x4
-    errors = {m: rmse(run_baseline(m, low, 4, "CT").image[8:-8, 8:-8], high[8:-8, 8:-8])
-              for m in ("nearest", "bicubic", "lanczos")}  # fmt: skip
+    errors = {
+        m: rmse(run_baseline(m, low, 4, "CT").image[8:-8, 8:-8], high[8:-8, 8:-8])
+        for m in ("nearest", "bicubic", "lanczos")
+    }
     assert errors["lanczos"] < errors["bicubic"] < 0.5 * errors["nearest"], errors
 
 

@@ -16,10 +16,16 @@ pytest.importorskip("pydicom.data")
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("ct-head-693 5/5mm Plain", "neuro"), ("BRAIN routine", "neuro"),
-     ("ct-abdomen PANCREAS", "abdomen"), ("CHEST", "chest"), ("Thorax HRCT", "chest"),
-     ("LIVER", "abdomen"), ("CT_small.dcm", "abdomen")],
-)  # fmt: skip
+    [
+        ("ct-head-693 5/5mm Plain", "neuro"),
+        ("BRAIN routine", "neuro"),
+        ("ct-abdomen PANCREAS", "abdomen"),
+        ("CHEST", "chest"),
+        ("Thorax HRCT", "chest"),
+        ("LIVER", "abdomen"),
+        ("CT_small.dcm", "abdomen"),
+    ],
+)
 def test_auto_window_rule(text: str, expected: str) -> None:
     name, reason = choose_window(text, "auto")
     assert name == expected
@@ -50,8 +56,21 @@ def test_make_pairs_is_seeded_and_remade_by_degrade_volume() -> None:
 
 
 def test_read_pairs_written_by_medsr_degrade(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["degrade", "sample:ct-small", "--task", "x2", "--seed",
-                                      "5", "--format", "npy", "-o", str(tmp_path)])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "degrade",
+            "sample:ct-small",
+            "--task",
+            "x2",
+            "--seed",
+            "5",
+            "--format",
+            "npy",
+            "-o",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (pair,) = read_pairs(tmp_path)
     assert (pair.name, pair.task, pair.scale, pair.seed) == ("ct-small", "x2", 2, 5)

@@ -21,8 +21,16 @@ def report_dir(ct_small_result: EvaluationResult, tmp_path_factory: pytest.TempP
 
 
 def test_files_exist(report_dir: Path) -> None:
-    for name in ("per_image.csv", "summary.csv", "paired.csv", "metrics.png", "nps.png",
-                 "grid_ct-small.png", "report.md", "report.html"):  # fmt: skip
+    for name in (
+        "per_image.csv",
+        "summary.csv",
+        "paired.csv",
+        "metrics.png",
+        "nps.png",
+        "grid_ct-small.png",
+        "report.md",
+        "report.html",
+    ):
         assert (report_dir / name).stat().st_size > 100, name
     assert (report_dir / "grid_ct-small.png").stat().st_size > 50_000
 
@@ -30,16 +38,25 @@ def test_files_exist(report_dir: Path) -> None:
 def test_markdown_names_every_condition(report_dir: Path) -> None:
     text = (report_dir / "report.md").read_text()
     for needle in (
-        "| task | x2: x2 area downsample |", "| scale | x2 |",
-        "input dose (no dose reduction simulated)", "| I0 (incident photons per ray",
-        "ct-small: abdomen (auto: no body part", "abdomen C50/W400 -> 0..1 (data_range 1)",
-        "8 px border excluded, then central 96 px square", "run seed 0",
+        "| task | x2: x2 area downsample |",
+        "| scale | x2 |",
+        "input dose (no dose reduction simulated)",
+        "| I0 (incident photons per ray",
+        "ct-small: abdomen (auto: no body part",
+        "abdomen C50/W400 -> 0..1 (data_range 1)",
+        "8 px border excluded, then central 96 px square",
+        "run seed 0",
         "fake-lanczos; trained for task x2 at x2; checkpoint sha256 " + "ab" * 32,
-        "written by medsr 0.0-test", f"| medsr version (evaluator) | {__version__} |",
-        "UTC |", platform.node(), "sample:ct-small", "| split | evaluation images",
-        "n = 1: interval not meaningful", "How to read the consistency",
+        "written by medsr 0.0-test",
+        f"| medsr version (evaluator) | {__version__} |",
+        "UTC |",
+        platform.node(),
+        "sample:ct-small",
+        "| split | evaluation images",
+        "n = 1: interval not meaningful",
+        "How to read the consistency",
         "(grid_ct-small.png)",
-    ):  # fmt: skip
+    ):
         assert needle in text, needle
     assert re.search(r"\| fake-lanczos \| 1 \| \d+\.\d\d \|", text)  # summary row, no interval
 

@@ -66,11 +66,13 @@ def test_rows_equal_metrics_on_the_outputs(ct_small_result: EvaluationResult) ->
     target = torch.from_numpy(image.pair.high[image.region])
     for method in result.methods:
         output = torch.from_numpy(image.outputs[method][image.region])
-        assert rows[method]["psnr"] == pytest.approx(float(windowed_psnr(output, target,
-                                                                         "abdomen")))  # fmt: skip
+        assert rows[method]["psnr"] == pytest.approx(
+            float(windowed_psnr(output, target, "abdomen"))
+        )
         assert rows[method]["seconds"] >= 0
         assert rows[method]["noise_sd"] == pytest.approx(
-            noise_sd(output.numpy(), image.rois), rel=1e-9)  # fmt: skip
+            noise_sd(output.numpy(), image.rois), rel=1e-9
+        )
     assert rows["fake-lanczos"]["psnr"] == pytest.approx(rows["lanczos"]["psnr"], abs=1e-6)
     assert rows["lanczos"]["psnr"] > rows["nearest"]["psnr"] + 1.0
     assert rows["nearest"]["consistency"] == pytest.approx(0.0, abs=1e-6)  # area(nearest) = low

@@ -56,7 +56,9 @@ ROWS = [
 def test_summary_rows() -> None:
     summary = summarize(ROWS, ["psnr"])
     assert [(s["method"], s["n"], s["mean"]) for s in summary] == [
-        ("lanczos", 2, 25.0), ("model", 2, 26.0)]  # fmt: skip
+        ("lanczos", 2, 25.0),
+        ("model", 2, 26.0),
+    ]
     # t(0.975, 1) = 12.7062, SD of (30, 20) = 7.0711, SE 5
     assert summary[0]["high"] == pytest.approx(25 + 12.7062 * 5, abs=1e-3)
     assert summary[0]["note"] == "n = 2: interval not meaningful"

@@ -18,9 +18,16 @@ PERCENTILE = {"kind": "percentile", "percentiles": [0.5, 99.5], "unit": "[0, 1]"
 TINY = {"num_features": 8, "num_blocks": 1, "batch_norm": False, "global_residual": True}
 
 
-def save_checkpoint(path: Path, task: str = "x4", scale: int = 4, name: str = "srresnet",
-                    normalization: dict[str, Any] | None = None, seed: int = 0,
-                    bicubic: bool = False, **kwargs: Any) -> Path:  # fmt: skip
+def save_checkpoint(
+    path: Path,
+    task: str = "x4",
+    scale: int = 4,
+    name: str = "srresnet",
+    normalization: dict[str, Any] | None = None,
+    seed: int = 0,
+    bicubic: bool = False,
+    **kwargs: Any,
+) -> Path:
     """A random-weight generator saved exactly as `medsr.training` saves checkpoints
     (the fields inference reads: generator spec, EMA, config, normalisation, version).
 
@@ -42,11 +49,15 @@ def save_checkpoint(path: Path, task: str = "x4", scale: int = 4, name: str = "s
         "model": {"name": name, **model.config()},
     }
     payload = {
-        "format": FORMAT, "medsr_version": __version__, "step": 1,
+        "format": FORMAT,
+        "medsr_version": __version__,
+        "step": 1,
         "generator": {"name": name, "config": model.config(), "state_dict": model.state_dict()},
-        "discriminator": None, "ema": model.state_dict(), "config": config,
+        "discriminator": None,
+        "ema": model.state_dict(),
+        "config": config,
         "normalization": normalization,
-    }  # fmt: skip
+    }
     return save_atomic(payload, path)
 
 

@@ -81,8 +81,11 @@ def test_save_writes_map_array_and_score(tmp_path: Path, high: np.ndarray) -> No
     low = down(high)
     results = [consistency_map(low, high, "x4", 4), consistency_map(low, high + 5, "x4", 4)]
     paths = save_consistency(results, tmp_path / "img_x4", unit="HU")
-    assert [p.name for p in paths] == ["img_x4_consistency.png", "img_x4_consistency.npy",
-                                       "img_x4_consistency.json"]  # fmt: skip
+    assert [p.name for p in paths] == [
+        "img_x4_consistency.png",
+        "img_x4_consistency.npy",
+        "img_x4_consistency.json",
+    ]
     assert paths[0].stat().st_size > 5000
     assert np.load(paths[1]).shape == (2, 64, 64)
     summary = json.loads(paths[2].read_text())

@@ -18,27 +18,44 @@ from medsr.inference.resample import coarse_geometry
 from medsr.io import read, write
 from medsr.physics.resize import upsample
 
-PET_WINDOW = {"kind": "window", "low": 0.0, "high": 10.0, "unit": "SUV",
-              "guide_windows": [[-1000.0, 1000.0], [0.0, 80.0]], "guide_unit": "HU"}  # fmt: skip
+PET_WINDOW = {
+    "kind": "window",
+    "low": 0.0,
+    "high": 10.0,
+    "unit": "SUV",
+    "guide_windows": [[-1000.0, 1000.0], [0.0, 80.0]],
+    "guide_unit": "HU",
+}
 TINY = {"num_features": 8, "num_blocks": 1}
 
 
 @pytest.fixture
 def fusion_checkpoint(make_checkpoint: Callable[..., Path]) -> Callable[..., Path]:
     def make(bicubic: bool = True) -> Path:
-        return make_checkpoint(task="petct", name="petct-fusion", normalization=PET_WINDOW,
-                               bicubic=bicubic, **TINY)  # fmt: skip
+        return make_checkpoint(
+            task="petct", name="petct-fusion", normalization=PET_WINDOW, bicubic=bicubic, **TINY
+        )
 
     return make
 
 
 def ct_and_pet(slices: int = 2) -> tuple[Volume, Volume]:
     rng = np.random.default_rng(0)
-    ct = Volume(rng.normal(40, 200, (slices, 32, 48)).astype(np.float32), (3.0, 1.0, 1.0),
-                "CT", "HU", origin=(-20.0, -10.0, 50.0))  # fmt: skip
+    ct = Volume(
+        rng.normal(40, 200, (slices, 32, 48)).astype(np.float32),
+        (3.0, 1.0, 1.0),
+        "CT",
+        "HU",
+        origin=(-20.0, -10.0, 50.0),
+    )
     grid = coarse_geometry(ct, 4)
-    pet = Volume(rng.uniform(0, 8, grid.shape).astype(np.float32), grid.spacing, "PT", "SUV",
-                 origin=grid.origin)  # fmt: skip
+    pet = Volume(
+        rng.uniform(0, 8, grid.shape).astype(np.float32),
+        grid.spacing,
+        "PT",
+        "SUV",
+        origin=grid.origin,
+    )
     return ct, pet
 
 
@@ -67,8 +84,9 @@ def test_trained_weights_use_the_ct(fusion_checkpoint: Callable[..., Path]) -> N
         predictor.fuse_array(ct.array[0, :30], pet.array[0])
 
 
-def test_refusals(fusion_checkpoint: Callable[..., Path], make_checkpoint: Callable[..., Path]
-                  ) -> None:  # fmt: skip
+def test_refusals(
+    fusion_checkpoint: Callable[..., Path], make_checkpoint: Callable[..., Path]
+) -> None:
     path = fusion_checkpoint()
     predictor = FusionPredictor.load(str(path))
     ct, pet = ct_and_pet()
@@ -114,23 +132,28 @@ def test_fuse_paths_writes_pet_and_a_readable_fused_image(
     assert np.ptp(image.astype(int), axis=2).max() > 0  # colour, not grey
     with pytest.raises(FileExistsError):
         fuse_paths(str(ct_path), str(pet_path), out, str(fusion_checkpoint()))
-    far = write(Volume(pet2d.array, pet2d.spacing, "PT", "SUV", origin=(900.0, 0.0, 0.0)),
-                inputs / "far.nii.gz")  # fmt: skip
+    far = write(
+        Volume(pet2d.array, pet2d.spacing, "PT", "SUV", origin=(900.0, 0.0, 0.0)),
+        inputs / "far.nii.gz",
+    )
     with pytest.raises(ValueError, match="do not overlap"):
         fuse_paths(str(ct_path), str(far), tmp_path / "out2", str(fusion_checkpoint()))
 
 
-def test_dicom_output_is_a_derived_pet(fusion_checkpoint: Callable[..., Path], tmp_path: Path
-                                       ) -> None:  # fmt: skip
+def test_dicom_output_is_a_derived_pet(
+    fusion_checkpoint: Callable[..., Path], tmp_path: Path
+) -> None:
     import pydicom
 
     ct, pet = ct_and_pet(1)
     inputs = tmp_path / "in"
     ct_path = write(ct.slice(0), inputs / "ct.nii.gz")
-    pet_path = write(Volume(pet.array[0], pet.spacing[1:], "PT", "SUV", origin=pet.origin),
-                     inputs / "pet.nii.gz")  # fmt: skip
-    written = fuse_paths(str(ct_path), str(pet_path), tmp_path / "out", str(fusion_checkpoint()),
-                         fmt="dicom")  # fmt: skip
+    pet_path = write(
+        Volume(pet.array[0], pet.spacing[1:], "PT", "SUV", origin=pet.origin), inputs / "pet.nii.gz"
+    )
+    written = fuse_paths(
+        str(ct_path), str(pet_path), tmp_path / "out", str(fusion_checkpoint()), fmt="dicom"
+    )
     ds = pydicom.dcmread(written[0])
     assert ds.Modality == "PT" and "DERIVED" in ds.ImageType and (ds.Rows, ds.Columns) == (32, 48)
     assert "petct" in ds.DerivationDescription

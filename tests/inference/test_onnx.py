@@ -35,8 +35,9 @@ def test_onnx_matches_torch_on_two_sizes(
     assert read_onnx_info(path) == info
 
 
-def test_onnx_predictor_and_export_rules(make_checkpoint: Callable[..., Path],
-                                         tmp_path: Path) -> None:  # fmt: skip
+def test_onnx_predictor_and_export_rules(
+    make_checkpoint: Callable[..., Path], tmp_path: Path
+) -> None:
     checkpoint = make_checkpoint(task="ldct-x4")
     path = export_onnx(checkpoint, tmp_path / "model.onnx")
     with pytest.raises(FileExistsError):

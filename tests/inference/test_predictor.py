@@ -45,8 +45,9 @@ def test_window_normalisation_is_applied_and_inverted(make_checkpoint: Callable[
 
 
 def test_percentile_normalisation_round_trips(make_checkpoint: Callable[..., Path]) -> None:
-    predictor = Predictor.load(str(make_checkpoint(bicubic=True, task="xray-x4",
-                                                   normalization=PERCENTILE)))  # fmt: skip
+    predictor = Predictor.load(
+        str(make_checkpoint(bicubic=True, task="xray-x4", normalization=PERCENTILE))
+    )
     image = (np.random.default_rng(1).random((30, 20)) * 3000 + 500).astype(np.float32)
     result = predictor.enhance_array(image, tile_size=16, overlap=8)
     assert np.abs(result - bicubic(image, 4)).max() < 0.05
@@ -55,9 +56,16 @@ def test_percentile_normalisation_round_trips(make_checkpoint: Callable[..., Pat
 def test_enhance_volume_geometry_and_metadata(make_checkpoint: Callable[..., Path]) -> None:
     predictor = Predictor.load(str(make_checkpoint(bicubic=True, scale=2, task="x2")))
     direction = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
-    volume = Volume(np.random.default_rng(2).normal(0, 100, (3, 20, 24)), spacing=(2.5, 0.8, 0.6),
-                    modality="CT", unit="HU", window=Window(40, 400), origin=(10.0, -5.0, 3.0),
-                    direction=direction, metadata={"PatientID": "P1"})  # fmt: skip
+    volume = Volume(
+        np.random.default_rng(2).normal(0, 100, (3, 20, 24)),
+        spacing=(2.5, 0.8, 0.6),
+        modality="CT",
+        unit="HU",
+        window=Window(40, 400),
+        origin=(10.0, -5.0, 3.0),
+        direction=direction,
+        metadata={"PatientID": "P1"},
+    )
     out = predictor.enhance(volume)
     assert out.shape == (3, 40, 48) and out.spacing == (2.5, 0.4, 0.3)
     # the mean position of the 2 x 2 output pixels of input pixel (0, 0) is its centre

@@ -24,8 +24,14 @@ ROTATED = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
 def ct_volume(direction: np.ndarray | None = None) -> Volume:
     rng = np.random.default_rng(0)
     array = rng.normal(size=(3, 32, 40)).astype(np.float32)
-    return Volume(array, (2.5, 0.8, 0.8), "CT", "HU", origin=(-10.0, 5.0, 30.0),
-                  direction=np.eye(3) if direction is None else direction)  # fmt: skip
+    return Volume(
+        array,
+        (2.5, 0.8, 0.8),
+        "CT",
+        "HU",
+        origin=(-10.0, 5.0, 30.0),
+        direction=np.eye(3) if direction is None else direction,
+    )
 
 
 @pytest.mark.parametrize("direction", [np.eye(3), ROTATED])

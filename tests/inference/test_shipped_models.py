@@ -29,8 +29,9 @@ def test_every_registered_model_ships_its_weights() -> None:
 def test_shipped_model_beats_bicubic_on_a_held_out_sample(name: str) -> None:
     predictor = Predictor.load(name)
     source, crop, overrides = CASES["xray" if predictor.task.startswith("xray") else "ldct"]
-    (pair,) = make_pairs([source], predictor.task, seed=0, task_overrides=overrides,
-                         input_crop=crop)  # fmt: skip
+    (pair,) = make_pairs(
+        [source], predictor.task, seed=0, task_overrides=overrides, input_crop=crop
+    )
     output = predictor.enhance_array(pair.low)
     assert output.shape == pair.high.shape and np.isfinite(output).all()
     bicubic = upsample(_tensor(pair.low), predictor.scale, "bicubic").numpy()[0, 0]

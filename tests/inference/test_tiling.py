@@ -13,8 +13,9 @@ from medsr.models import build_generator
 def runner() -> TorchRunner:
     """A tiny x2 SRResNet (receptive-field radius ~9 input pixels) with random weights."""
     torch.manual_seed(0)
-    model = build_generator("srresnet", scale=2, num_features=8, num_blocks=1,
-                            batch_norm=False, global_residual=True)  # fmt: skip
+    model = build_generator(
+        "srresnet", scale=2, num_features=8, num_blocks=1, batch_norm=False, global_residual=True
+    )
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))

@@ -12,8 +12,14 @@ from medsr.inference.predictor import upscaled_geometry
 from medsr.io import read, read_dicom, write
 from medsr.io.dicom_write import ANONYMOUS_ID, write_dicom, write_dicom_series
 
-INFO = {"model": "tiny-srresnet", "architecture": "srresnet", "task": "ldct-x4", "scale": 2,
-        "checkpoint_sha256": "0123456789abcdef" * 4, "model_medsr_version": "0.1.0"}  # fmt: skip
+INFO = {
+    "model": "tiny-srresnet",
+    "architecture": "srresnet",
+    "task": "ldct-x4",
+    "scale": 2,
+    "checkpoint_sha256": "0123456789abcdef" * 4,
+    "model_medsr_version": "0.1.0",
+}
 
 
 def enhanced(source: Volume) -> Volume:
@@ -21,8 +27,16 @@ def enhanced(source: Volume) -> Volume:
     array = np.kron(source.array, np.ones((2, 2), np.float32)) + 0.25
     spacing, origin = upscaled_geometry(source, 2)
     metadata = {**source.metadata, "inference": INFO, "research_use_only": True}
-    return Volume(array, spacing, source.modality, source.unit, source.window, origin,
-                  source.direction, metadata)  # fmt: skip
+    return Volume(
+        array,
+        spacing,
+        source.modality,
+        source.unit,
+        source.window,
+        origin,
+        source.direction,
+        metadata,
+    )
 
 
 def test_derived_ct_image(testdata: Callable[[str], Path], tmp_path: Path) -> None:
@@ -39,8 +53,9 @@ def test_derived_ct_image(testdata: Callable[[str], Path], tmp_path: Path) -> No
     assert ds.SOPInstanceUID not in (src.SOPInstanceUID, ds.SeriesInstanceUID)
     assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
     assert (ds.Rows, ds.Columns) == (2 * src.Rows, 2 * src.Columns)
-    np.testing.assert_allclose([float(v) for v in ds.PixelSpacing],
-                               [float(v) / 2 for v in src.PixelSpacing], rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [float(v) for v in ds.PixelSpacing], [float(v) / 2 for v in src.PixelSpacing], rtol=1e-5
+    )
     assert "tiny-srresnet" in ds.DerivationDescription
     assert "0.1.0" in ds.DerivationDescription and "0123456789ab" in ds.DerivationDescription
     assert ds.SeriesDescription.startswith("medsr RESEARCH USE ONLY")
@@ -54,8 +69,9 @@ def test_derived_ct_image(testdata: Callable[[str], Path], tmp_path: Path) -> No
     np.testing.assert_allclose(back.origin, volume.origin, atol=1e-3)
 
 
-def test_derived_series_references_each_source_slice(testdata: Callable[[str], Path],
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_derived_series_references_each_source_slice(
+    testdata: Callable[[str], Path], tmp_path: Path
+) -> None:
     """Three CT_small copies 2.5 mm apart, written in shuffled file order."""
     template = pydicom.dcmread(testdata("CT_small.dcm"))
     series_uid = pydicom.uid.generate_uid()
@@ -71,8 +87,9 @@ def test_derived_series_references_each_source_slice(testdata: Callable[[str], P
     written = [pydicom.dcmread(p) for p in paths]
     assert len({ds.SeriesInstanceUID for ds in written}) == 1
     assert len({ds.SOPInstanceUID for ds in written}) == 3
-    by_uid = {pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in
-              (tmp_path / "in").iterdir()}  # fmt: skip
+    by_uid = {
+        pydicom.dcmread(p).SOPInstanceUID: pydicom.dcmread(p) for p in (tmp_path / "in").iterdir()
+    }
     for ds in written:
         ref = by_uid[ds.SourceImageSequence[0].ReferencedSOPInstanceUID]
         assert float(ref.ImagePositionPatient[2]) == pytest.approx(
@@ -85,8 +102,12 @@ def test_derived_series_references_each_source_slice(testdata: Callable[[str], P
 
 
 def test_non_dicom_input_gets_a_new_study_and_placeholders(tmp_path: Path) -> None:
-    image = Volume(np.random.default_rng(0).random((16, 12)) * 1000, spacing=(0.2, 0.2),
-                   modality="CR", metadata={"source": "png", "inference": INFO})  # fmt: skip
+    image = Volume(
+        np.random.default_rng(0).random((16, 12)) * 1000,
+        spacing=(0.2, 0.2),
+        modality="CR",
+        metadata={"source": "png", "inference": INFO},
+    )
     first = pydicom.dcmread(write_dicom(image, tmp_path / "a.dcm"))
     second = pydicom.dcmread(write_dicom(image, tmp_path / "b.dcm"))
     assert first.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
@@ -100,8 +121,13 @@ def test_non_dicom_input_gets_a_new_study_and_placeholders(tmp_path: Path) -> No
 @pytest.mark.parametrize("unit", ["SUV", "BQML", "counts"])
 def test_pet_unit_round_trips(unit: str, tmp_path: Path) -> None:
     metadata = {"source": "png", "inference": INFO}
-    pet = Volume(np.random.default_rng(1).random((8, 8)) * 12, spacing=(4.0, 4.0),
-                 modality="PT", unit=unit, metadata=metadata)  # fmt: skip
+    pet = Volume(
+        np.random.default_rng(1).random((8, 8)) * 12,
+        spacing=(4.0, 4.0),
+        modality="PT",
+        unit=unit,
+        metadata=metadata,
+    )
     written = pydicom.dcmread(write_dicom(pet, tmp_path / "pet.dcm"))
     assert written.Units == {"SUV": "GML", "BQML": "BQML", "counts": "CNTS"}[unit]
     back = read(tmp_path / "pet.dcm")

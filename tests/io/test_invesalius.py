@@ -20,13 +20,19 @@ def _make_inv3(path: Path, array: np.ndarray, **changes: object) -> Path:
     """A minimal .inv3: gzip'd tar with main.plist and matrix.dat, as InVesalius writes it."""
     plist = {
         "matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": list(array.shape)},
-        "modality": "CT", "name": "synthetic", "orientation": 1,
-        "spacing": [0.5, 0.6, 2.0], "window_level": 40.0, "window_width": 400.0,
-    }  # fmt: skip
+        "modality": "CT",
+        "name": "synthetic",
+        "orientation": 1,
+        "spacing": [0.5, 0.6, 2.0],
+        "window_level": 40.0,
+        "window_width": 400.0,
+    }
     plist.update(changes)
     with tarfile.open(path, "w:gz") as archive:
-        for name, data in (("tmpx/main.plist", plistlib.dumps(plist)),
-                           ("tmpx/matrix.dat", array.astype("<i2").tobytes())):  # fmt: skip
+        for name, data in (
+            ("tmpx/main.plist", plistlib.dumps(plist)),
+            ("tmpx/matrix.dat", array.astype("<i2").tobytes()),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))

@@ -15,9 +15,12 @@ from medsr.io.numpy_io import sidecar_path
 def test_round_trip_with_sidecar(tmp_path: Path) -> None:
     volume = Volume(
         np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32),
-        spacing=(2.0, 0.5, 0.6), modality="CT", unit="HU", window=Window(-600, 1500),
+        spacing=(2.0, 0.5, 0.6),
+        modality="CT",
+        unit="HU",
+        window=Window(-600, 1500),
         origin=(1.0, 2.0, 3.0),
-    )  # fmt: skip
+    )
     write(volume, tmp_path / "v.npy")
     assert sidecar_path(tmp_path / "v.npy").is_file()
     back = read(tmp_path / "v.npy")

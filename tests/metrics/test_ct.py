@@ -18,7 +18,10 @@ from medsr.metrics.ct import (
 
 def test_windows_are_the_benchmark_ones() -> None:
     assert {k: (w.center, w.width) for k, w in CT_WINDOWS.items()} == {
-        "neuro": (40, 80), "abdomen": (50, 400), "chest": (-600, 1500)}  # fmt: skip
+        "neuro": (40, 80),
+        "abdomen": (50, 400),
+        "chest": (-600, 1500),
+    }
     assert describe_window("neuro") == "neuro C40/W80 -> 0..1"
 
 

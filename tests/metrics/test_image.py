@@ -89,8 +89,9 @@ def test_ssim_of_noisy_batch_matches_reference() -> None:
     rng = np.random.default_rng(1)
     x = np.stack([smooth_image(s) for s in range(3)])
     y = x + rng.normal(0, 0.05, x.shape)
-    values = ssim(torch.from_numpy(y)[:, None], torch.from_numpy(x)[:, None], data_range=1.0,
-                  reduction="none")  # fmt: skip
+    values = ssim(
+        torch.from_numpy(y)[:, None], torch.from_numpy(x)[:, None], data_range=1.0, reduction="none"
+    )
     expected = [reference_ssim(y[i], x[i], 1.0) for i in range(3)]
     assert values.tolist() == pytest.approx(expected, abs=1e-10)
     assert all(v < 1 for v in expected)

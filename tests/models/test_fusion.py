@@ -89,9 +89,16 @@ def test_global_residual_is_bicubic_pet_when_the_head_is_zero() -> None:
 
 @pytest.mark.parametrize(
     ("argument", "value"),
-    [("scale", 3), ("scale", True), ("num_features", 0), ("num_blocks", 0),
-     ("in_channels", 0), ("guide_channels", 0), ("out_channels", -1)],
-)  # fmt: skip
+    [
+        ("scale", 3),
+        ("scale", True),
+        ("num_features", 0),
+        ("num_blocks", 0),
+        ("in_channels", 0),
+        ("guide_channels", 0),
+        ("out_channels", -1),
+    ],
+)
 def test_constructor_rejects(argument: str, value: object) -> None:
     with pytest.raises(ValueError, match=argument) as info:
         PetCtFusion(**{**TINY, argument: value})

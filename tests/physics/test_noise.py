@@ -76,9 +76,12 @@ def test_random_sampler_draws_in_range_and_logs() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"gaussian_sd": -1.0}, {"gaussian_sd": 1.0, "poisson_scale": 0.0},
-     {"gaussian_sd": float("nan")}],
-)  # fmt: skip
+    [
+        {"gaussian_sd": -1.0},
+        {"gaussian_sd": 1.0, "poisson_scale": 0.0},
+        {"gaussian_sd": float("nan")},
+    ],
+)
 def test_invalid_arguments_raise(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ImageDomainNoise(**kwargs)

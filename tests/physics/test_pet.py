@@ -98,8 +98,9 @@ def test_osem_on_noiseless_uniform_disk_is_within_10_percent() -> None:
 
 
 def test_counts_and_noise_scale_with_count_fraction() -> None:
-    operator = PetFromCT(counts=4e5, lesion_count=(0, 0), texture_amplitude=0.0,
-                         anatomy="body", **FAST)  # fmt: skip
+    operator = PetFromCT(
+        counts=4e5, lesion_count=(0, 0), texture_amplitude=0.0, anatomy="body", **FAST
+    )
     interior = radius_map(64) < 0.5 * 32
     ratios = []
     for seed in range(3):
@@ -207,9 +208,16 @@ def test_petct_task_pair_and_guide(head_small: tuple[torch.Tensor, float]) -> No
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"count_fraction": 0.0}, {"count_fraction": 1.5}, {"counts": -1.0}, {"num_views": 50},
-     {"grid_factor": 5}, {"oversample": 3}, {"anatomy": "chest"}],
-)  # fmt: skip
+    [
+        {"count_fraction": 0.0},
+        {"count_fraction": 1.5},
+        {"counts": -1.0},
+        {"num_views": 50},
+        {"grid_factor": 5},
+        {"oversample": 3},
+        {"anatomy": "chest"},
+    ],
+)
 def test_bad_arguments_are_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(overrides))):
         PetFromCT(**overrides)  # type: ignore[arg-type]

@@ -25,8 +25,11 @@ def test_comparison_strip_writes_a_png(tmp_path: Path) -> None:
     low = high[::4, ::4]
     path = comparison_strip(
         [("high", high), ("low", low), ("noise", rng.normal(0, 5, (64, 64)))],
-        tmp_path / "strip.png", Window(40, 400), unit="HU", differences={2},
-    )  # fmt: skip
+        tmp_path / "strip.png",
+        Window(40, 400),
+        unit="HU",
+        differences={2},
+    )
     with Image.open(path) as image:
         width, height = image.size
     assert width > 2.5 * height  # three panels side by side

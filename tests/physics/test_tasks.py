@@ -36,12 +36,23 @@ def phantom(height: int = 50, width: int = 53) -> torch.Tensor:
 
 
 def test_registry_has_the_documented_tasks() -> None:
-    expected = {"x2", "x4", "x8", "ldct", "ldct-x2", "ldct-x4", "ldct-legacy-x4", "xray-x4",
-                "petct"}  # fmt: skip
+    expected = {
+        "x2",
+        "x4",
+        "x8",
+        "ldct",
+        "ldct-x2",
+        "ldct-x4",
+        "ldct-legacy-x4",
+        "xray-x4",
+        "petct",
+    }
     assert set(TASKS) == expected
     assert {name: TASKS[name].defaults["scale"] for name in ("ldct", "ldct-x4", "x8")} == {
-        "ldct": 1, "ldct-x4": 4, "x8": 8,
-    }  # fmt: skip
+        "ldct": 1,
+        "ldct-x4": 4,
+        "x8": 8,
+    }
 
 
 @pytest.mark.parametrize("name", list(TASKS))

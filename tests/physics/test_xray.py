@@ -32,8 +32,9 @@ def second_moment_sigma(profile: torch.Tensor) -> float:
 
 
 def test_noise_is_signal_dependent_as_the_formula_predicts() -> None:
-    operator = RadiographDegradation(2e4, electronic_noise_sd=10.0, blur_sigma_px=1.0,
-                                     value_range=RANGE)  # fmt: skip
+    operator = RadiographDegradation(
+        2e4, electronic_noise_sd=10.0, blur_sigma_px=1.0, value_range=RANGE
+    )
     noisy = operator(two_regions(), gen())
     # Regions away from the edge (blur radius 4 px) are uniform before noise.
     dark_sd = float(noisy[..., 10:-10, 10:150].std())
@@ -125,10 +126,14 @@ def test_random_sampler_ranges_and_reproducibility() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"incident_photons": 0.0}, {"incident_photons": 1e4, "electronic_noise_sd": -1.0},
-     {"incident_photons": 1e4, "blur_sigma_px": -0.5}, {"incident_photons": 1e4, "scale": 5},
-     {"incident_photons": 1e4, "value_range": (1.0, 1.0)}],
-)  # fmt: skip
+    [
+        {"incident_photons": 0.0},
+        {"incident_photons": 1e4, "electronic_noise_sd": -1.0},
+        {"incident_photons": 1e4, "blur_sigma_px": -0.5},
+        {"incident_photons": 1e4, "scale": 5},
+        {"incident_photons": 1e4, "value_range": (1.0, 1.0)},
+    ],
+)
 def test_invalid_arguments_raise(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RadiographDegradation(**kwargs)  # type: ignore[arg-type]

@@ -22,17 +22,38 @@ TINY: dict[str, Any] = {
     "name": "tiny",
     "seed": 0,
     "num_threads": 1,  # 2 threads on 2 shared, busy cores can be ~20x slower
-    "data": {"samples": ["invesalius-head-ct"], "split": "slab", "task": "x2", "scale": 2,
-             "patch_size": 32, "num_validation": 32},
-    "model": {"name": "srresnet", "num_features": 16, "num_blocks": 2, "batch_norm": False,
-              "global_residual": True},
+    "data": {
+        "samples": ["invesalius-head-ct"],
+        "split": "slab",
+        "task": "x2",
+        "scale": 2,
+        "patch_size": 32,
+        "num_validation": 32,
+    },
+    "model": {
+        "name": "srresnet",
+        "num_features": 16,
+        "num_blocks": 2,
+        "batch_norm": False,
+        "global_residual": True,
+    },
     "discriminator": {"name": "vgg", "num_features": 4},
-    "training": {"lr": 2e-3, "batch_size": 8, "max_steps": 6, "schedule": "cosine",
-                 "warmup_steps": 2},
-    "intervals": {"log_every": 2, "validate_every": 3, "sample_every": 3,
-                  "checkpoint_every": 3, "keep_last": 5},
+    "training": {
+        "lr": 2e-3,
+        "batch_size": 8,
+        "max_steps": 6,
+        "schedule": "cosine",
+        "warmup_steps": 2,
+    },
+    "intervals": {
+        "log_every": 2,
+        "validate_every": 3,
+        "sample_every": 3,
+        "checkpoint_every": 3,
+        "keep_last": 5,
+    },
     "evaluation": {"window": "neuro"},
-}  # fmt: skip
+}
 
 
 @pytest.fixture

@@ -41,7 +41,10 @@ def test_latest_and_prune(tmp_path: Path) -> None:
     removed = ckpt.prune_checkpoints(tmp_path, keep_last=2)
     assert [p.name for p in removed] == ["step_00000003.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "best.pt", "step_00000006.pt", "step_00000012.pt"]  # fmt: skip
+        "best.pt",
+        "step_00000006.pt",
+        "step_00000012.pt",
+    ]
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:
@@ -66,8 +69,12 @@ def test_generator_rebuilds_from_the_file_alone(
     path = result["checkpoint"]
     payload = ckpt.load_checkpoint(path)
     assert payload["step"] == 3 and payload["medsr_version"]
-    assert payload["normalization"] == {"kind": "window", "low": -1024.0, "high": 3071.0,
-                                        "unit": "HU"}  # fmt: skip
+    assert payload["normalization"] == {
+        "kind": "window",
+        "low": -1024.0,
+        "high": 3071.0,
+        "unit": "HU",
+    }
     assert payload["config"]["model"]["num_blocks"] == 2
     assert set(payload["rng"]) >= {"torch", "numpy", "python"}
     assert "slab" in payload["split"] and "gap" in payload["split"]

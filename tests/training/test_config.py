@@ -13,8 +13,12 @@ CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 def test_the_four_configs_ship() -> None:
     names = {p.name for p in CONFIGS}
-    assert {"srgan-ct-ldct-x4.yaml", "esrgan-ct-ldct-x4.yaml", "srgan-xray-x4.yaml",
-            "esrgan-xray-x4.yaml"} <= names  # fmt: skip
+    assert {
+        "srgan-ct-ldct-x4.yaml",
+        "esrgan-ct-ldct-x4.yaml",
+        "srgan-xray-x4.yaml",
+        "esrgan-xray-x4.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -33,9 +37,14 @@ def test_shipped_configs_load_in_both_phases(path: Path, phase: str) -> None:
 
 
 def test_overrides_are_typed_and_nested() -> None:
-    overrides = ["training.max_steps=10", "model.num_blocks=2", "training.lr=2e-4",
-                 "losses.adversarial.kind=hinge", "training.grad_clip=null",
-                 "data.samples=[ct-small]"]  # fmt: skip
+    overrides = [
+        "training.max_steps=10",
+        "model.num_blocks=2",
+        "training.lr=2e-4",
+        "losses.adversarial.kind=hinge",
+        "training.grad_clip=null",
+        "data.samples=[ct-small]",
+    ]
     config = config_from_dict({}, overrides)
     assert config.training.max_steps == 10
     assert config.model.kwargs == {"num_blocks": 2}
@@ -81,8 +90,10 @@ def test_bad_values_are_rejected(override: str, message: str) -> None:
 
 def test_phase_overrides_apply_under_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("training: {lr: 1.0e-3}\nphase_overrides:\n  gan: {training.lr: 1.0e-4, "
-                    "training.max_steps: 7}\n")  # fmt: skip
+    path.write_text(
+        "training: {lr: 1.0e-3}\nphase_overrides:\n  gan: {training.lr: 1.0e-4, "
+        "training.max_steps: 7}\n"
+    )
     assert load_config(path).training.lr == pytest.approx(1e-3)
     gan = load_config(path, ["phase=gan"])
     assert (gan.training.lr, gan.training.max_steps) == (pytest.approx(1e-4), 7)

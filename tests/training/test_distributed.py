@@ -28,9 +28,20 @@ def test_two_ranks_keep_identical_weights_and_match_one_process(
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     env = {**os.environ, DEBUG_STATE_ENV: str(tmp_path / "ranks"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--standalone", "-m", "medsr.cli", "train", "--config", str(path),
-               "--output", str(tmp_path / "ddp")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "medsr.cli",
+        "train",
+        "--config",
+        str(path),
+        "--output",
+        str(tmp_path / "ddp"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     rank0 = torch.load(tmp_path / "ranks" / "rank0.pt", weights_only=True)
@@ -49,6 +60,9 @@ def test_two_ranks_keep_identical_weights_and_match_one_process(
     one = ckpt.load_checkpoint(single["checkpoint"])["generator"]["state_dict"]
     assert max_diff(rank0["generator"], one) < 1e-4
     # the torchrun checkpoint resumes in a single process
-    resumed = train(tiny_config("training.max_steps=6"), tmp_path / "ddp",
-                    resume=tmp_path / "ddp" / "step_00000004.pt")  # fmt: skip
+    resumed = train(
+        tiny_config("training.max_steps=6"),
+        tmp_path / "ddp",
+        resume=tmp_path / "ddp" / "step_00000004.pt",
+    )
     assert resumed["checkpoint"] == tmp_path / "ddp" / "step_00000006.pt"

@@ -37,9 +37,13 @@ def test_pretraining_beats_bicubic_on_held_out_slices(
     A tiny SRResNet with a bicubic skip starts below bicubic (random output conv) and must
     end > 0.2 dB above it on the neuro window; 400 steps reach ~0.45 dB above."""
     config = tiny_config(
-        "training.max_steps=400", "training.batch_size=16", "intervals.validate_every=100",
-        "intervals.log_every=100", "intervals.checkpoint_every=400", "intervals.sample_every=400",
-    )  # fmt: skip
+        "training.max_steps=400",
+        "training.batch_size=16",
+        "intervals.validate_every=100",
+        "intervals.log_every=100",
+        "intervals.checkpoint_every=400",
+        "intervals.sample_every=400",
+    )
     result = train(config, tmp_path)
     validation = rows(tmp_path / "validation.csv")
     header = list(validation[0])
@@ -57,8 +61,10 @@ def test_pretraining_beats_bicubic_on_held_out_slices(
 
 def final_weights(path: Path) -> dict[str, torch.Tensor]:
     payload = ckpt.load_checkpoint(path)
-    return {**payload["generator"]["state_dict"],
-            **{f"ema.{k}": v for k, v in payload["ema"].items()}}  # fmt: skip
+    return {
+        **payload["generator"]["state_dict"],
+        **{f"ema.{k}": v for k, v in payload["ema"].items()},
+    }
 
 
 def test_resume_reaches_the_same_weights(
@@ -94,16 +100,23 @@ def test_gan_phase_trains_the_discriminator_from_a_pretrained_generator(
     tiny_config: Callable[..., TrainConfig], tmp_path: Path
 ) -> None:
     pretrain = train(tiny_config("training.max_steps=3"), tmp_path / "pretrain")
-    config = tiny_config("phase=gan", f"pretrained={pretrain['checkpoint']}",
-                         "training.max_steps=3", "losses.feature_matching.weight=0.1")  # fmt: skip
+    config = tiny_config(
+        "phase=gan",
+        f"pretrained={pretrain['checkpoint']}",
+        "training.max_steps=3",
+        "losses.feature_matching.weight=0.1",
+    )
     gan = train(config, tmp_path / "gan")
     payload = ckpt.load_checkpoint(gan["checkpoint"])
     torch.manual_seed(config.seed)  # the loop builds the generator, then the discriminator
     build_generator("srresnet", scale=2, **config.model.kwargs)
     initial = build_discriminator("vgg", **config.discriminator.kwargs).state_dict()
     trained = payload["discriminator"]["state_dict"]
-    changed = max(float((trained[k].float() - initial[k].float()).abs().max())
-                  for k in initial if initial[k].is_floating_point())  # fmt: skip
+    changed = max(
+        float((trained[k].float() - initial[k].float()).abs().max())
+        for k in initial
+        if initial[k].is_floating_point()
+    )
     assert changed > 1e-4
     assert payload["optimizers"]["discriminator"] is not None
     logged = rows(tmp_path / "gan" / "train.csv")[-1]
@@ -116,8 +129,9 @@ def test_gan_phase_trains_the_discriminator_from_a_pretrained_generator(
     assert 0 < moved < 0.5
 
 
-def test_gan_phase_needs_a_pretrained_checkpoint(tiny_config: Callable[..., TrainConfig],
-                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_gan_phase_needs_a_pretrained_checkpoint(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="needs `pretrained`"):
         train(tiny_config("phase=gan"), tmp_path)
     with pytest.raises(ValueError, match="fp16 needs CUDA"):

@@ -23,8 +23,14 @@ _spec.loader.exec_module(_inference)
 save_checkpoint: Callable[..., Path] = _inference.save_checkpoint
 CT_WINDOW: dict[str, Any] = _inference.CT_WINDOW
 PERCENTILE: dict[str, Any] = _inference.PERCENTILE
-PET_WINDOW = {"kind": "window", "low": 0.0, "high": 10.0, "unit": "SUV",
-              "guide_windows": [[-1000.0, 1000.0], [0.0, 80.0]], "guide_unit": "HU"}  # fmt: skip
+PET_WINDOW = {
+    "kind": "window",
+    "low": 0.0,
+    "high": 10.0,
+    "unit": "SUV",
+    "guide_windows": [[-1000.0, 1000.0], [0.0, 80.0]],
+    "guide_unit": "HU",
+}
 
 
 @pytest.fixture(scope="session")
@@ -35,13 +41,20 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "ct": save_checkpoint(folder / "ct.pt", task="ldct-x4", scale=4, normalization=CT_WINDOW),
         "xray": save_checkpoint(folder / "xray.pt", task="x2", scale=2, normalization=PERCENTILE),
-        "fusion": save_checkpoint(folder / "fusion.pt", task="petct", name="petct-fusion",
-                                  normalization=PET_WINDOW, num_features=8, num_blocks=1),
-    }  # fmt: skip
+        "fusion": save_checkpoint(
+            folder / "fusion.pt",
+            task="petct",
+            name="petct-fusion",
+            normalization=PET_WINDOW,
+            num_features=8,
+            num_blocks=1,
+        ),
+    }
 
 
-def write_ct_pet(folder: Path, slices: int = 1, pet_shift_mm: float = 0.0,
-                 shape: tuple[int, int] = (32, 48)) -> tuple[list[Path], list[Path]]:  # fmt: skip
+def write_ct_pet(
+    folder: Path, slices: int = 1, pet_shift_mm: float = 0.0, shape: tuple[int, int] = (32, 48)
+) -> tuple[list[Path], list[Path]]:
     """DICOM files of a CT (HU, 1 mm pixels) and of a PET (SUV, 4 mm pixels) on the CT grid
     made 4 times coarser, shifted `pet_shift_mm` along x; one file per slice."""
     from medsr.inference.resample import coarse_geometry
@@ -49,15 +62,27 @@ def write_ct_pet(folder: Path, slices: int = 1, pet_shift_mm: float = 0.0,
 
     rng = np.random.default_rng(0)
     size = (slices, *shape) if slices > 1 else shape
-    ct = Volume(rng.normal(40, 200, size).astype(np.float32), (3.0, 1.0, 1.0)[-len(size) :],
-                "CT", "HU", origin=(-20.0, -10.0, 50.0))  # fmt: skip
+    ct = Volume(
+        rng.normal(40, 200, size).astype(np.float32),
+        (3.0, 1.0, 1.0)[-len(size) :],
+        "CT",
+        "HU",
+        origin=(-20.0, -10.0, 50.0),
+    )
     grid = coarse_geometry(ct, 4)
     low = grid.shape if slices > 1 else grid.shape[1:]
     origin = (grid.origin[0] + pet_shift_mm, *grid.origin[1:])
-    pet = Volume(rng.uniform(0, 8, low).astype(np.float32), grid.spacing[-len(low) :], "PT",
-                 "SUV", origin=origin)  # fmt: skip
-    return (write_dicom_series(ct, folder / "ct", prefix="ct"),
-            write_dicom_series(pet, folder / "pet", prefix="pet"))  # fmt: skip
+    pet = Volume(
+        rng.uniform(0, 8, low).astype(np.float32),
+        grid.spacing[-len(low) :],
+        "PT",
+        "SUV",
+        origin=origin,
+    )
+    return (
+        write_dicom_series(ct, folder / "ct", prefix="ct"),
+        write_dicom_series(pet, folder / "pet", prefix="pet"),
+    )
 
 
 @pytest.fixture

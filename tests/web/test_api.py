@@ -78,7 +78,9 @@ def test_models_lists_each_model_with_task_scale_and_research_flag(client: TestC
     assert body["research_use_only"] is True
     assert response.headers["x-research-use-only"] == "true"
     assert {(m["id"], m["task"], m["scale"]) for m in body["models"]} == {
-        ("ct", "ldct-x4", 4), ("xray", "x2", 2)}  # fmt: skip
+        ("ct", "ldct-x4", 4),
+        ("xray", "x2", 2),
+    }
     assert body["limits"]["max_upload_bytes"] == 64 * 2**20
 
 
@@ -135,23 +137,27 @@ def test_dicom_series_is_enhanced_slice_by_slice_and_downloads_zip(client: TestC
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])
 def test_raster_upload_with_radiograph_model_doubles_the_size(client: TestClient, fmt: str) -> None:
     name = f"image.{fmt.lower()}"
-    response = client.post("/api/enhance", files={"files": (name, _raster(fmt), "image/x")},
-                           data={"model": "xray"})  # fmt: skip
+    response = client.post(
+        "/api/enhance", files={"files": (name, _raster(fmt), "image/x")}, data={"model": "xray"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["output"]["shape"] == [80, 96]
 
 
 def test_download_field_answers_with_the_png_file(client: TestClient) -> None:
-    response = client.post("/api/enhance", files={"files": _dicom()},
-                           data={"model": "ct", "download": "png"})  # fmt: skip
+    response = client.post(
+        "/api/enhance", files={"files": _dicom()}, data={"model": "ct", "download": "png"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (512, 512)
 
 
 def test_reference_gives_psnr_ssim_for_model_and_bicubic(client: TestClient) -> None:
-    files = [("files", ("low.png", _raster("PNG", (40, 48)), "image/png")),
-             ("reference", ("ref.png", _raster("PNG", (80, 96), seed=1), "image/png"))]  # fmt: skip
+    files = [
+        ("files", ("low.png", _raster("PNG", (40, 48)), "image/png")),
+        ("reference", ("ref.png", _raster("PNG", (80, 96), seed=1), "image/png")),
+    ]
     body = client.post("/api/enhance", files=files, data={"model": "xray"}).json()
     rows = {row["method"]: row for row in body["metrics"]["rows"]}
     assert set(rows) == {"model", "bicubic"}
@@ -185,8 +191,10 @@ def test_too_many_pixels_is_422_with_the_limit(checkpoints: dict[str, Path]) -> 
     assert "limit of 10,000 pixels" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(("name", "data"), [("notes.png", b"hello, not an image" * 20),
-                                            ("volume.nii", b"\x5c\x01" + bytes(400))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("notes.png", b"hello, not an image" * 20), ("volume.nii", b"\x5c\x01" + bytes(400))],
+)
 def test_unsupported_type_is_415(client: TestClient, name: str, data: bytes) -> None:
     response = client.post("/api/enhance", files={"files": (name, data, "image/png")})
     assert response.status_code == 415
@@ -308,8 +316,18 @@ def test_serve_command_takes_several_models_and_limits(
 
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
-    arguments = ["serve", "--models", str(checkpoints["ct"]), str(checkpoints["xray"]),
-                 "--port", "8123", "--max-upload-mb", "1", "--max-megapixels", "0.01"]  # fmt: skip
+    arguments = [
+        "serve",
+        "--models",
+        str(checkpoints["ct"]),
+        str(checkpoints["xray"]),
+        "--port",
+        "8123",
+        "--max-upload-mb",
+        "1",
+        "--max-megapixels",
+        "0.01",
+    ]
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert served["port"] == 8123 and served["host"] == "127.0.0.1"

@@ -29,13 +29,22 @@ CHROMIUM = Path(os.environ.get("MEDSR_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = bool(os.environ.get("MEDSR_REQUIRE_E2E"))
 ARTIFACTS = Path(os.environ.get("MEDSR_TEST_ARTIFACTS", "out/test-artifacts"))
 ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if not CHROMIUM.exists() and not REQUIRED:
-    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; set MEDSR_REQUIRE_E2E=1 to "
-                "make this a failure)", allow_module_level=True)  # fmt: skip
+    pytest.skip(
+        f"{CHROMIUM} not found (apt-get install chromium; set MEDSR_REQUIRE_E2E=1 to "
+        "make this a failure)",
+        allow_module_level=True,
+    )
 if not REQUIRED:
     pytest.importorskip("playwright", reason="pip install -e '.[e2e]'")
     pytest.importorskip("uvicorn", reason="pip install -e '.[web]'")
@@ -75,9 +84,13 @@ def page(tmp_path: Path) -> Iterator[Page]:
     assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium (CI requires it)"
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
-            args=ARGS, accept_downloads=True, viewport={"width": 1400, "height": 900},
-        )  # fmt: skip
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            accept_downloads=True,
+            viewport={"width": 1400, "height": 900},
+        )
         try:
             yield context.pages[0] if context.pages else context.new_page()
         finally:

@@ -43,8 +43,11 @@ def client(checkpoints: dict[str, Path], fusion: FusionPredictor) -> TestClient:
 
 
 def _files(ct: list[Path], pet: list[Path]) -> Files:
-    return [(field, (p.name, p.read_bytes(), "application/dicom"))
-            for field, paths in (("ct", ct), ("pet", pet)) for p in paths]  # fmt: skip
+    return [
+        (field, (p.name, p.read_bytes(), "application/dicom"))
+        for field, paths in (("ct", ct), ("pet", pet))
+        for p in paths
+    ]
 
 
 def _array(client: TestClient, url: str, k: int = 0) -> np.ndarray:
@@ -94,10 +97,12 @@ def test_fuse_gives_the_model_output_bicubic_input_and_downloads(
     assert fused.headers["content-type"] == "image/png"
     rgb = np.asarray(Image.open(io.BytesIO(fused.content)))
     window = Window(**body["fusion"]["ct_window"])
-    assert np.array_equal(rgb, fused_overlay(ct.array, output, window, 0.5,
-                                             body["fusion"]["suv_max"]))  # fmt: skip
-    grey = np.asarray(Image.open(io.BytesIO(client.get(body["downloads"]["fused"],
-                                                       params={"alpha": 0}).content)))  # fmt: skip
+    assert np.array_equal(
+        rgb, fused_overlay(ct.array, output, window, 0.5, body["fusion"]["suv_max"])
+    )
+    grey = np.asarray(
+        Image.open(io.BytesIO(client.get(body["downloads"]["fused"], params={"alpha": 0}).content))
+    )
     assert grey.shape == (32, 48, 3) and np.ptp(grey.astype(int), axis=2).max() == 0
     assert np.ptp(rgb.astype(int), axis=2).max() > 0  # coloured where alpha > 0
     assert client.get(body["downloads"]["fused"], params={"alpha": 1.5}).status_code == 422
@@ -108,15 +113,17 @@ def test_fuse_gives_the_model_output_bicubic_input_and_downloads(
 
 def test_series_alpha_and_direct_download(client: TestClient, make_ct_pet: MakeCtPet) -> None:
     ct_paths, pet_paths = make_ct_pet(slices=3)
-    body = client.post("/api/fuse", files=_files(ct_paths, pet_paths),
-                       data={"alpha": "0.25"}).json()  # fmt: skip
+    body = client.post(
+        "/api/fuse", files=_files(ct_paths, pet_paths), data={"alpha": "0.25"}
+    ).json()
     assert body["output"]["shape"] == [3, 32, 48] and body["fusion"]["alpha"] == 0.25
     archive = zipfile.ZipFile(io.BytesIO(client.get(body["downloads"]["fused"]).content))
     names = sorted(archive.namelist())
     assert names == [f"pet_0001_x4_fused/pet_0001_x4_fused_z{k:04d}.png" for k in range(3)]
     assert np.asarray(Image.open(archive.open(names[2]))).shape == (32, 48, 3)
-    response = client.post("/api/fuse", files=_files(ct_paths, pet_paths),
-                           data={"download": "fused"})  # fmt: skip
+    response = client.post(
+        "/api/fuse", files=_files(ct_paths, pet_paths), data={"download": "fused"}
+    )
     assert response.headers["content-type"] == "application/zip"
     response = client.post("/api/fuse", files=_files(ct_paths, pet_paths), data={"alpha": "2"})
     assert response.status_code == 422 and "alpha" in response.json()["detail"]

@@ -198,9 +198,17 @@ class OnTheFlyPairs(Dataset[Item]):
             )
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
-        sample = {"source": self.sources[i].source_id, "source_index": i, "slice": k,
-                  "row": row, "col": col, "size": p, "augment": op,
-                  "epoch": self.epoch, "index": index}  # fmt: skip
+        sample = {
+            "source": self.sources[i].source_id,
+            "source_index": i,
+            "slice": k,
+            "row": row,
+            "col": col,
+            "size": p,
+            "augment": op,
+            "epoch": self.epoch,
+            "index": index,
+        }
         return {"low": low, "high": high, "params": {**pair.params, "sample": sample}}
 
 
@@ -240,10 +248,13 @@ def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
         raise FileNotFoundError(f"pair folder not found: {root}")
     if (root / "low").is_dir() and (root / "high").is_dir():
         sides = {
-            side: {_strip(sp[0], suffix): p for p in sorted((root / side).iterdir())
-                   if (sp := _split_name(p))}
+            side: {
+                _strip(sp[0], suffix): p
+                for p in sorted((root / side).iterdir())
+                if (sp := _split_name(p))
+            }
             for side, suffix in (("low", "_lr"), ("high", "_hr"))
-        }  # fmt: skip
+        }
     else:
         sides = {"low": {}, "high": {}}
         for p in sorted(root.iterdir()):
@@ -308,8 +319,12 @@ class PairsOnDisk(Dataset[Item]):
         low = torch.tensor(_read_2d(low_path).array)[None]
         high = torch.tensor(_read_2d(high_path).array)[None]
         s, g = self.scale, item_generator(self.seed, self.epoch, index % len(self))
-        params: dict[str, Any] = {"name": name, "low_path": str(low_path),
-                                  "high_path": str(high_path), "crop": None}  # fmt: skip
+        params: dict[str, Any] = {
+            "name": name,
+            "low_path": str(low_path),
+            "high_path": str(high_path),
+            "crop": None,
+        }
         if self.crop_size is not None:
             if tuple(high.shape[-2:]) != (low.shape[-2] * s, low.shape[-1] * s):
                 raise ValueError(

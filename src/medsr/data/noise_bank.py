@@ -107,14 +107,25 @@ class NoiseBankPairs(SliceBank):
         if noise_level_of not in ("input", "added"):
             raise ValueError(f"noise_level_of must be 'input' or 'added', got {noise_level_of!r}")
         if noise_level_unit is not None and (task.scale != 1 or not noise_level_unit > 0):
-            raise ValueError(f"noise_level_unit needs an x1 task and a value > 0, got "
-                             f"{noise_level_unit} for scale {task.scale}")  # fmt: skip
-        self.noise_gain, self.zoom = (float(noise_gain[0]), float(noise_gain[1])), (
-            float(zoom[0]), float(zoom[1]))  # fmt: skip
+            raise ValueError(
+                f"noise_level_unit needs an x1 task and a value > 0, got "
+                f"{noise_level_unit} for scale {task.scale}"
+            )
+        self.noise_gain, self.zoom = (
+            (float(noise_gain[0]), float(noise_gain[1])),
+            (float(zoom[0]), float(zoom[1])),
+        )
         self.patches = OnTheFlyPairs(
-            sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
-            augment, None,
-        )  # fmt: skip
+            sources,
+            identity_degradation,
+            patch_size,
+            1,
+            num_samples,
+            seed,
+            min_foreground,
+            augment,
+            None,
+        )
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
         self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
@@ -223,11 +234,14 @@ class NoiseBankPairs(SliceBank):
             level = added if self.noise_level_of == "added" else float(np.hypot(s0, added))
             sample["noise_level_hu"] = level
             low = torch.cat([low, torch.full_like(low, level / self.noise_level_unit)])
-        params = {**self.operator(i).describe(), "task": self.task.task,
-                  "scale": self.scale, "method": self.task.method,
-                  "noise_model": "ct-projection-domain, whole-slice bank",
-                  "sample": {**sample, "realisation": r, "noise_gain": gain,
-                             "zoom": zoom}}  # fmt: skip
+        params = {
+            **self.operator(i).describe(),
+            "task": self.task.task,
+            "scale": self.scale,
+            "method": self.task.method,
+            "noise_model": "ct-projection-domain, whole-slice bank",
+            "sample": {**sample, "realisation": r, "noise_gain": gain, "zoom": zoom},
+        }
         return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
 
 
@@ -237,5 +251,6 @@ def _zoom_centre(patch: torch.Tensor, zoom: float) -> torch.Tensor:
     m = max(2, round(p / zoom))
     start = (p - m) // 2
     centre = patch[None, :, start : start + m, start : start + m]
-    return torch.nn.functional.interpolate(centre, size=(p, p), mode="bicubic",
-                                           align_corners=False)[0]  # fmt: skip
+    return torch.nn.functional.interpolate(
+        centre, size=(p, p), mode="bicubic", align_corners=False
+    )[0]

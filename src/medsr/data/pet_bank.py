@@ -109,13 +109,21 @@ class PetBankPairs(SliceBank):
         for anatomy in anatomies or ():
             replace(task, anatomy=anatomy)  # validates the name
         self.counts_range, self.anatomies = counts_range, list(anatomies or [])
-        self.bank_options = (counts_range, tuple(self.anatomies)) if (
-            counts_range or anatomies) else None  # fmt: skip
+        self.bank_options = (
+            (counts_range, tuple(self.anatomies)) if (counts_range or anatomies) else None
+        )
         guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
         self.patches = OnTheFlyPairs(
-            sources, identity_degradation, patch_size, 1, num_samples, seed, min_foreground,
-            augment, None,
-        )  # fmt: skip
+            sources,
+            identity_degradation,
+            patch_size,
+            1,
+            num_samples,
+            seed,
+            min_foreground,
+            augment,
+            None,
+        )
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.guide_windows = [tuple(float(v) for v in w) for w in guide_windows]
         self.realisations, self.bank_seed = realisations, bank_seed
@@ -128,8 +136,10 @@ class PetBankPairs(SliceBank):
         path = None if cache_dir is None else Path(cache_dir) / f"pet_bank-{self._key()}.pt"
         if path is not None and path.is_file():
             stored = torch.load(path, weights_only=True)
-            return {(i, k): {n: stored[f"{i},{k},{n}"] for n in ("ct", "target", "low")}
-                    for i, k in self.slice_index}  # fmt: skip
+            return {
+                (i, k): {n: stored[f"{i},{k},{n}"] for n in ("ct", "target", "low")}
+                for i, k in self.slice_index
+            }
         bank: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         for i, k in progress(self.slice_index) if progress else self.slice_index:
             volume = self.patches.sources[i].volume
@@ -147,8 +157,10 @@ class PetBankPairs(SliceBank):
         if path is not None:
             from medsr.training.checkpoint import save_atomic
 
-            save_atomic({f"{i},{k},{n}": v for (i, k), entry in bank.items()
-                         for n, v in entry.items()}, path)  # fmt: skip
+            save_atomic(
+                {f"{i},{k},{n}": v for (i, k), entry in bank.items() for n, v in entry.items()},
+                path,
+            )
         return bank
 
     def _task_of(self, realisation: int, generator: torch.Generator) -> PetCtTask:
@@ -178,9 +190,13 @@ class PetBankPairs(SliceBank):
         guide = guide_channels(ct[0], self.guide_windows)
         packed = pack_inputs(low[None], guide[None], s)[0]
         counts = list(self.counts_range) if self.counts_range else self.task.counts
-        params = {"task": self.task.task, "scale": s, "counts": counts,
-                  "anatomy": self.anatomies or self.task.anatomy,
-                  "count_fraction": self.task.count_fraction,
-                  "guide_windows": [list(w) for w in self.guide_windows],
-                  "sample": {**sample, "row": row, "col": col, "realisation": r}}  # fmt: skip
+        params = {
+            "task": self.task.task,
+            "scale": s,
+            "counts": counts,
+            "anatomy": self.anatomies or self.task.anatomy,
+            "count_fraction": self.task.count_fraction,
+            "guide_windows": [list(w) for w in self.guide_windows],
+            "sample": {**sample, "row": row, "col": col, "realisation": r},
+        }
         return {"low": packed.contiguous(), "high": high.contiguous(), "params": params}

@@ -56,36 +56,73 @@ class SampleInfo:
 def _pydicom_sample(
     name: str, modality: str, filename: str, shape: tuple[int, ...], description: str
 ) -> SampleInfo:
-    return SampleInfo(name, modality, description, "pydicom-data", PYDICOM_DATA_INSTALL,
-                      _CLUNIE_LICENCE, shape, filename)  # fmt: skip
+    return SampleInfo(
+        name,
+        modality,
+        description,
+        "pydicom-data",
+        PYDICOM_DATA_INSTALL,
+        _CLUNIE_LICENCE,
+        shape,
+        filename,
+    )
 
 
 SAMPLES: dict[str, SampleInfo] = {
     info.name: info
     for info in (
         SampleInfo(
-            "invesalius-head-ct", "CT",
+            "invesalius-head-ct",
+            "CT",
             "Head CT volume, 108 x 256 x 256, int16 HU, spacing 1.5 x 0.957 x 0.957 mm",
-            "invesalius-examples (Debian)", "apt-get install -y invesalius-examples",
-            "GPL-2 (InVesalius example data)", (108, 256, 256), "Cranium.inv3",
+            "invesalius-examples (Debian)",
+            "apt-get install -y invesalius-examples",
+            "GPL-2 (InVesalius example data)",
+            (108, 256, 256),
+            "Cranium.inv3",
         ),
-        _pydicom_sample("ct-head-693", "CT", "693_UNCR.dcm", (512, 512),
-                        "Head CT slice, 512 x 512, 0.479 mm pixels, HU"),
-        _pydicom_sample("ct-abdomen", "CT", "explicit_VR-UN.dcm", (512, 512),
-                        "Abdomen CT slice, 512 x 512, 0.859 mm pixels, HU"),
-        _pydicom_sample("xray-chest-rg1", "CR", "RG1_UNCR.dcm", (1955, 1841),
-                        "Chest CR radiograph, 15-bit, MONOCHROME1 (inverted on read); "
-                        "pixel spacing not recorded"),
-        _pydicom_sample("xray-extremity-rg3", "CR", "RG3_UNCR.dcm", (1760, 1760),
-                        "Extremity CR radiograph, 10-bit, MONOCHROME1 (inverted on read); "
-                        "pixel spacing not recorded"),
+        _pydicom_sample(
+            "ct-head-693",
+            "CT",
+            "693_UNCR.dcm",
+            (512, 512),
+            "Head CT slice, 512 x 512, 0.479 mm pixels, HU",
+        ),
+        _pydicom_sample(
+            "ct-abdomen",
+            "CT",
+            "explicit_VR-UN.dcm",
+            (512, 512),
+            "Abdomen CT slice, 512 x 512, 0.859 mm pixels, HU",
+        ),
+        _pydicom_sample(
+            "xray-chest-rg1",
+            "CR",
+            "RG1_UNCR.dcm",
+            (1955, 1841),
+            "Chest CR radiograph, 15-bit, MONOCHROME1 (inverted on read); "
+            "pixel spacing not recorded",
+        ),
+        _pydicom_sample(
+            "xray-extremity-rg3",
+            "CR",
+            "RG3_UNCR.dcm",
+            (1760, 1760),
+            "Extremity CR radiograph, 10-bit, MONOCHROME1 (inverted on read); "
+            "pixel spacing not recorded",
+        ),
         SampleInfo(
-            "ct-small", "CT", "Small CT slice, 128 x 128, 0.661 mm pixels, HU",
-            "pydicom", "pip install pydicom", "pydicom test file (MIT package)",
-            (128, 128), "CT_small.dcm",
+            "ct-small",
+            "CT",
+            "Small CT slice, 128 x 128, 0.661 mm pixels, HU",
+            "pydicom",
+            "pip install pydicom",
+            "pydicom test file (MIT package)",
+            (128, 128),
+            "CT_small.dcm",
         ),
     )
-}  # fmt: skip
+}
 
 
 def list_samples() -> list[SampleInfo]:

@@ -24,9 +24,18 @@ from medsr.evaluation.pairs import EvalPair, make_pairs, read_pairs
 from medsr.evaluation.runner import COLUMNS, Enhancer, EvaluationResult, evaluate, write_csv
 from medsr.evaluation.stats import paired_differences, summarize
 
-__all__ = ["EvalPair", "EvaluationResult", "evaluate", "make_pairs", "parse_task_args",
-           "read_pairs", "run_evaluation", "split_statement", "training_record",
-           "write_outputs"]  # fmt: skip
+__all__ = [
+    "EvalPair",
+    "EvaluationResult",
+    "evaluate",
+    "make_pairs",
+    "parse_task_args",
+    "read_pairs",
+    "run_evaluation",
+    "split_statement",
+    "training_record",
+    "write_outputs",
+]
 
 SUMMARY_COLUMNS = ("method", "metric", "n", "mean", "low", "high", "interval", "note")
 PAIRED_COLUMNS = ("method", "reference", "metric", "n", "mean", "low", "high", "interval", "note")
@@ -69,9 +78,11 @@ def split_statement(pairs: Sequence[EvalPair], model: Any | None) -> str:
     data = config.get("data") if isinstance(config, Mapping) else None
     if not isinstance(data, Mapping):
         known = "no model" if model is None else "the model's training data are not recorded"
-        return (f"evaluation images: {evaluated}; {known}. DATA.md: evaluate CT models on the "
-                "pydicom-data slices (other patients/scanners than the InVesalius training "
-                "volume) and radiographs on held-out images or regions")  # fmt: skip
+        return (
+            f"evaluation images: {evaluated}; {known}. DATA.md: evaluate CT models on the "
+            "pydicom-data slices (other patients/scanners than the InVesalius training "
+            "volume) and radiographs on held-out images or regions"
+        )
     trained = [f"sample:{s}" for s in data.get("samples", [])] + list(data.get("folders", []))
     held = [f"sample:{s}" for s in data.get("validation_samples", [])]
     shared = [p.source for p in pairs if p.source in trained]
@@ -87,9 +98,15 @@ def split_statement(pairs: Sequence[EvalPair], model: Any | None) -> str:
 
 
 def write_outputs(
-    result: EvaluationResult, output: str | Path, *, seed: int | None, interval: str = "t",
-    border: int | None = None, crop: int | None = None, split: str = "",
-) -> list[Path]:  # fmt: skip
+    result: EvaluationResult,
+    output: str | Path,
+    *,
+    seed: int | None,
+    interval: str = "t",
+    border: int | None = None,
+    crop: int | None = None,
+    split: str = "",
+) -> list[Path]:
     """Write the CSVs, pictures and the two reports of `result` into `output`."""
     from medsr.evaluation import figures, report
 
@@ -100,11 +117,16 @@ def write_outputs(
     numeric = [c for c in COLUMNS if c not in ("image", "method", "metric_space", "unit")]
     summary = summarize(result.rows, numeric, interval)
     fidelity = [r for r in result.rows if r["method"] != "target"]
-    paired = [d for m in ("psnr", "ssim")
-              for d in paired_differences(fidelity, m, result.reference, interval)]  # fmt: skip
-    written = [write_csv(result.rows, out / "per_image.csv", COLUMNS),
-               write_csv(summary, out / "summary.csv", SUMMARY_COLUMNS),
-               write_csv(paired, out / "paired.csv", PAIRED_COLUMNS)]  # fmt: skip
+    paired = [
+        d
+        for m in ("psnr", "ssim")
+        for d in paired_differences(fidelity, m, result.reference, interval)
+    ]
+    written = [
+        write_csv(result.rows, out / "per_image.csv", COLUMNS),
+        write_csv(summary, out / "summary.csv", SUMMARY_COLUMNS),
+        write_csv(paired, out / "paired.csv", PAIRED_COLUMNS),
+    ]
     pictures: dict[str, Path] = {"bars": figures.metric_bars(result, summary, out / "metrics.png")}
     if (nps := figures.nps_plot(result, out / "nps.png")) is not None:
         pictures["nps"] = nps
@@ -162,5 +184,12 @@ def run_evaluation(
         pairs = make_pairs(data, task, seed, slice_index, task_overrides, input_crop)
     result = evaluate(pairs, predictor, baselines, window, border, crop, consistency_map, progress)
     split = split_statement(pairs, predictor)
-    return write_outputs(result, output, seed=seed if pairs_dir is None else None,
-                         interval=interval, border=border, crop=crop, split=split)  # fmt: skip
+    return write_outputs(
+        result,
+        output,
+        seed=seed if pairs_dir is None else None,
+        interval=interval,
+        border=border,
+        crop=crop,
+        split=split,
+    )

@@ -29,15 +29,24 @@ class DemoCase:
 
 
 DEMO_CASES = (
-    DemoCase("ct-ldct-x4", "sample:ct-head-693",
-             "head CT (pydicom-data 693), 25 % dose simulated in the projection domain, x4"),
-    DemoCase("ct-ldct", "sample:ct-abdomen",
-             "abdomen CT (pydicom-data), 25 % dose simulated in the projection domain, "
-             "denoised at x1"),
-    DemoCase("xray-x4", "sample:xray-extremity-rg3",
-             "extremity radiograph (pydicom-data RG3), central 768^2, quantum noise + x4",
-             input_crop=768, task_overrides={"incident_photons": 10000.0}),
-)  # fmt: skip
+    DemoCase(
+        "ct-ldct-x4",
+        "sample:ct-head-693",
+        "head CT (pydicom-data 693), 25 % dose simulated in the projection domain, x4",
+    ),
+    DemoCase(
+        "ct-ldct",
+        "sample:ct-abdomen",
+        "abdomen CT (pydicom-data), 25 % dose simulated in the projection domain, denoised at x1",
+    ),
+    DemoCase(
+        "xray-x4",
+        "sample:xray-extremity-rg3",
+        "extremity radiograph (pydicom-data RG3), central 768^2, quantum noise + x4",
+        input_crop=768,
+        task_overrides={"incident_photons": 10000.0},
+    ),
+)
 
 
 def run_demo(output: str | Path, progress: Callable[[str], None] | None = None) -> Path:
@@ -58,12 +67,25 @@ def run_demo(output: str | Path, progress: Callable[[str], None] | None = None) 
         if progress:
             progress(f"{case.model}: {case.what}")
         folder = output / case.model
-        run_evaluation(folder, model=case.model, data=[case.source], seed=0,
-                       input_crop=case.input_crop, task_overrides=case.task_overrides)  # fmt: skip
-        lines += [f"## {case.model}: {case.what}", "", MODELS[case.model].description, "",
-                  headline(folder / "per_image.csv"), "",
-                  f"Report: [{case.model}/report.html]({case.model}/report.html) "
-                  f"(also `report.md`, grids, CSV).", ""]  # fmt: skip
+        run_evaluation(
+            folder,
+            model=case.model,
+            data=[case.source],
+            seed=0,
+            input_crop=case.input_crop,
+            task_overrides=case.task_overrides,
+        )
+        lines += [
+            f"## {case.model}: {case.what}",
+            "",
+            MODELS[case.model].description,
+            "",
+            headline(folder / "per_image.csv"),
+            "",
+            f"Report: [{case.model}/report.html]({case.model}/report.html) "
+            f"(also `report.md`, grids, CSV).",
+            "",
+        ]
     index = output / "index.md"
     index.write_text("\n".join(lines), encoding="utf-8")
     return index
@@ -74,11 +96,17 @@ def headline(per_image: Path) -> str:
     with per_image.open(encoding="utf-8") as stream:
         rows = [row for row in csv.DictReader(stream) if row["method"] != "target"]
     space = rows[0]["metric_space"] if rows else ""
-    table = [f"PSNR / SSIM on {space}:", "", "| method | PSNR dB | SSIM | consistency |",
-             "|---|---|---|---|"]  # fmt: skip
+    table = [
+        f"PSNR / SSIM on {space}:",
+        "",
+        "| method | PSNR dB | SSIM | consistency |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
-        table.append(f"| {row['method']} | {_number(row['psnr'])} | {_number(row['ssim'])} | "
-                     f"{_number(row.get('consistency', ''))} |")  # fmt: skip
+        table.append(
+            f"| {row['method']} | {_number(row['psnr'])} | {_number(row['ssim'])} | "
+            f"{_number(row.get('consistency', ''))} |"
+        )
     return "\n".join(table)
 
 

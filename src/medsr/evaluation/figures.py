@@ -23,8 +23,12 @@ from medsr.evaluation.runner import TARGET, EvaluationResult, ImageResult  # noq
 from medsr.metrics.ct import get_window  # noqa: E402
 from medsr.physics.strip import to_size  # noqa: E402
 
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "hu_rmse": "HU RMSE (HU)",
-          "noise_sd": "noise SD in uniform ROIs (HU)"}  # fmt: skip
+LABELS = {
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "hu_rmse": "HU RMSE (HU)",
+    "noise_sd": "noise SD in uniform ROIs (HU)",
+}
 
 
 def display_range(result: ImageResult) -> tuple[float, float]:
@@ -56,8 +60,12 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
     pair = result.pair
     low_value, high_value = display_range(result)
     methods = list(result.outputs)
-    shown = {m: to_size(pair.low, pair.high.shape) if m == "input" and pair.scale > 1 else
-             result.outputs[m] for m in methods}  # fmt: skip
+    shown = {
+        m: to_size(pair.low, pair.high.shape)
+        if m == "input" and pair.scale > 1
+        else result.outputs[m]
+        for m in methods
+    }
     panels = [("input", to_size(pair.low, pair.high.shape)), *shown.items(), (TARGET, pair.high)]
     size = max(24, min(pair.high.shape) // 4)
     windowed = np.clip((pair.high - low_value) / (high_value - low_value), 0, 1)
@@ -65,39 +73,54 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
     # Errors of the images as displayed (clipped to the grey range), like the metrics: bone
     # or air edges outside a narrow window would otherwise set the colour scale.
     clipped_target = np.clip(pair.high, low_value, high_value)
-    errors = {m: np.clip(result.outputs[m], low_value, high_value) - clipped_target
-              for m in methods}  # fmt: skip
+    errors = {
+        m: np.clip(result.outputs[m], low_value, high_value) - clipped_target for m in methods
+    }
     region_errors = np.concatenate([e[result.region].ravel() for e in errors.values()])
     limit = float(np.percentile(np.abs(region_errors), 99)) or 1.0
     by_method = {r["method"]: r for r in rows if r["image"] == pair.name}
     n = len(panels)
     aspect = pair.high.shape[1] / pair.high.shape[0]
-    figure, axes = plt.subplots(3, n, figsize=(2.5 * n * aspect, 8.2), squeeze=False,
-                                constrained_layout=True)  # fmt: skip
+    figure, axes = plt.subplots(
+        3, n, figsize=(2.5 * n * aspect, 8.2), squeeze=False, constrained_layout=True
+    )
     error_image = None
     for column, (name, image) in enumerate(panels):
         title = name
         if name == "input":
             title = f"input {pair.low.shape[0]}x{pair.low.shape[1]}" + (
-                f" (x{pair.scale} nearest)" if pair.scale > 1 else "")  # fmt: skip
+                f" (x{pair.scale} nearest)" if pair.scale > 1 else ""
+            )
         elif (r := by_method.get(name)) is not None and r.get("psnr") is not None:
             title = f"{name}\n{r['psnr']:.2f} dB / SSIM {r['ssim']:.3f}"
         axes[0, column].imshow(image, cmap="gray", vmin=low_value, vmax=high_value)
-        axes[0, column].add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
-                                            edgecolor="yellow", linewidth=0.8))  # fmt: skip
+        axes[0, column].add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5), size, size, fill=False, edgecolor="yellow", linewidth=0.8
+            )
+        )
         axes[0, column].set_title(title, fontsize=8)
         if name == TARGET:
             rows_, cols_ = result.region
-            axes[0, column].add_patch(Rectangle(
-                (cols_.start - 0.5, rows_.start - 0.5), cols_.stop - cols_.start,
-                rows_.stop - rows_.start, fill=False, edgecolor="cyan", linestyle="--",
-                linewidth=0.8))  # fmt: skip
+            axes[0, column].add_patch(
+                Rectangle(
+                    (cols_.start - 0.5, rows_.start - 0.5),
+                    cols_.stop - cols_.start,
+                    rows_.stop - rows_.start,
+                    fill=False,
+                    edgecolor="cyan",
+                    linestyle="--",
+                    linewidth=0.8,
+                )
+            )
         crop = image[top : top + size, left : left + size]
-        axes[1, column].imshow(crop, cmap="gray", vmin=low_value, vmax=high_value,
-                               interpolation="nearest")  # fmt: skip
+        axes[1, column].imshow(
+            crop, cmap="gray", vmin=low_value, vmax=high_value, interpolation="nearest"
+        )
         if name in errors:
-            error_image = axes[2, column].imshow(errors[name], cmap="RdBu_r", vmin=-limit,
-                                                 vmax=limit)  # fmt: skip
+            error_image = axes[2, column].imshow(
+                errors[name], cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
             axes[2, column].set_title(f"{name} - target", fontsize=8)
         elif name == "input" and result.consistency:
             _consistency_panel(axes[2, column], result)
@@ -105,13 +128,20 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
             axes[row, column].set_axis_off()
     if error_image is not None:
         unit = pair.unit
-        figure.colorbar(error_image, ax=axes[2, :].tolist(), shrink=0.8,
-                        label=f"error within the grey range ({unit})")  # fmt: skip
+        figure.colorbar(
+            error_image,
+            ax=axes[2, :].tolist(),
+            shrink=0.8,
+            label=f"error within the grey range ({unit})",
+        )
     grey = f"{result.window} window" if result.window else "HR p0.5/p99.5"
     task = pair.task if pair.task == f"x{pair.scale}" else f"{pair.task} (x{pair.scale})"
-    figure.suptitle(f"{pair.name}: {task}; grey {low_value:g}..{high_value:g} {pair.unit} "
-                    f"({grey}); dashed: region measured; row 2: zoom {size} px; "
-                    f"row 3: error (clipped to the grey range)", fontsize=9)  # fmt: skip
+    figure.suptitle(
+        f"{pair.name}: {task}; grey {low_value:g}..{high_value:g} {pair.unit} "
+        f"({grey}); dashed: region measured; row 2: zoom {size} px; "
+        f"row 3: error (clipped to the grey range)",
+        fontsize=9,
+    )
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
@@ -128,9 +158,11 @@ def _consistency_panel(axis: Any, result: ImageResult) -> None:
 
 
 def metric_bars(
-    result: EvaluationResult, summary: Sequence[Mapping[str, Any]], path: Path,
+    result: EvaluationResult,
+    summary: Sequence[Mapping[str, Any]],
+    path: Path,
     metrics: Sequence[str] = ("psnr", "ssim"),
-) -> Path:  # fmt: skip
+) -> Path:
     """Bar per method (mean) with its 95 % interval and one dot per image, per metric."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
     methods = [m for m in result.methods]
@@ -143,16 +175,40 @@ def metric_bars(
         errors = np.nan_to_num(np.array([lower, upper], dtype=np.float64), nan=0.0)
         positions = np.arange(len(present))
         for position, method in zip(positions, present, strict=True):
-            values = [r[metric] for r in result.rows if r["method"] == method and
-                      r.get(metric) is not None]  # fmt: skip
+            values = [
+                r[metric]
+                for r in result.rows
+                if r["method"] == method and r.get(metric) is not None
+            ]
             jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
-            axis.plot(position + 0.25 + np.asarray(jitter), values, "o", color="0.6",
-                      markersize=3, label="one image" if position == 0 else None)  # fmt: skip
-        axis.errorbar(positions, means, yerr=errors, fmt="s", color="#08519c", capsize=5,
-                      markersize=6, label="mean, 95 % interval")  # fmt: skip
+            axis.plot(
+                position + 0.25 + np.asarray(jitter),
+                values,
+                "o",
+                color="0.6",
+                markersize=3,
+                label="one image" if position == 0 else None,
+            )
+        axis.errorbar(
+            positions,
+            means,
+            yerr=errors,
+            fmt="s",
+            color="#08519c",
+            capsize=5,
+            markersize=6,
+            label="mean, 95 % interval",
+        )
         for position, mean in zip(positions, means, strict=True):
-            axis.annotate(f"{mean:.4g}", (position, mean), textcoords="offset points",
-                          xytext=(-8, 0), ha="right", va="center", fontsize=7)  # fmt: skip
+            axis.annotate(
+                f"{mean:.4g}",
+                (position, mean),
+                textcoords="offset points",
+                xytext=(-8, 0),
+                ha="right",
+                va="center",
+                fontsize=7,
+            )
         finite = [v for r in result.rows for v in [r.get(metric)] if v is not None]
         if finite:
             span = max(finite) - min(finite) or abs(max(finite)) * 0.1 or 1.0
@@ -160,8 +216,10 @@ def metric_bars(
         n = max((stats[m]["n"] for m in present), default=0)
         note = "95 % interval" if n >= 4 else "interval not meaningful"
         space = "CT window per image" if result.images[0].window else "HR p0.5/p99.5 -> [0, 1]"
-        axis.set_title(f"{LABELS.get(metric, metric)}, {space}, data range 1\n"
-                       f"{note} (n = {n} images)", fontsize=9)  # fmt: skip
+        axis.set_title(
+            f"{LABELS.get(metric, metric)}, {space}, data range 1\n{note} (n = {n} images)",
+            fontsize=9,
+        )
         axis.set_xticks(positions, present, rotation=30, ha="right", fontsize=8)
         axis.set_xlim(-0.6, len(present) - 0.4)
         axis.legend(fontsize=7, loc="lower right")
@@ -187,8 +245,9 @@ def nps_plot(result: EvaluationResult, path: Path, max_images: int = 4) -> Path 
             axis.semilogy(frequency[keep], values[keep], label=method, **style)
         axis.set_xlabel("radial frequency (cycles/pixel)")
         axis.set_ylabel("NPS (HU^2 px^2)")
-        axis.set_title(f"{image.pair.name}: {len(image.rois)} ROIs of {image.rois[0].size} px",
-                       fontsize=9)  # fmt: skip
+        axis.set_title(
+            f"{image.pair.name}: {len(image.rois)} ROIs of {image.rois[0].size} px", fontsize=9
+        )
         axis.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7)
     figure.tight_layout()

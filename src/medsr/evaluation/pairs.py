@@ -129,12 +129,27 @@ def make_pairs(
         if "slice_index" in volume.metadata:
             name += f"_z{int(volume.metadata['slice_index']):04d}"
         pairs.append(
-            EvalPair(name, source, low.array, high.array, volume.modality, volume.unit,
-                     float(volume.spacing[-1]), task, int(slice_params["scale"]), image_seed,
-                     {**params, **slice_params, "degrade_seed": image_seed, "run_seed": seed,
-                      "input_crop": volume.metadata.get("input_crop")},
-                     describe_volume(volume, source))
-        )  # fmt: skip
+            EvalPair(
+                name,
+                source,
+                low.array,
+                high.array,
+                volume.modality,
+                volume.unit,
+                float(volume.spacing[-1]),
+                task,
+                int(slice_params["scale"]),
+                image_seed,
+                {
+                    **params,
+                    **slice_params,
+                    "degrade_seed": image_seed,
+                    "run_seed": seed,
+                    "input_crop": volume.metadata.get("input_crop"),
+                },
+                describe_volume(volume, source),
+            )
+        )
     _check_unique(pairs)
     return pairs
 
@@ -161,14 +176,26 @@ def read_pairs(folder: str | Path, slice_index: int | None = None) -> list[EvalP
         slice_params = slices[min(index, len(slices) - 1)]
         source = str(params.get("input", high_path))
         pairs.append(
-            EvalPair(stem, source, low.array, high.array, high.modality, high.unit,
-                     float(high.spacing[-1]), str(params["task"]),
-                     int(slice_params.get("scale", high.shape[-1] // low.shape[-1])),
-                     int(params.get("seed", 0)),
-                     {**params, **slice_params, "degrade_seed": params.get("seed"),
-                      "pairs_file": str(path)},
-                     describe_volume(high, source))
-        )  # fmt: skip
+            EvalPair(
+                stem,
+                source,
+                low.array,
+                high.array,
+                high.modality,
+                high.unit,
+                float(high.spacing[-1]),
+                str(params["task"]),
+                int(slice_params.get("scale", high.shape[-1] // low.shape[-1])),
+                int(params.get("seed", 0)),
+                {
+                    **params,
+                    **slice_params,
+                    "degrade_seed": params.get("seed"),
+                    "pairs_file": str(path),
+                },
+                describe_volume(high, source),
+            )
+        )
     _check_unique(pairs)
     return pairs
 

@@ -22,8 +22,15 @@ from medsr.physics.tasks import TASKS
 
 # ("h1"/"h2"/"h3", text) | ("p", text) | ("table", (header, rows)) | ("img", (path, alt))
 Block = tuple[str, Any]
-SUMMARY_METRICS = ("psnr", "ssim", "hu_rmse", "noise_sd", "nps_mean_frequency", "consistency",
-                   "seconds")  # fmt: skip
+SUMMARY_METRICS = (
+    "psnr",
+    "ssim",
+    "hu_rmse",
+    "noise_sd",
+    "nps_mean_frequency",
+    "consistency",
+    "seconds",
+)
 CONSISTENCY_HELP = (
     "How to read the consistency column and map (medsr.inference.consistency_map): each "
     "output is degraded again with the task's deterministic forward model A (area downsampling "
@@ -41,9 +48,11 @@ CONSISTENCY_HELP = (
 
 def machine() -> str:
     """Host, OS, CPU count and torch version of the machine that ran the evaluation."""
-    return (f"{platform.node()}: {platform.platform()}, {platform.machine()}, "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
-            f"threads), python {platform.python_version()}")  # fmt: skip
+    return (
+        f"{platform.node()}: {platform.platform()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} "
+        f"threads), python {platform.python_version()}"
+    )
 
 
 def _fmt(value: Any, metric: str = "") -> str:
@@ -67,93 +76,161 @@ def _unique(values: Sequence[Any]) -> str:
     return ", ".join(dict.fromkeys(_fmt(v) for v in values))
 
 
-def conditions(result: EvaluationResult, seed: int | None, interval: str, border: int | None,
-               crop: int | None, split: str) -> list[tuple[str, str]]:  # fmt: skip
+def conditions(
+    result: EvaluationResult,
+    seed: int | None,
+    interval: str,
+    border: int | None,
+    crop: int | None,
+    split: str,
+) -> list[tuple[str, str]]:
     """`(name, value)` of every condition the numbers depend on."""
     pairs = [i.pair for i in result.images]
     first = pairs[0]
     p = first.params
     task = TASKS.get(first.task)
-    keys = ("dose_fraction", "num_views", "filter_window", "noise_model", "method",
-            "blur_sigma_px", "electronic_noise_sd", "input_crop")  # fmt: skip
+    keys = (
+        "dose_fraction",
+        "num_views",
+        "filter_window",
+        "noise_model",
+        "method",
+        "blur_sigma_px",
+        "electronic_noise_sd",
+        "input_crop",
+    )
     noise_keys = [k for k in keys if p.get(k) is not None]
-    dose = (f"{_unique([q.params.get('dose_fraction') for q in pairs])} of the input's dose"
-            if "dose_fraction" in p else "input dose (no dose reduction simulated)")  # fmt: skip
-    i0 = "; ".join(f"{q.name}: {_fmt(q.params.get('incident_photons'))}"
-                   + (" (calibrated on the image's own noise)"
-                      if q.params.get("incident_photons_calibrated") else "")
-                   for q in pairs) if "incident_photons" in p else "not applicable"  # fmt: skip
+    dose = (
+        f"{_unique([q.params.get('dose_fraction') for q in pairs])} of the input's dose"
+        if "dose_fraction" in p
+        else "input dose (no dose reduction simulated)"
+    )
+    i0 = (
+        "; ".join(
+            f"{q.name}: {_fmt(q.params.get('incident_photons'))}"
+            + (
+                " (calibrated on the image's own noise)"
+                if q.params.get("incident_photons_calibrated")
+                else ""
+            )
+            for q in pairs
+        )
+        if "incident_photons" in p
+        else "not applicable"
+    )
     region = f"{border if border is not None else 4 * first.scale} px border excluded" + (
-        f", then central {crop} px square" if crop else "")  # fmt: skip
+        f", then central {crop} px square" if crop else ""
+    )
     model = result.model
     model_text = "none: baselines only (--no-model)"
     if model is not None:
-        model_text = (f"{result.model_label}; trained for task {model.task} at x{model.scale}; "
-                      f"checkpoint sha256 {model.checkpoint_sha256}; written by medsr "
-                      f"{model.medsr_version}")  # fmt: skip
+        model_text = (
+            f"{result.model_label}; trained for task {model.task} at x{model.scale}; "
+            f"checkpoint sha256 {model.checkpoint_sha256}; written by medsr "
+            f"{model.medsr_version}"
+        )
         if model.task != first.task:
             model_text += f" (NOTE: evaluated on task {first.task}, not its own)"
-    baselines = "; ".join(f"{m}: {DESCRIPTIONS.get(m, '')}" for m in result.methods
-                          if m != result.model_label)  # fmt: skip
+    baselines = "; ".join(
+        f"{m}: {DESCRIPTIONS.get(m, '')}" for m in result.methods if m != result.model_label
+    )
     return [
         ("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("machine", machine()),
         ("medsr version (evaluator)", __version__),
-        ("data", "; ".join(f"{q.name} ({q.source}, {q.modality}, HR {q.high.shape[0]}x"
-                           f"{q.high.shape[1]} at {q.spacing_mm:g} mm, LR {q.low.shape[0]}x"
-                           f"{q.low.shape[1]})" for q in pairs)),  # fmt: skip
+        (
+            "data",
+            "; ".join(
+                f"{q.name} ({q.source}, {q.modality}, HR {q.high.shape[0]}x"
+                f"{q.high.shape[1]} at {q.spacing_mm:g} mm, LR {q.low.shape[0]}x"
+                f"{q.low.shape[1]})"
+                for q in pairs
+            ),
+        ),
         ("split", split),
         ("task", f"{first.task}: {task.description if task else '?'}"),
         ("scale", f"x{first.scale}"),
         ("dose", dose),
         ("I0 (incident photons per ray / detector pixel)", i0),
         ("task parameters", ", ".join(f"{k} {p[k]}" for k in noise_keys) or "-"),
-        ("seed", f"run seed {seed}; per image (medsr degrade --seed): " +
-         ", ".join(f"{q.name} {q.seed}" for q in pairs)),  # fmt: skip
-        ("window", "; ".join(f"{i.pair.name}: {i.window or 'none'} ({i.window_reason})"
-                             for i in result.images)),  # fmt: skip
+        (
+            "seed",
+            f"run seed {seed}; per image (medsr degrade --seed): "
+            + ", ".join(f"{q.name} {q.seed}" for q in pairs),
+        ),
+        (
+            "window",
+            "; ".join(
+                f"{i.pair.name}: {i.window or 'none'} ({i.window_reason})" for i in result.images
+            ),
+        ),
         ("metric space", "; ".join(dict.fromkeys(i.metric_space for i in result.images))),
         ("region measured", region),
         ("model", model_text),
         ("baselines", baselines),
-        ("timing", "wall time per image on the machine above" + (
-            f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
-            "256-px tiles, first image includes warm-up" if model is not None else "")),
-        ("interval", f"95 % {'Student-t' if interval == 't' else 'percentile bootstrap'} "
-         f"interval of the mean over {len(pairs)} images"
-         + (" (n < 4: not meaningful, shown for completeness)" if len(pairs) < 4 else "")),
-    ]  # fmt: skip
+        (
+            "timing",
+            "wall time per image on the machine above"
+            + (
+                f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
+                "256-px tiles, first image includes warm-up"
+                if model is not None
+                else ""
+            ),
+        ),
+        (
+            "interval",
+            f"95 % {'Student-t' if interval == 't' else 'percentile bootstrap'} "
+            f"interval of the mean over {len(pairs)} images"
+            + (" (n < 4: not meaningful, shown for completeness)" if len(pairs) < 4 else ""),
+        ),
+    ]
 
 
-def build_blocks(result: EvaluationResult, summary: Sequence[Mapping[str, Any]],
-                 paired: Sequence[Mapping[str, Any]], conds: Sequence[tuple[str, str]],
-                 pictures: Mapping[str, Path]) -> list[Block]:  # fmt: skip
+def build_blocks(
+    result: EvaluationResult,
+    summary: Sequence[Mapping[str, Any]],
+    paired: Sequence[Mapping[str, Any]],
+    conds: Sequence[tuple[str, str]],
+    pictures: Mapping[str, Path],
+) -> list[Block]:
     """The report's content, independent of the output format."""
     first = result.images[0].pair
     who = result.model_label or "baselines only"
     blocks: list[Block] = [
-        ("h1", f"medsr evaluation: {who} on {first.task} (x{first.scale}), "
-               f"{len(result.images)} image(s)"),  # fmt: skip
-        ("h2", "Conditions"), ("table", (["condition", "value"], [list(c) for c in conds])),
+        (
+            "h1",
+            f"medsr evaluation: {who} on {first.task} (x{first.scale}), "
+            f"{len(result.images)} image(s)",
+        ),
+        ("h2", "Conditions"),
+        ("table", (["condition", "value"], [list(c) for c in conds])),
         ("h2", "Summary (mean [95 % interval] over images)"),
-    ]  # fmt: skip
+    ]
     metrics = [m for m in SUMMARY_METRICS if any(s["metric"] == m for s in summary)]
     rows = []
     for method in [*result.methods, TARGET]:
         stats = {s["metric"]: s for s in summary if s["method"] == method}
         if stats:
             n = max(s["n"] for s in stats.values())
-            rows.append([method, str(n), *(_interval(stats[m]) if m in stats else "-"
-                                           for m in metrics)])  # fmt: skip
+            rows.append(
+                [method, str(n), *(_interval(stats[m]) if m in stats else "-" for m in metrics)]
+            )
     blocks.append(("table", (["method", "n", *metrics], rows)))
     notes = {s["note"] for s in summary if s["note"]}
     if notes:
         blocks.append(("p", "Note: " + "; ".join(sorted(notes)) + "."))
     if paired:
         blocks.append(("h3", f"Paired difference against {result.reference} (same images)"))
-        blocks.append(("table", (["method", "metric", "n", "mean difference [95 % interval]"],
-                                 [[d["method"], d["metric"], str(d["n"]), _interval(d)]
-                                  for d in paired])))  # fmt: skip
+        blocks.append(
+            (
+                "table",
+                (
+                    ["method", "metric", "n", "mean difference [95 % interval]"],
+                    [[d["method"], d["metric"], str(d["n"]), _interval(d)] for d in paired],
+                ),
+            )
+        )
     blocks.append(("h2", "Plots"))
     for key in ("bars", "nps"):
         if key in pictures:
@@ -197,10 +274,12 @@ def to_markdown(blocks: Sequence[Block], folder: Path) -> str:
     return "\n".join(lines)
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-         "padding:3px 8px;font-size:13px;text-align:left}th{background:#f0f0f0}"
-         "img{max-width:100%}")  # fmt: skip
+STYLE = (
+    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+    "padding:3px 8px;font-size:13px;text-align:left}th{background:#f0f0f0}"
+    "img{max-width:100%}"
+)
 
 
 def to_html(blocks: Sequence[Block]) -> str:
@@ -214,8 +293,10 @@ def to_html(blocks: Sequence[Block]) -> str:
         elif kind == "table":
             header, rows = value
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-            cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
-                            + "</tr>" for row in rows)  # fmt: skip
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                for row in rows
+            )
             body.append(f"<table><tr>{head}</tr>{cells}</table>")
         elif kind == "img":
             path, alt = value

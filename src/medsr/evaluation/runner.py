@@ -40,8 +40,19 @@ from medsr.metrics.noise import Roi, find_uniform_rois, mean_nps_frequency, nois
 
 FULL_RANGE_HU = (-1024.0, 3071.0)
 PERCENTILES = (0.5, 99.5)
-METRICS = ("psnr", "ssim", "mse", "l1", "psnr_full_range", "ssim_full_range", "hu_rmse",
-           "noise_sd", "nps_mean_frequency", "consistency", "seconds")  # fmt: skip
+METRICS = (
+    "psnr",
+    "ssim",
+    "mse",
+    "l1",
+    "psnr_full_range",
+    "ssim_full_range",
+    "hu_rmse",
+    "noise_sd",
+    "nps_mean_frequency",
+    "consistency",
+    "seconds",
+)
 COLUMNS = ("image", "method", *METRICS, "metric_space", "unit")
 TARGET = "target"
 
@@ -128,21 +139,31 @@ def compute_metrics(
             raise ValueError("CT metrics need a window (neuro, abdomen or chest)")
         low, high = FULL_RANGE_HU
         pf, tf = p.clamp(low, high), t.clamp(low, high)
-        out.update(psnr=float(windowed_psnr(p, t, window)), ssim=float(windowed_ssim(p, t, window)),
-                   mse=float(mse(p, t)), l1=float(l1(p, t)),
-                   psnr_full_range=float(psnr(pf, tf, data_range=high - low)),
-                   ssim_full_range=float(ssim(pf, tf, data_range=high - low)),
-                   hu_rmse=float(hu_rmse(p, t)))  # fmt: skip
+        out.update(
+            psnr=float(windowed_psnr(p, t, window)),
+            ssim=float(windowed_ssim(p, t, window)),
+            mse=float(mse(p, t)),
+            l1=float(l1(p, t)),
+            psnr_full_range=float(psnr(pf, tf, data_range=high - low)),
+            ssim_full_range=float(ssim(pf, tf, data_range=high - low)),
+            hu_rmse=float(hu_rmse(p, t)),
+        )
         if rois:
-            out.update(noise_sd=noise_sd(output, list(rois)),
-                       nps_mean_frequency=mean_nps_frequency(output, list(rois)))  # fmt: skip
+            out.update(
+                noise_sd=noise_sd(output, list(rois)),
+                nps_mean_frequency=mean_nps_frequency(output, list(rois)),
+            )
         return out
     if value_range is None:
         raise ValueError(f"{modality} metrics need a value_range mapped to [0, 1]")
     low, span = value_range[0], value_range[1] - value_range[0]
     pn, tn = ((p - low) / span).clamp(0, 1), ((t - low) / span).clamp(0, 1)
-    out.update(psnr=float(psnr(pn, tn, data_range=1.0)), ssim=float(ssim(pn, tn, data_range=1.0)),
-               mse=float(mse(pn, tn)), l1=float(l1(pn, tn)))  # fmt: skip
+    out.update(
+        psnr=float(psnr(pn, tn, data_range=1.0)),
+        ssim=float(ssim(pn, tn, data_range=1.0)),
+        mse=float(mse(pn, tn)),
+        l1=float(l1(pn, tn)),
+    )
     return out
 
 
@@ -211,8 +232,11 @@ def evaluate(
     for pair in pairs:
         if progress:
             progress(pair.name)
-        chosen, reason = choose_window(pair.description, window) if pair.modality == "CT" else (
-            None, "not CT: percentile normalisation")  # fmt: skip
+        chosen, reason = (
+            choose_window(pair.description, window)
+            if pair.modality == "CT"
+            else (None, "not CT: percentile normalisation")
+        )
         region = metric_region(pair.high.shape, pair.scale, border, crop)
         target = pair.high[region]
         value_range = None if pair.modality == "CT" else radiograph_range(target)
@@ -230,8 +254,9 @@ def evaluate(
             if image.shape != pair.high.shape:
                 raise ValueError(f"{method} gave {image.shape}, target is {pair.high.shape}")
             result.outputs[method], result.infos[method] = image, info
-            metrics = compute_metrics(image[region], target, pair.modality, chosen, value_range,
-                                      rois)  # fmt: skip
+            metrics = compute_metrics(
+                image[region], target, pair.modality, chosen, value_range, rois
+            )
             metrics["seconds"] = seconds
             if consistency is not None:
                 try:
@@ -245,8 +270,10 @@ def evaluate(
             rows.append(_row(pair, method, metrics, result.metric_space))
         if rois:
             result.nps[TARGET] = radial_nps(target, rois)
-            own = {"noise_sd": noise_sd(target, rois),
-                   "nps_mean_frequency": mean_nps_frequency(target, rois)}  # fmt: skip
+            own = {
+                "noise_sd": noise_sd(target, rois),
+                "nps_mean_frequency": mean_nps_frequency(target, rois),
+            }
             rows.append(_row(pair, TARGET, own, result.metric_space))
         images.append(result)
     reference = "lanczos" if "lanczos" in names else names[0] if names else methods[0]

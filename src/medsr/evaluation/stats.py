@@ -110,9 +110,18 @@ def summarize(
             result = mean_interval(values, interval)
             if result.n == 0:
                 continue
-            out.append({"method": method, "metric": metric, "n": result.n, "mean": result.mean,
-                        "low": result.low, "high": result.high, "interval": interval,
-                        "note": result.note})  # fmt: skip
+            out.append(
+                {
+                    "method": method,
+                    "metric": metric,
+                    "n": result.n,
+                    "mean": result.mean,
+                    "low": result.low,
+                    "high": result.high,
+                    "interval": interval,
+                    "note": result.note,
+                }
+            )
     return out
 
 
@@ -130,12 +139,24 @@ def paired_differences(
     methods = [m for m in dict.fromkeys(str(r["method"]) for r in rows) if m != reference]
     out = []
     for method in methods:
-        diffs = [by_image[(i, method)] - by_image[(i, reference)] for i in images
-                 if (i, method) in by_image and (i, reference) in by_image]  # fmt: skip
+        diffs = [
+            by_image[(i, method)] - by_image[(i, reference)]
+            for i in images
+            if (i, method) in by_image and (i, reference) in by_image
+        ]
         result = mean_interval(diffs, interval)
         if result.n:
-            out.append({"method": method, "reference": reference, "metric": metric,
-                        "n": result.n, "mean": result.mean, "low": result.low,
-                        "high": result.high, "interval": interval,
-                        "note": result.note})  # fmt: skip
+            out.append(
+                {
+                    "method": method,
+                    "reference": reference,
+                    "metric": metric,
+                    "n": result.n,
+                    "mean": result.mean,
+                    "low": result.low,
+                    "high": result.high,
+                    "interval": interval,
+                    "note": result.note,
+                }
+            )
     return out

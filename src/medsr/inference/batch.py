@@ -116,27 +116,38 @@ def write_output(volume: Volume, out: Path, prefix: str, fmt: str) -> list[Path]
     if fmt == "dicom" and volume.is_volume:
         return write_dicom_series(volume, out / prefix)
     if fmt == "png" and volume.is_volume:
-        return [write(volume.slice(k), out / f"{prefix}_z{k:04d}.png")
-                for k in range(volume.num_slices)]  # fmt: skip
+        return [
+            write(volume.slice(k), out / f"{prefix}_z{k:04d}.png") for k in range(volume.num_slices)
+        ]
     return [write(volume, out / f"{prefix}{FORMATS[fmt]}")]
 
 
-def enhance_job(predictor: Predictor, job: Job, out: Path, fmt: str | None, tile: int | None,
-                overlap: int, consistency: bool) -> list[Path]:  # fmt: skip
+def enhance_job(
+    predictor: Predictor,
+    job: Job,
+    out: Path,
+    fmt: str | None,
+    tile: int | None,
+    overlap: int,
+    consistency: bool,
+) -> list[Path]:
     """Read one input, enhance it, write the output (and the consistency map)."""
     from medsr.data.samples import read_source
     from medsr.inference.consistency import consistency_map, save_consistency
 
     volume = read_source(job.source)
-    enhanced = predictor.enhance(volume, progress=volume.num_slices > 1, tile_size=tile,
-                                 overlap=overlap)  # fmt: skip
+    enhanced = predictor.enhance(
+        volume, progress=volume.num_slices > 1, tile_size=tile, overlap=overlap
+    )
     prefix = f"{job.stem}_{output_tag(predictor.scale)}"
     written = write_output(enhanced, out, prefix, fmt or default_format(volume))
     if consistency:
         lows = volume.array if volume.is_volume else volume.array[None]
         highs = enhanced.array if enhanced.is_volume else enhanced.array[None]
-        results = [consistency_map(lo, hi, predictor.task, predictor.scale)
-                   for lo, hi in zip(lows, highs, strict=True)]  # fmt: skip
+        results = [
+            consistency_map(lo, hi, predictor.task, predictor.scale)
+            for lo, hi in zip(lows, highs, strict=True)
+        ]
         written += save_consistency(results, out / prefix, volume.unit)
     return written
 
@@ -146,11 +157,18 @@ def output_tag(scale: int) -> str:
 
 
 def enhance_paths(
-    inputs: list[str], out: str | Path, model: str, backend: str = "torch",
-    fmt: str | None = None, tile: int | None = 256, overlap: int = 32,
-    consistency: bool = False, allow_input_folder: bool = False, device: str = "cpu",
+    inputs: list[str],
+    out: str | Path,
+    model: str,
+    backend: str = "torch",
+    fmt: str | None = None,
+    tile: int | None = 256,
+    overlap: int = 32,
+    consistency: bool = False,
+    allow_input_folder: bool = False,
+    device: str = "cpu",
     report: Callable[[Path], None] | None = None,
-) -> list[Path]:  # fmt: skip
+) -> list[Path]:
     """Enhance every input into folder `out`; returns the written paths (module doc)."""
     from tqdm import tqdm
 

@@ -85,8 +85,9 @@ def estimate_noise_sd(image: np.ndarray) -> float:
     return float(np.median(np.abs(response[1:-1, 1:-1])) / (0.6745 * 6.0))
 
 
-def consistency_map(low: np.ndarray, output: np.ndarray, task: str, scale: int,
-                    noise_sd: float | None = None) -> ConsistencyResult:  # fmt: skip
+def consistency_map(
+    low: np.ndarray, output: np.ndarray, task: str, scale: int, noise_sd: float | None = None
+) -> ConsistencyResult:
     """Residual of the input against the degraded output, and its scores (module doc).
 
     Args:
@@ -117,14 +118,20 @@ def consistency_map(low: np.ndarray, output: np.ndarray, task: str, scale: int,
         f"input noise SD {sd_in:.4g}; worst 0.1 % local RMS {np.percentile(local, 99.9):.3g}"
     )
     return ConsistencyResult(
-        map=residual, local=local.astype(np.float32), score=score,
-        hotspot=float(np.percentile(local, 99.9)), noise_sd=sd_in,
-        residual_sd=float(residual.std()), denoising=denoising, description=description,
-    )  # fmt: skip
+        map=residual,
+        local=local.astype(np.float32),
+        score=score,
+        hotspot=float(np.percentile(local, 99.9)),
+        noise_sd=sd_in,
+        residual_sd=float(residual.std()),
+        denoising=denoising,
+        description=description,
+    )
 
 
-def save_consistency(results: list[ConsistencyResult], stem: str | Path,
-                     unit: str = "a.u.") -> list[Path]:  # fmt: skip
+def save_consistency(
+    results: list[ConsistencyResult], stem: str | Path, unit: str = "a.u."
+) -> list[Path]:
     """Write `<stem>_consistency.png` (the worst slice's map with a colour bar),
     `<stem>_consistency.npy` (the raw residual, `(H, W)` or `(D, H, W)`, image units) and
     `<stem>_consistency.json` (scores per slice; `score` is the worst slice's)."""
@@ -156,11 +163,21 @@ def save_consistency(results: list[ConsistencyResult], stem: str | Path,
     stack = np.stack([r.map for r in results]) if len(results) > 1 else results[0].map
     np.save(paths[1], stack.astype(np.float32))
     summary = {
-        "score": shown.score, "worst_slice": worst, "unit": unit,
-        "slices": [{"score": r.score, "hotspot": r.hotspot, "noise_sd": r.noise_sd,
-                    "residual_sd": r.residual_sd} for r in results],
-        "denoising": shown.denoising, "description": shown.description,
+        "score": shown.score,
+        "worst_slice": worst,
+        "unit": unit,
+        "slices": [
+            {
+                "score": r.score,
+                "hotspot": r.hotspot,
+                "noise_sd": r.noise_sd,
+                "residual_sd": r.residual_sd,
+            }
+            for r in results
+        ],
+        "denoising": shown.denoising,
+        "description": shown.description,
         "how_to_read": "see medsr.inference.consistency (module doc)",
-    }  # fmt: skip
+    }
     paths[2].write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return paths

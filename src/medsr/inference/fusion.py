@@ -74,18 +74,22 @@ class FusionPredictor:
         payload = load_checkpoint(path)
         spec, config = payload["generator"], payload.get("config") or {}
         if spec["name"] not in FUSION_GENERATORS:
-            raise ValueError(f"{path}: generator {spec['name']!r} is not a CT + PET fusion "
-                             f"model ({sorted(FUSION_GENERATORS)}); use medsr enhance")  # fmt: skip
+            raise ValueError(
+                f"{path}: generator {spec['name']!r} is not a CT + PET fusion "
+                f"model ({sorted(FUSION_GENERATORS)}); use medsr enhance"
+            )
         normalization = dict(payload.get("normalization") or {})
         if normalization.get("kind") != "window" or "guide_windows" not in normalization:
             raise ValueError(f"{path}: no SUV window and CT guide windows in the checkpoint")
         info = ModelInfo(
-            model_name=str(config.get("name") or path.stem), architecture=str(spec["name"]),
+            model_name=str(config.get("name") or path.stem),
+            architecture=str(spec["name"]),
             task=str(config.get("data", {}).get("task", "petct")),
-            scale=int(spec["config"]["scale"]), normalization=normalization,
+            scale=int(spec["config"]["scale"]),
+            normalization=normalization,
             checkpoint_sha256=sha256_file(path),
             medsr_version=str(payload.get("medsr_version", "unknown")),
-        )  # fmt: skip
+        )
         device = _device(device)
         model = load_generator(path, use_ema=use_ema).to(device)
         return cls(model, info, device, str(path))
@@ -99,10 +103,15 @@ class FusionPredictor:
         PET `(H, W)` float32 in SUV."""
         s, norm = self.scale, self.info.normalization
         ct_hu, pet_low = np.asarray(ct_hu, np.float32), np.asarray(pet_low, np.float32)
-        if ct_hu.ndim != 2 or pet_low.shape != (ct_hu.shape[0] // s, ct_hu.shape[1] // s) or (
-                ct_hu.shape[0] % s or ct_hu.shape[1] % s):  # fmt: skip
-            raise ValueError(f"need CT (H, W) with H, W multiples of {s} and PET (H/{s}, W/{s}),"
-                             f" got {ct_hu.shape} and {pet_low.shape}")  # fmt: skip
+        if (
+            ct_hu.ndim != 2
+            or pet_low.shape != (ct_hu.shape[0] // s, ct_hu.shape[1] // s)
+            or (ct_hu.shape[0] % s or ct_hu.shape[1] % s)
+        ):
+            raise ValueError(
+                f"need CT (H, W) with H, W multiples of {s} and PET (H/{s}, W/{s}),"
+                f" got {ct_hu.shape} and {pet_low.shape}"
+            )
         low, high = float(norm["low"]), float(norm["high"])
         pet = (torch.from_numpy(pet_low)[None, None] - low) / (high - low)
         guide = guide_channels(torch.from_numpy(ct_hu), norm["guide_windows"])[None]
@@ -113,12 +122,17 @@ class FusionPredictor:
     def provenance(self) -> dict[str, Any]:
         """What `fuse` records in `metadata["inference"]` (as `Predictor.provenance`)."""
         return {
-            "model": self.info.model_name, "architecture": self.info.architecture,
-            "task": self.info.task, "scale": self.scale,
+            "model": self.info.model_name,
+            "architecture": self.info.architecture,
+            "task": self.info.task,
+            "scale": self.scale,
             "checkpoint_sha256": self.info.checkpoint_sha256,
-            "model_medsr_version": self.info.medsr_version, "medsr_version": __version__,
-            "backend": "torch", "guide": "CT", "research_use_only": True,
-        }  # fmt: skip
+            "model_medsr_version": self.info.medsr_version,
+            "medsr_version": __version__,
+            "backend": "torch",
+            "guide": "CT",
+            "research_use_only": True,
+        }
 
     def fuse(self, ct: Volume, pet: Volume, progress: bool = False) -> FusionResult:
         """Enhance `pet` onto the grid of `ct` (module doc). ValueError when the CT is not in
@@ -132,8 +146,10 @@ class FusionPredictor:
         if ct.is_volume and not pet.is_volume:
             raise ValueError(f"a 3-D CT {ct.shape} needs a 3-D PET, got a 2-D image {pet.shape}")
         if _unknown_spacing(pet) or _unknown_spacing(ct):
-            warnings.warn("an image has no known spacing: the PET is taken to span the CT's "
-                          "field of view", stacklevel=2)  # fmt: skip
+            warnings.warn(
+                "an image has no known spacing: the PET is taken to span the CT's field of view",
+                stacklevel=2,
+            )
             pet = match_field_of_view(pet, ct)
         coverage = check_overlap(ct, pet)
         s = self.scale
@@ -147,9 +163,20 @@ class FusionPredictor:
         squeeze = (lambda a: a) if ct.is_volume else (lambda a: a[0])
         cropped = ct.with_array(np.ascontiguousarray(squeeze(ct_slices)))
         metadata = {**pet.metadata, METADATA_KEY: self.provenance(), "research_use_only": True}
-        enhanced = replace(cropped, array=squeeze(out), modality="PT", unit="SUV",
-                           window=SUV_WINDOW, metadata=metadata)  # fmt: skip
+        enhanced = replace(
+            cropped,
+            array=squeeze(out),
+            modality="PT",
+            unit="SUV",
+            window=SUV_WINDOW,
+            metadata=metadata,
+        )
         spacing = grid.spacing if ct.is_volume else grid.spacing[1:]
-        pet_low = replace(enhanced, array=squeeze(low), spacing=spacing, origin=grid.origin,
-                          metadata=dict(pet.metadata))  # fmt: skip
+        pet_low = replace(
+            enhanced,
+            array=squeeze(low),
+            spacing=spacing,
+            origin=grid.origin,
+            metadata=dict(pet.metadata),
+        )
         return FusionResult(enhanced, pet_low, cropped, coverage)

@@ -22,8 +22,13 @@ from medsr.inference.fusion import FusionPredictor
 DEFAULT_CT_WINDOW = Window(center=40.0, width=400.0)
 
 
-def fused_overlay(ct_hu: np.ndarray, pet_suv: np.ndarray, ct_window: Window = DEFAULT_CT_WINDOW,
-                  alpha: float = 0.5, suv_max: float = 10.0) -> np.ndarray:  # fmt: skip
+def fused_overlay(
+    ct_hu: np.ndarray,
+    pet_suv: np.ndarray,
+    ct_window: Window = DEFAULT_CT_WINDOW,
+    alpha: float = 0.5,
+    suv_max: float = 10.0,
+) -> np.ndarray:
     """RGB uint8 `(H, W, 3)`: `(1 - alpha) * grey(CT in window) + alpha * hot(PET / suv_max)`.
 
     `ct_hu` and `pet_suv` are `(H, W)` on the same grid; `alpha` in [0, 1]; `suv_max` > 0.
@@ -35,8 +40,9 @@ def fused_overlay(ct_hu: np.ndarray, pet_suv: np.ndarray, ct_window: Window = DE
     if not suv_max > 0:
         raise ValueError(f"suv_max must be > 0, got {suv_max}")
     if np.shape(ct_hu) != np.shape(pet_suv) or np.ndim(ct_hu) != 2:
-        raise ValueError(f"CT and PET must be (H, W) on one grid, got {np.shape(ct_hu)} and "
-                         f"{np.shape(pet_suv)}")  # fmt: skip
+        raise ValueError(
+            f"CT and PET must be (H, W) on one grid, got {np.shape(ct_hu)} and {np.shape(pet_suv)}"
+        )
     grey = ct_window.apply(ct_hu)[..., None]
     hot = matplotlib.colormaps["hot"](np.clip(np.asarray(pet_suv) / suv_max, 0.0, 1.0))[..., :3]
     rgb = (1.0 - alpha) * grey + alpha * hot
@@ -48,8 +54,14 @@ def default_suv_max(pet_suv: np.ndarray) -> float:
     return max(1.0, float(np.percentile(pet_suv, 99.5)))
 
 
-def write_overlays(ct: Volume, pet: Volume, prefix: Path, ct_window: Window | None, alpha: float,
-                   suv_max: float | None) -> list[Path]:  # fmt: skip
+def write_overlays(
+    ct: Volume,
+    pet: Volume,
+    prefix: Path,
+    ct_window: Window | None,
+    alpha: float,
+    suv_max: float | None,
+) -> list[Path]:
     """Write `prefix.png` (2-D) or `prefix_z0000.png`, ... (3-D); never replaces a file."""
     from PIL import Image
 
@@ -69,11 +81,18 @@ def write_overlays(ct: Volume, pet: Volume, prefix: Path, ct_window: Window | No
 
 
 def fuse_paths(
-    ct: str, pet: str, out: str | Path, model: str = "fusion-petct-x4", fmt: str | None = None,
-    alpha: float = 0.5, ct_window: Window | None = None, suv_max: float | None = None,
-    device: str = "cpu", allow_input_folder: bool = False,
+    ct: str,
+    pet: str,
+    out: str | Path,
+    model: str = "fusion-petct-x4",
+    fmt: str | None = None,
+    alpha: float = 0.5,
+    ct_window: Window | None = None,
+    suv_max: float | None = None,
+    device: str = "cpu",
+    allow_input_folder: bool = False,
     report: Callable[[Path], None] | None = None,
-) -> list[Path]:  # fmt: skip
+) -> list[Path]:
     """Fuse one CT and one PET into folder `out`; returns the written paths (module doc)."""
     from medsr.data.samples import read_source
 
@@ -83,8 +102,9 @@ def fuse_paths(
     if len(jobs) != 2:
         raise ValueError(f"--ct and --pet must each be one image or series, got {len(jobs)} jobs")
     if jobs[0].stem == jobs[1].stem:  # only the PET's name is used; keep them apart anyway
-        jobs[0] = type(jobs[0])(jobs[0].source, jobs[0].stem + "_ct", jobs[0].folder,
-                                jobs[0].folder_input)  # fmt: skip
+        jobs[0] = type(jobs[0])(
+            jobs[0].source, jobs[0].stem + "_ct", jobs[0].folder, jobs[0].folder_input
+        )
     predictor = FusionPredictor.load(model, device=device)
     tag = f"x{predictor.scale}"
     out = Path(out)
@@ -93,8 +113,9 @@ def fuse_paths(
     result = predictor.fuse(ct_volume, pet_volume, progress=ct_volume.num_slices > 1)
     prefix = f"{jobs[1].stem}_{tag}"
     written = write_output(result.enhanced, out, prefix, fmt or default_format(pet_volume))
-    written += write_overlays(result.ct, result.enhanced, out / f"{prefix}_fused", ct_window,
-                              alpha, suv_max)  # fmt: skip
+    written += write_overlays(
+        result.ct, result.enhanced, out / f"{prefix}_fused", ct_window, alpha, suv_max
+    )
     for path in written:
         if report is not None:
             report(path)

@@ -48,11 +48,18 @@ def onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int = OPSET) -> b
         # Tracing warns about the models' Python shape checks, which are constant for export.
         warnings.simplefilter("ignore")
         torch.onnx.export(  # the TorchScript exporter writes to a BytesIO too
-            model, (example,), buffer, dynamo=False, opset_version=opset,  # type: ignore[arg-type]
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                          OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"}},
-        )  # fmt: skip
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,  # type: ignore[arg-type]
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={
+                INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
+            },
+        )
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(info.to_dict())
@@ -99,8 +106,9 @@ class OnnxRunner:
     has it. `num_threads` defaults to torch's thread count, so both backends use the same.
     """
 
-    def __init__(self, model: bytes | str | Path, device: str = "cpu",
-                 num_threads: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, model: bytes | str | Path, device: str = "cpu", num_threads: int | None = None
+    ) -> None:
         ort = _require("onnxruntime")
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or torch.get_num_threads()

@@ -80,8 +80,9 @@ def load_torch_model(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.M
     from medsr.models import FUSION_GENERATORS
 
     if spec["name"] in FUSION_GENERATORS:
-        raise ValueError(f"{path}: {spec['name']} is a CT + PET fusion model; use medsr fuse "
-                         "(FusionPredictor)")  # fmt: skip
+        raise ValueError(
+            f"{path}: {spec['name']} is a CT + PET fusion model; use medsr fuse (FusionPredictor)"
+        )
     data = config.get("data", {})
     normalization = dict(payload.get("normalization") or config.get("normalization") or {})
     if normalization.get("kind") not in ("window", "percentile"):
@@ -98,8 +99,10 @@ def load_torch_model(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.M
     )
     expected = 2 if normalization.get("noise_level_unit") else 1  # image (+ noise level)
     if info.in_channels != expected:
-        raise ValueError(f"{path}: {info.in_channels}-channel models are not supported here "
-                         f"(expected {expected})")  # fmt: skip
+        raise ValueError(
+            f"{path}: {info.in_channels}-channel models are not supported here "
+            f"(expected {expected})"
+        )
     return load_generator(path, use_ema=use_ema), info
 
 
@@ -158,8 +161,9 @@ class Predictor:
     source: str = ""
 
     @classmethod
-    def load(cls, name_or_path: str, device: str = "cpu", backend: str = "torch",
-             use_ema: bool = True) -> Predictor:  # fmt: skip
+    def load(
+        cls, name_or_path: str, device: str = "cpu", backend: str = "torch", use_ema: bool = True
+    ) -> Predictor:
         """Load a registered model name, a checkpoint (.pt) or an exported .onnx file.
 
         `backend="onnx"` runs through onnxruntime: an .onnx file directly, a checkpoint after
@@ -213,8 +217,9 @@ class Predictor:
         low, high = percentile_range(reference, list(norm.get("percentiles", [0.5, 99.5])))
         return low, max(high, low + 1e-12)
 
-    def _enhance_mapped(self, image: np.ndarray, low: float, high: float,
-                        tile_size: int | None, overlap: int) -> np.ndarray:  # fmt: skip
+    def _enhance_mapped(
+        self, image: np.ndarray, low: float, high: float, tile_size: int | None, overlap: int
+    ) -> np.ndarray:
         x = ((np.asarray(image, dtype=np.float32) - low) / (high - low)).astype(np.float32)
         run = self.run
         if unit := self.info.normalization.get("noise_level_unit"):
@@ -235,8 +240,9 @@ class Predictor:
         dose = self.info.normalization.get("noise_level_dose_fraction")
         return sd if dose is None else sd * float(np.sqrt(1.0 - float(dose)))
 
-    def enhance_array(self, image: np.ndarray, tile_size: int | None = 256,
-                      overlap: int = 32) -> np.ndarray:  # fmt: skip
+    def enhance_array(
+        self, image: np.ndarray, tile_size: int | None = 256, overlap: int = 32
+    ) -> np.ndarray:
         """`(H, W)` in image units (HU for CT) -> `(sH, sW)` float32 in the same units.
 
         A `percentile` model maps this image by its own percentiles (see the module doc).
@@ -269,16 +275,22 @@ class Predictor:
     def provenance(self, tile_size: int | None, overlap: int) -> dict[str, Any]:
         """What `enhance` records in `metadata["inference"]`."""
         return {
-            "model": self.model_name, "architecture": self.info.architecture,
-            "task": self.task, "scale": self.scale,
+            "model": self.model_name,
+            "architecture": self.info.architecture,
+            "task": self.task,
+            "scale": self.scale,
             "checkpoint_sha256": self.checkpoint_sha256,
-            "model_medsr_version": self.medsr_version, "medsr_version": __version__,
-            "backend": self.backend, "tile_size": tile_size, "overlap": overlap,
+            "model_medsr_version": self.medsr_version,
+            "medsr_version": __version__,
+            "backend": self.backend,
+            "tile_size": tile_size,
+            "overlap": overlap,
             "research_use_only": True,
-        }  # fmt: skip
+        }
 
-    def enhance(self, volume: Volume, progress: bool = False, tile_size: int | None = 256,
-                overlap: int = 32) -> Volume:  # fmt: skip
+    def enhance(
+        self, volume: Volume, progress: bool = False, tile_size: int | None = 256, overlap: int = 32
+    ) -> Volume:
         """Enhance a 2-D image or every slice of a 3-D volume; returns a new Volume.
 
         In-plane spacing is divided by the scale and the origin moved to the centre of the
@@ -297,10 +309,18 @@ class Predictor:
         for k in tqdm(range(slices.shape[0]), desc="enhance", unit="slice", disable=not progress):
             out[k] = self._enhance_mapped(slices[k], low, high, tile_size, overlap)
         spacing, origin = upscaled_geometry(volume, s)
-        metadata = {**volume.metadata, METADATA_KEY: self.provenance(tile_size, overlap),
-                    "research_use_only": True}  # fmt: skip
-        return replace(volume, array=out if volume.is_volume else out[0], spacing=spacing,
-                       origin=origin, metadata=metadata)  # fmt: skip
+        metadata = {
+            **volume.metadata,
+            METADATA_KEY: self.provenance(tile_size, overlap),
+            "research_use_only": True,
+        }
+        return replace(
+            volume,
+            array=out if volume.is_volume else out[0],
+            spacing=spacing,
+            origin=origin,
+            metadata=metadata,
+        )
 
 
 def upscaled_geometry(
@@ -314,6 +334,9 @@ def upscaled_geometry(
     """
     spacing = (*volume.spacing[:-2], volume.spacing[-2] / scale, volume.spacing[-1] / scale)
     shift = -(scale - 1) / (2 * scale)
-    origin = (np.asarray(volume.origin) + volume.direction[:, 0] * volume.spacing[-1] * shift
-              + volume.direction[:, 1] * volume.spacing[-2] * shift)  # fmt: skip
+    origin = (
+        np.asarray(volume.origin)
+        + volume.direction[:, 0] * volume.spacing[-1] * shift
+        + volume.direction[:, 1] * volume.spacing[-2] * shift
+    )
     return spacing, (float(origin[0]), float(origin[1]), float(origin[2]))

@@ -35,23 +35,51 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     entry.name: entry
     for entry in (
-        ModelEntry("ct-ldct-x4", "ct-ldct-x4.pt", "ldct-x4",
-                   "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT"),
-        ModelEntry("ct-ldct-x4-gan", "ct-ldct-x4-gan.pt", "ldct-x4",
-                   "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)"),
-        ModelEntry("ct-ldct", "ct-ldct.pt", "ldct",
-                   "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
-                   "level as a second channel; PSNR-oriented); head CT"),
-        ModelEntry("ct-ldct-gan", "ct-ldct-gan.pt", "ldct",
-                   "SRGAN fine-tune of ct-ldct (non-blind; texture from the GAN loss)"),
-        ModelEntry("xray-x4", "xray-x4.pt", "xray-x4",
-                   "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)"),
-        ModelEntry("xray-x4-gan", "xray-x4-gan.pt", "xray-x4",
-                   "SRGAN fine-tune of xray-x4 (sharper texture, lower PSNR)"),
-        ModelEntry("fusion-petct-x4", "fusion-petct-x4.pt", "petct",
-                   "CT-guided PET x4 (PetCtFusion), 25 %-count simulated FDG PET; medsr fuse"),
+        ModelEntry(
+            "ct-ldct-x4",
+            "ct-ldct-x4.pt",
+            "ldct-x4",
+            "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT",
+        ),
+        ModelEntry(
+            "ct-ldct-x4-gan",
+            "ct-ldct-x4-gan.pt",
+            "ldct-x4",
+            "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)",
+        ),
+        ModelEntry(
+            "ct-ldct",
+            "ct-ldct.pt",
+            "ldct",
+            "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
+            "level as a second channel; PSNR-oriented); head CT",
+        ),
+        ModelEntry(
+            "ct-ldct-gan",
+            "ct-ldct-gan.pt",
+            "ldct",
+            "SRGAN fine-tune of ct-ldct (non-blind; texture from the GAN loss)",
+        ),
+        ModelEntry(
+            "xray-x4",
+            "xray-x4.pt",
+            "xray-x4",
+            "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)",
+        ),
+        ModelEntry(
+            "xray-x4-gan",
+            "xray-x4-gan.pt",
+            "xray-x4",
+            "SRGAN fine-tune of xray-x4 (sharper texture, lower PSNR)",
+        ),
+        ModelEntry(
+            "fusion-petct-x4",
+            "fusion-petct-x4.pt",
+            "petct",
+            "CT-guided PET x4 (PetCtFusion), 25 %-count simulated FDG PET; medsr fuse",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def available_models() -> list[str]:

@@ -59,11 +59,17 @@ def coarse_geometry(volume: Volume, scale: int) -> Grid:
     if height < scale or width < scale:
         raise ValueError(f"image {volume.shape} is smaller than the scale {scale}")
     shift = (scale - 1) / 2
-    origin = (np.asarray(grid.origin) + grid.direction[:, 0] * grid.spacing[2] * shift
-              + grid.direction[:, 1] * grid.spacing[1] * shift)  # fmt: skip
-    return Grid((depth, height // scale, width // scale),
-                (grid.spacing[0], grid.spacing[1] * scale, grid.spacing[2] * scale),
-                (float(origin[0]), float(origin[1]), float(origin[2])), grid.direction)  # fmt: skip
+    origin = (
+        np.asarray(grid.origin)
+        + grid.direction[:, 0] * grid.spacing[2] * shift
+        + grid.direction[:, 1] * grid.spacing[1] * shift
+    )
+    return Grid(
+        (depth, height // scale, width // scale),
+        (grid.spacing[0], grid.spacing[1] * scale, grid.spacing[2] * scale),
+        (float(origin[0]), float(origin[1]), float(origin[2])),
+        grid.direction,
+    )
 
 
 def _corners(grid: Grid) -> np.ndarray:
@@ -113,14 +119,20 @@ def match_field_of_view(moving: Volume, fixed: Volume) -> Volume:
     fh, fw = fixed.shape[-2:]
     mh, mw = moving.shape[-2:]
     spacing = (fixed.spacing[-2] * fh / mh, fixed.spacing[-1] * fw / mw)
-    corner = (np.asarray(fixed.origin) - 0.5 * fixed.direction[:, 0] * fixed.spacing[-1]
-              - 0.5 * fixed.direction[:, 1] * fixed.spacing[-2])  # fmt: skip
+    corner = (
+        np.asarray(fixed.origin)
+        - 0.5 * fixed.direction[:, 0] * fixed.spacing[-1]
+        - 0.5 * fixed.direction[:, 1] * fixed.spacing[-2]
+    )
     origin = (
         corner + 0.5 * fixed.direction[:, 0] * spacing[1] + 0.5 * fixed.direction[:, 1] * spacing[0]
     )
-    return replace(moving, spacing=(*moving.spacing[:-2], *spacing),
-                   origin=(float(origin[0]), float(origin[1]), float(origin[2])),
-                   direction=fixed.direction.copy())  # fmt: skip
+    return replace(
+        moving,
+        spacing=(*moving.spacing[:-2], *spacing),
+        origin=(float(origin[0]), float(origin[1]), float(origin[2])),
+        direction=fixed.direction.copy(),
+    )
 
 
 def resample_onto(moving: Volume, grid: Grid) -> np.ndarray:
@@ -137,6 +149,5 @@ def resample_onto(moving: Volume, grid: Grid) -> np.ndarray:
         target[:, 2] = 0.0
     inside = np.all((target >= -0.5) & (target <= np.array([mw, mh, md]) - 0.5), axis=1)
     coordinates = np.stack([target[:, 2], target[:, 1], target[:, 0]])
-    values = ndimage.map_coordinates(array.astype(np.float32), coordinates, order=1,
-                                     mode="nearest")  # fmt: skip
+    values = ndimage.map_coordinates(array.astype(np.float32), coordinates, order=1, mode="nearest")
     return np.where(inside, values, 0.0).astype(np.float32).reshape(d, h, w)

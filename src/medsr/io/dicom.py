@@ -39,9 +39,15 @@ NON_IMAGE_SOP_PREFIXES = {
 }
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _META_KEYWORDS = (
-    "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesDescription",
-    "Manufacturer", "ManufacturerModelName", "BodyPartExamined", "PhotometricInterpretation",
-)  # fmt: skip
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "PhotometricInterpretation",
+)
 
 
 def is_dicom_file(path: str | Path) -> bool:
@@ -97,8 +103,10 @@ def check_image(ds: Dataset, path: str | Path) -> None:
 
 def _group_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
     """The functional-group item `sequence` for `frame`: per-frame first, then shared."""
-    for groups, index in (("PerFrameFunctionalGroupsSequence", frame),
-                          ("SharedFunctionalGroupsSequence", 0)):  # fmt: skip
+    for groups, index in (
+        ("PerFrameFunctionalGroupsSequence", frame),
+        ("SharedFunctionalGroupsSequence", 0),
+    ):
         items = ds.get(groups)
         if items and len(items) > index and items[index].get(sequence):
             return items[index].get(sequence)[0]

@@ -45,13 +45,34 @@ PET_UNITS_WRITTEN = {"SUV": "GML", "BQML": "BQML", "counts": "CNTS"}
 """medsr PET unit -> DICOM Units (0054,1001); SUV (body weight) is g/ml, GML."""
 ANONYMOUS_NAME, ANONYMOUS_ID = "ANONYMOUS^MEDSR", "MEDSR-ANONYMOUS"
 _COPIED = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
-    "PatientAge", "PatientSize", "PatientWeight", "PatientIdentityRemoved",
-    "DeidentificationMethod", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
-    "AccessionNumber", "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
-    "PositionReferenceIndicator", "Manufacturer", "InstitutionName", "BodyPartExamined",
-    "PatientPosition", "KVP", "SliceThickness", "ConvolutionKernel", "AcquisitionNumber",
-)  # fmt: skip
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientSize",
+    "PatientWeight",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+    "Manufacturer",
+    "InstitutionName",
+    "BodyPartExamined",
+    "PatientPosition",
+    "KVP",
+    "SliceThickness",
+    "ConvolutionKernel",
+    "AcquisitionNumber",
+)
 
 
 def _sources(volume: Volume) -> list[Dataset]:
@@ -104,9 +125,19 @@ def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
             setattr(ds, keyword, source[keyword].value)
     if source is None:
         ds.PatientName, ds.PatientID = ANONYMOUS_NAME, ANONYMOUS_ID
-    for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
-                    "AccessionNumber", "ReferringPhysicianName", "PositionReferenceIndicator",
-                    "Manufacturer", "KVP", "AcquisitionNumber"):  # fmt: skip
+    for keyword in (
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "PositionReferenceIndicator",
+        "Manufacturer",
+        "KVP",
+        "AcquisitionNumber",
+    ):
         if keyword not in ds:  # type 2: present, may be empty
             setattr(ds, keyword, "" if keyword != "AcquisitionNumber" else None)
     ds.SOPClassUID = sop_class
@@ -121,8 +152,9 @@ def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
     return ds
 
 
-def write_dicom_series(volume: Volume, folder: str | Path, prefix: str = "IM",
-                       overwrite: bool = False) -> list[Path]:  # fmt: skip
+def write_dicom_series(
+    volume: Volume, folder: str | Path, prefix: str = "IM", overwrite: bool = False
+) -> list[Path]:
     """Write a 2-D image or every slice of a 3-D volume as `folder/PREFIX_0001.dcm`, ...
 
     One new SeriesInstanceUID for all files; see the module doc for the attributes.
@@ -174,8 +206,11 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
         ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = now.strftime("%Y%m%d")
         ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = now.strftime("%H%M%S")
         kind = list(source.get("ImageType", []))[2:3] if source is not None else []
-        ds.ImageType = ["DERIVED", "SECONDARY", *(kind or (["AXIAL"] if sop_class ==
-                                                            CT_IMAGE_STORAGE else []))]  # fmt: skip
+        ds.ImageType = [
+            "DERIVED",
+            "SECONDARY",
+            *(kind or (["AXIAL"] if sop_class == CT_IMAGE_STORAGE else [])),
+        ]
         ds.DerivationDescription = derivation
         if source is not None and "SOPInstanceUID" in source:
             reference = Dataset()
@@ -188,8 +223,9 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
             ds.SourceImageSequence = Sequence([reference])
         ds.Rows, ds.Columns = image.array.shape
         ds.PixelSpacing = [f"{image.spacing[0]:.6g}", f"{image.spacing[1]:.6g}"]
-        ds.ImageOrientationPatient = [f"{v:.6f}" for v in (*volume.direction[:, 0],
-                                                           *volume.direction[:, 1])]  # fmt: skip
+        ds.ImageOrientationPatient = [
+            f"{v:.6f}" for v in (*volume.direction[:, 0], *volume.direction[:, 1])
+        ]
         ds.ImagePositionPatient = [f"{v:.4f}" for v in position]
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0

@@ -42,8 +42,9 @@ def read_npy(path: str | Path) -> Volume:
     except Exception as error:  # ValueError, OSError, EOFError on bad files
         raise MedsrIOError(path, f"cannot read .npy ({error})") from error
     if array.ndim not in (2, 3) or not np.issubdtype(array.dtype, np.number):
-        raise MedsrIOError(path, f"expected a 2-D or 3-D numeric array, got {array.dtype} "
-                                 f"{array.shape}")  # fmt: skip
+        raise MedsrIOError(
+            path, f"expected a 2-D or 3-D numeric array, got {array.dtype} {array.shape}"
+        )
     header = _read_sidecar(path)
     return volume_from_header(array, header, {"source": "npy", "paths": [str(path)]})
 

@@ -146,8 +146,11 @@ def write_png(
 ) -> Path:
     """Write a 2-D `volume` as a grey PNG (8- or 16-bit, see the module docstring)."""
     if volume.is_volume:
-        raise MedsrIOError(path, f"PNG holds one 2-D image, got shape {volume.shape}; "
-                                 "write volume.slice(i) or use .tif/.nii.gz")  # fmt: skip
+        raise MedsrIOError(
+            path,
+            f"PNG holds one 2-D image, got shape {volume.shape}; "
+            "write volume.slice(i) or use .tif/.nii.gz",
+        )
     path = check_can_write(path, overwrite)
     stored, intercept, slope = encode(volume, value_range, bits)
     info = PngImagePlugin.PngInfo()

@@ -14,8 +14,20 @@ from medsr.io.nifti import read_nifti, write_nifti
 from medsr.io.numpy_io import read_npy, write_npy
 from medsr.io.raster import read_raster, write_png, write_tiff
 
-READ_SUFFIXES = (".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".jpg",
-                 ".jpeg", ".bmp", ".npy", ".inv3")  # fmt: skip
+READ_SUFFIXES = (
+    ".dcm",
+    ".dicom",
+    ".nii",
+    ".nii.gz",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".npy",
+    ".inv3",
+)
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy", ".dcm", ".dicom")
 
 
@@ -64,12 +76,21 @@ def write(volume: Volume, path: str | Path, **options: Any) -> Path:
     """
     path = Path(path)
     suffix = _suffix(path)
-    writers = {".nii": write_nifti, ".nii.gz": write_nifti, ".png": write_png,
-               ".tif": write_tiff, ".tiff": write_tiff, ".npy": write_npy,
-               ".dcm": write_dicom, ".dicom": write_dicom}  # fmt: skip
+    writers = {
+        ".nii": write_nifti,
+        ".nii.gz": write_nifti,
+        ".png": write_png,
+        ".tif": write_tiff,
+        ".tiff": write_tiff,
+        ".npy": write_npy,
+        ".dcm": write_dicom,
+        ".dicom": write_dicom,
+    }
     if suffix not in writers:
-        raise MedsrIOError(path, f"cannot write {suffix or '(no suffix)'}; "
-                                 f"medsr writes {', '.join(WRITE_SUFFIXES)}")  # fmt: skip
+        raise MedsrIOError(
+            path,
+            f"cannot write {suffix or '(no suffix)'}; medsr writes {', '.join(WRITE_SUFFIXES)}",
+        )
     try:
         return writers[suffix](volume, path, **options)  # type: ignore[operator]
     except TypeError as error:

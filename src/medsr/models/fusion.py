@@ -34,12 +34,15 @@ from medsr.models.blocks import (
 def pack_inputs(pet_low: torch.Tensor, ct: torch.Tensor, scale: int) -> torch.Tensor:
     """`(B, C, h, w)` PET and `(B, G, s h, s w)` CT -> `(B, C + G s^2, h, w)` (PET first)."""
     if pet_low.ndim != 4 or ct.ndim != 4:
-        raise ValueError(f"pet_low and ct must be (B, C, H, W), got {tuple(pet_low.shape)} "
-                         f"and {tuple(ct.shape)}")  # fmt: skip
+        raise ValueError(
+            f"pet_low and ct must be (B, C, H, W), got {tuple(pet_low.shape)} and {tuple(ct.shape)}"
+        )
     expected = (pet_low.shape[0], pet_low.shape[-2] * scale, pet_low.shape[-1] * scale)
     if (ct.shape[0], *ct.shape[-2:]) != expected:
-        raise ValueError(f"ct {tuple(ct.shape)} must be {scale}x the PET grid "
-                         f"{tuple(pet_low.shape)} with the same batch")  # fmt: skip
+        raise ValueError(
+            f"ct {tuple(ct.shape)} must be {scale}x the PET grid "
+            f"{tuple(pet_low.shape)} with the same batch"
+        )
     folded = F.pixel_unshuffle(ct, scale) if scale > 1 else ct
     return torch.cat([pet_low, folded.to(pet_low.dtype)], dim=1)
 
@@ -50,9 +53,11 @@ def unpack_inputs(
     """Inverse of `pack_inputs`: `(pet_low (B, C, h, w), ct (B, G, s h, s w))`."""
     expected = in_channels + guide_channels * scale**2
     if packed.ndim != 4 or packed.shape[1] != expected:
-        raise ValueError(f"expected a packed (B, {expected}, h, w) tensor ({in_channels} PET + "
-                         f"{guide_channels} x {scale}^2 CT channels), got "
-                         f"{tuple(packed.shape)}")  # fmt: skip
+        raise ValueError(
+            f"expected a packed (B, {expected}, h, w) tensor ({in_channels} PET + "
+            f"{guide_channels} x {scale}^2 CT channels), got "
+            f"{tuple(packed.shape)}"
+        )
     pet, folded = packed[:, :in_channels], packed[:, in_channels:]
     return pet, F.pixel_shuffle(folded, scale) if scale > 1 else folded
 
@@ -91,16 +96,24 @@ class PetCtFusion(Configurable):
         global_residual: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("guide_channels", guide_channels), ("num_features", num_features),
-                            ("num_blocks", num_blocks)):  # fmt: skip
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("guide_channels", guide_channels),
+            ("num_features", num_features),
+            ("num_blocks", num_blocks),
+        ):
             check_int(name, value)
         stages = check_scale(scale)
         self._config: dict[str, Any] = {
-            "in_channels": in_channels, "out_channels": out_channels,
-            "guide_channels": guide_channels, "num_features": num_features,
-            "num_blocks": num_blocks, "scale": scale, "global_residual": bool(global_residual),
-        }  # fmt: skip
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "guide_channels": guide_channels,
+            "num_features": num_features,
+            "num_blocks": num_blocks,
+            "scale": scale,
+            "global_residual": bool(global_residual),
+        }
         self.in_channels, self.out_channels, self.scale = in_channels, out_channels, scale
         self.guide_channels, self.global_residual = guide_channels, bool(global_residual)
         packed = in_channels + guide_channels * scale**2
@@ -138,8 +151,9 @@ class PetCtFusion(Configurable):
                 else (pet.mean(dim=1, keepdim=True).expand(-1, self.out_channels, -1, -1))
             )
             if self.scale > 1:
-                base = F.interpolate(base, scale_factor=self.scale, mode="bicubic",
-                                     align_corners=False)  # fmt: skip
+                base = F.interpolate(
+                    base, scale_factor=self.scale, mode="bicubic", align_corners=False
+                )
             out = out + base
         return out
 

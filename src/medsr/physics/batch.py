@@ -92,7 +92,15 @@ def degrade_files(
         if noisy is not None:
             full = noisy.array[middle] if noisy.is_volume else noisy.array
         written.append(
-            pair_strip(hr, lr, strip, volume.window, unit=volume.unit, label=task,
-                       spacing_mm=high.spacing[-1], noisy=full)
-        )  # fmt: skip
+            pair_strip(
+                hr,
+                lr,
+                strip,
+                volume.window,
+                unit=volume.unit,
+                label=task,
+                spacing_mm=high.spacing[-1],
+                noisy=full,
+            )
+        )
     return written

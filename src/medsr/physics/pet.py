@@ -40,9 +40,17 @@ from medsr.physics.pet_recon import PetSystem, background_shape, blur_fwhm, simu
 from medsr.physics.resize import SCALES, crop_to_multiple, downsample
 
 __all__ = [
-    "ANATOMIES", "CLASSES", "SUV", "ActivityMap", "Lesion", "PetFromCT", "PetSimulation",
-    "RandomPetFromCT", "activity_from_ct", "mu511_from_hu",
-]  # fmt: skip
+    "ANATOMIES",
+    "CLASSES",
+    "SUV",
+    "ActivityMap",
+    "Lesion",
+    "PetFromCT",
+    "PetSimulation",
+    "RandomPetFromCT",
+    "activity_from_ct",
+    "mu511_from_hu",
+]
 
 MU_WATER_511_PER_CM = 0.096
 MU_BONE_SLOPE_PER_CM_HU = 5.1e-5
@@ -128,17 +136,21 @@ class PetFromCT:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.iterations < 1 or self.subsets < 1:
-            raise ValueError(f"iterations and subsets must be >= 1, got {self.iterations}, "
-                             f"{self.subsets}")  # fmt: skip
+            raise ValueError(
+                f"iterations and subsets must be >= 1, got {self.iterations}, {self.subsets}"
+            )
         if self.num_views % self.subsets:
-            raise ValueError(f"num_views {self.num_views} must be a multiple of subsets "
-                             f"{self.subsets}")  # fmt: skip
+            raise ValueError(
+                f"num_views {self.num_views} must be a multiple of subsets {self.subsets}"
+            )
         if isinstance(self.grid_factor, bool) or self.grid_factor not in SCALES:
             raise ValueError(f"grid_factor must be one of {SCALES}, got {self.grid_factor!r}")
         step, rest = divmod(self.grid_factor, self.oversample) if self.oversample > 0 else (0, 1)
         if rest or step not in (1, *SCALES):
-            raise ValueError(f"oversample must divide grid_factor {self.grid_factor} into 1 or "
-                             f"one of {SCALES}, got {self.oversample}")  # fmt: skip
+            raise ValueError(
+                f"oversample must divide grid_factor {self.grid_factor} into 1 or "
+                f"one of {SCALES}, got {self.oversample}"
+            )
         if self.anatomy not in ANATOMIES:
             raise ValueError(f"anatomy must be one of {ANATOMIES}, got {self.anatomy!r}")
 
@@ -165,15 +177,25 @@ class PetFromCT:
             raise ValueError(f"spacing_mm must be > 0, got {spacing_mm}")
         ct = crop_to_multiple(ct_hu.float(), self.grid_factor)
         activity = activity_from_ct(
-            ct, spacing_mm, generator, lesion_count=self.lesion_count,
-            lesion_radius_mm=self.lesion_radius_mm, lesion_suv=self.lesion_suv,
-            texture_amplitude=self.texture_amplitude, anatomy=self.anatomy,
-        )  # fmt: skip
+            ct,
+            spacing_mm,
+            generator,
+            lesion_count=self.lesion_count,
+            lesion_radius_mm=self.lesion_radius_mm,
+            lesion_suv=self.lesion_suv,
+            texture_amplitude=self.texture_amplitude,
+            anatomy=self.anatomy,
+        )
         mu = mu511_from_hu(ct)
         trues = simulate_trues(
-            activity.activity, mu, spacing_mm, self.grid_factor, self.oversample,
-            self.num_views, self.psf_fwhm_mm,
-        )  # fmt: skip
+            activity.activity,
+            mu,
+            spacing_mm,
+            self.grid_factor,
+            self.oversample,
+            self.num_views,
+            self.psf_fwhm_mm,
+        )
         pixel_mm = spacing_mm * self.grid_factor
         total = float(trues.sum())
         if not total > 0:
@@ -186,9 +208,13 @@ class PetFromCT:
         keep = torch.full_like(prompts, self.count_fraction)
         prompts_low = torch.binomial(prompts, keep, generator=noise)
         system = PetSystem(
-            downsample(mu, self.grid_factor, "area"), pixel_mm, self.num_views, self.subsets,
-            self.psf_fwhm_mm, efficiency,
-        )  # fmt: skip
+            downsample(mu, self.grid_factor, "area"),
+            pixel_mm,
+            self.num_views,
+            self.subsets,
+            self.psf_fwhm_mm,
+            efficiency,
+        )
 
         def reconstruct(data: torch.Tensor, fraction: float) -> torch.Tensor:
             # OSEM is scale-equivariant: data / f with the full-count model is the

@@ -42,8 +42,17 @@ from scipy import ndimage
 from medsr.physics.xray import gaussian_blur
 
 CLASSES = ("outside", "gas", "lung_fat", "soft", "enhancing", "bone", "csf", "white", "grey")
-SUV = {"outside": 0.0, "gas": 0.0, "lung_fat": 0.4, "soft": 1.0, "enhancing": 1.8,
-       "bone": 0.6, "csf": 0.3, "white": 2.0, "grey": 8.0}  # fmt: skip
+SUV = {
+    "outside": 0.0,
+    "gas": 0.0,
+    "lung_fat": 0.4,
+    "soft": 1.0,
+    "enhancing": 1.8,
+    "bone": 0.6,
+    "csf": 0.3,
+    "white": 2.0,
+    "grey": 8.0,
+}
 TEXTURED = ("soft", "white", "grey")
 ANATOMIES = ("auto", "head", "body")
 BONE_HU = 300.0

@@ -120,15 +120,21 @@ class SubsetProjector:
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Line integrals `(h, w) -> (V, D)` in pixel units."""
-        samples = F.grid_sample(image[None, None].float(), self.forward_grid, mode="bilinear",
-                                padding_mode="zeros", align_corners=True)  # fmt: skip
+        samples = F.grid_sample(
+            image[None, None].float(),
+            self.forward_grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )
         return samples.view(self.num_views, -1, self.num_bins).sum(1)
 
     def backproject(self, sinogram: torch.Tensor) -> torch.Tensor:
         """Linear-interpolation back-projection `(V, D) -> (h, w)`."""
         source = sinogram.float().view(self.num_views, 1, 1, self.num_bins)
-        smeared = F.grid_sample(source, self.back_grid, mode="bilinear", padding_mode="zeros",
-                                align_corners=True)  # fmt: skip
+        smeared = F.grid_sample(
+            source, self.back_grid, mode="bilinear", padding_mode="zeros", align_corners=True
+        )
         return smeared.sum(0)[0]
 
 

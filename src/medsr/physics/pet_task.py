@@ -133,10 +133,14 @@ def degrade_petct(
 
     params = {
         **low.params,
-        "outputs": {"ct": "CT, HU", "hr": "target activity, SUV",
-                    "lr": "PET, count_fraction of the counts, SUV", "lr_fullcount": "PET, SUV"},
+        "outputs": {
+            "ct": "CT, HU",
+            "hr": "target activity, SUV",
+            "lr": "PET, count_fraction of the counts, SUV",
+            "lr_fullcount": "PET, SUV",
+        },
         "full_count": {"prompts": [s["prompts"] for s in full.params["slices"]]},
-    }  # fmt: skip
+    }
     return PetCtVolumes(ct, as_pet(low.high), as_pet(full.low), as_pet(low.low), params)
 
 
@@ -165,16 +169,38 @@ def petct_strip(
     spacing, pet_mm = result.ct.spacing[-1], result.pet.spacing[-1]
     fraction = info["count_fraction"]
     panels = [
-        (f"CT {ct.shape[0]}x{ct.shape[1]}, {spacing:.3g} mm\nC {window.center:g} / W "
-         f"{window.width:g} HU", ct, "gray", window.low, window.high),
-        (f"target activity (SUV), {info['target_fwhm_mm']:g} mm blur\n"
-         f"{len(info['lesions'])} lesions circled", target, "gray_r", 0.0, vmax),
-        (f"PET {result.pet.shape[-2]}x{result.pet.shape[-1]}, {pet_mm:.3g} mm\n"
-         f"{result.params['full_count']['prompts'][result.ct.num_slices // 2]:.3g} prompts",
-         middle(result.pet), "gray_r", 0.0, vmax),
-        (f"PET low count ({fraction:g})\n{info['prompts_low']:.3g} prompts",
-         middle(result.pet_low), "gray_r", 0.0, vmax),
-    ]  # fmt: skip
+        (
+            f"CT {ct.shape[0]}x{ct.shape[1]}, {spacing:.3g} mm\nC {window.center:g} / W "
+            f"{window.width:g} HU",
+            ct,
+            "gray",
+            window.low,
+            window.high,
+        ),
+        (
+            f"target activity (SUV), {info['target_fwhm_mm']:g} mm blur\n"
+            f"{len(info['lesions'])} lesions circled",
+            target,
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+        (
+            f"PET {result.pet.shape[-2]}x{result.pet.shape[-1]}, {pet_mm:.3g} mm\n"
+            f"{result.params['full_count']['prompts'][result.ct.num_slices // 2]:.3g} prompts",
+            middle(result.pet),
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+        (
+            f"PET low count ({fraction:g})\n{info['prompts_low']:.3g} prompts",
+            middle(result.pet_low),
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+    ]
     figure, axes = plt.subplots(1, 4, figsize=(14.0, 3.9))
     for axis, (title, image, cmap, low, high) in zip(axes, panels, strict=True):
         shown = axis.imshow(to_size(image, ct.shape), cmap=cmap, vmin=low, vmax=high)
@@ -183,8 +209,11 @@ def petct_strip(
         figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
     for lesion in info["lesions"]:
         radius = lesion["radius_mm"] / spacing + 3
-        axes[1].add_patch(plt.Circle((lesion["col"], lesion["row"]), radius, color="tab:red",
-                                     fill=False, linewidth=0.8))  # fmt: skip
+        axes[1].add_patch(
+            plt.Circle(
+                (lesion["col"], lesion["row"]), radius, color="tab:red", fill=False, linewidth=0.8
+            )
+        )
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=dpi)

@@ -312,8 +312,11 @@ def _build(cls: Any, data: dict[str, Any], prefix: str = "") -> Any:
             values[f.name] = _build(hints[f.name], data[f.name], f"{key}.")
         else:
             values[f.name] = _check_value(data[f.name], hints[f.name], key)
-    missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING
-               and f.default_factory is MISSING]  # fmt: skip
+    missing = [
+        f.name
+        for f in fields(cls)
+        if f.name not in values and f.default is MISSING and f.default_factory is MISSING
+    ]
     if missing:
         raise ValueError(f"missing key(s) {[prefix + m for m in missing]}")
     return cls(**values)
@@ -342,11 +345,15 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def _validate(config: TrainConfig) -> None:
     d, t, n = config.data, config.training, config.normalization
-    positive = {"data.patch_size": d.patch_size, "data.num_validation": d.num_validation,
-                "data.noise_bank_size": d.noise_bank_size, "training.batch_size": t.batch_size,
-                "training.max_steps": t.max_steps, "evaluation.batch_size":
-                config.evaluation.batch_size, **{f"intervals.{k}": v for k, v in
-                asdict(config.intervals).items()}}  # fmt: skip
+    positive = {
+        "data.patch_size": d.patch_size,
+        "data.num_validation": d.num_validation,
+        "data.noise_bank_size": d.noise_bank_size,
+        "training.batch_size": t.batch_size,
+        "training.max_steps": t.max_steps,
+        "evaluation.batch_size": config.evaluation.batch_size,
+        **{f"intervals.{k}": v for k, v in asdict(config.intervals).items()},
+    }
     for key, value in positive.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
@@ -359,12 +366,16 @@ def _validate(config: TrainConfig) -> None:
     if n.kind == "window" and not n.high > n.low:
         raise ValueError(f"normalization: high {n.high} must be > low {n.low}")
     if len(t.betas) != 2 or len(n.percentiles) != 2 or len(d.noise_gain) != 2 or len(d.zoom) != 2:
-        raise ValueError(f"training.betas, normalization.percentiles, data.noise_gain and "
-                         f"data.zoom need 2 values: {t.betas}, {n.percentiles}, "
-                         f"{d.noise_gain}, {d.zoom}")  # fmt: skip
+        raise ValueError(
+            f"training.betas, normalization.percentiles, data.noise_gain and "
+            f"data.zoom need 2 values: {t.betas}, {n.percentiles}, "
+            f"{d.noise_gain}, {d.zoom}"
+        )
     if not (0 <= t.ema_decay < 1 and t.lr > 0 and 0 < d.train_fraction < 1):
-        raise ValueError(f"need 0 <= ema_decay < 1, lr > 0, 0 < train_fraction < 1: "
-                         f"{t.ema_decay}, {t.lr}, {d.train_fraction}")  # fmt: skip
+        raise ValueError(
+            f"need 0 <= ema_decay < 1, lr > 0, 0 < train_fraction < 1: "
+            f"{t.ema_decay}, {t.lr}, {d.train_fraction}"
+        )
     if config.evaluation.window is not None:
         from medsr.metrics.ct import get_window
 
@@ -372,8 +383,10 @@ def _validate(config: TrainConfig) -> None:
     _validate_fusion(config)
     channels = config.model.kwargs.get("in_channels", 1)
     if d.noise_level_unit is not None and (channels != 2 or not d.task.startswith("ldct")):
-        raise ValueError(f"data.noise_level_unit needs an ldct task and model.in_channels 2, "
-                         f"got {d.task!r} and {channels}")  # fmt: skip
+        raise ValueError(
+            f"data.noise_level_unit needs an ldct task and model.in_channels 2, "
+            f"got {d.task!r} and {channels}"
+        )
     if unknown := set(config.phase_overrides) - {"pretrain", "gan"}:
         raise ValueError(f"phase_overrides: unknown phase(s) {sorted(unknown)}")
 
@@ -382,17 +395,21 @@ def _validate_fusion(config: TrainConfig) -> None:
     """`petct` (CT guide + PET) goes with a `FUSION_GENERATORS` model, and only with one."""
     fusion, n = config.model.name in FUSION_GENERATORS, config.normalization
     if (config.data.task == "petct") != fusion:
-        raise ValueError(f"data.task {config.data.task!r} and model.name {config.model.name!r} "
-                         f"do not match: task petct needs a model of {sorted(FUSION_GENERATORS)}"
-                         " and those models need task petct")  # fmt: skip
+        raise ValueError(
+            f"data.task {config.data.task!r} and model.name {config.model.name!r} "
+            f"do not match: task petct needs a model of {sorted(FUSION_GENERATORS)}"
+            " and those models need task petct"
+        )
     if not fusion:
         return
     if n.kind != "window":
         raise ValueError(f"task petct needs normalization.kind window (SUV), got {n.kind!r}")
     guide = config.model.kwargs.get("guide_channels", 2)
     if guide != len(n.guide_windows):
-        raise ValueError(f"model.guide_channels {guide} != {len(n.guide_windows)} "
-                         f"normalization.guide_windows {n.guide_windows}")  # fmt: skip
+        raise ValueError(
+            f"model.guide_channels {guide} != {len(n.guide_windows)} "
+            f"normalization.guide_windows {n.guide_windows}"
+        )
     for window in n.guide_windows:
         if len(window) != 2 or not window[1] > window[0]:
             raise ValueError(f"normalization.guide_windows: {window} is not [low, high]")

@@ -60,8 +60,9 @@ def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
     return out
 
 
-def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
-    list[PatchSource], list[PatchSource], str]:  # fmt: skip
+def _sources(
+    config: DataConfig, normalization: NormalizationConfig
+) -> tuple[list[PatchSource], list[PatchSource], str]:
     train_volumes = _read_sources(config.samples, config.folders)
     if not train_volumes:
         raise ValueError("data.samples and data.folders are both empty: nothing to train on")
@@ -72,8 +73,7 @@ def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
             raise ValueError("data.split slab needs exactly one 3-D volume in samples/folders")
         volume = train_volumes[0]
         name = str(volume.metadata.get("sample") or volume.metadata.get("path") or "volume")
-        slab = split_by_slab(volume.num_slices, config.train_fraction, config.gap_slices,
-                             name=name)  # fmt: skip
+        slab = split_by_slab(volume.num_slices, config.train_fraction, config.gap_slices, name=name)
         train = [PatchSource(volume, name, slices=slab.train)]
         validation = [PatchSource(volume, name, slices=slab.validation)]
         return train, validation, slab.describe()
@@ -86,13 +86,16 @@ def _sources(config: DataConfig, normalization: NormalizationConfig) -> tuple[
     validation = [PatchSource(v, None) for v in val_volumes]
     ids = {}
     for name, group in (("train", train), ("validation", validation)):
-        ids[name] = [str(v.volume.metadata.get("sample") or v.volume.metadata.get("path"))
-                     for v in group]  # fmt: skip
+        ids[name] = [
+            str(v.volume.metadata.get("sample") or v.volume.metadata.get("path")) for v in group
+        ]
         for source, source_id in zip(group, ids[name], strict=True):
             source.source_id = source_id
     assert_disjoint_sources(**ids)
-    statement = (f"split by source: train {ids['train']}, validation {ids['validation']}; "
-                 "no source is in both")  # fmt: skip
+    statement = (
+        f"split by source: train {ids['train']}, validation {ids['validation']}; "
+        "no source is in both"
+    )
     return train, validation, statement
 
 
@@ -106,9 +109,15 @@ def _pair(values: list[float], name: str) -> tuple[float, float] | None:
 
 
 def _dataset(
-    sources: list[PatchSource], config: DataConfig, num_samples: int, seed: int,
-    augment: bool, normalize: Any, progress: bool, guide_windows: list[list[float]] | None = None,
-) -> Dataset[Item]:  # fmt: skip
+    sources: list[PatchSource],
+    config: DataConfig,
+    num_samples: int,
+    seed: int,
+    augment: bool,
+    normalize: Any,
+    progress: bool,
+    guide_windows: list[list[float]] | None = None,
+) -> Dataset[Item]:
     task = make_task(config.task, **config.task_overrides)
     if getattr(task, "scale", config.scale) != config.scale:
         raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
@@ -118,36 +127,65 @@ def _dataset(
 
         bar = (lambda it: tqdm(list(it), desc="PET bank", unit="slice")) if progress else None
         return PetBankPairs(
-            sources, task, config.patch_size, num_samples, seed, config.min_foreground,
-            augment, normalize, guide_windows or [], config.noise_bank_size, bank_seed=seed,
-            progress=bar, cache_dir=config.cache_dir,
+            sources,
+            task,
+            config.patch_size,
+            num_samples,
+            seed,
+            config.min_foreground,
+            augment,
+            normalize,
+            guide_windows or [],
+            config.noise_bank_size,
+            bank_seed=seed,
+            progress=bar,
+            cache_dir=config.cache_dir,
             counts_range=counts_range if augment else None,
             anatomies=(config.pet_anatomies or None) if augment else None,
-        )  # fmt: skip
+        )
     if isinstance(task, LowDoseCTTask):
         from tqdm import tqdm
 
         bar = (lambda it: tqdm(list(it), desc="noise bank", unit="slice")) if progress else None
         off = (1.0, 1.0)
         return NoiseBankPairs(
-            sources, task, config.patch_size, num_samples, seed, config.min_foreground,
-            augment, normalize, config.noise_bank_size, bank_seed=seed, progress=bar,
+            sources,
+            task,
+            config.patch_size,
+            num_samples,
+            seed,
+            config.min_foreground,
+            augment,
+            normalize,
+            config.noise_bank_size,
+            bank_seed=seed,
+            progress=bar,
             cache_dir=config.cache_dir,
             noise_gain=(config.noise_gain[0], config.noise_gain[1]) if augment else off,
             zoom=(config.zoom[0], config.zoom[1]) if augment else off,
             noise_level_unit=config.noise_level_unit,
             noise_level_of=config.noise_level_of,
-        )  # fmt: skip
+        )
     return OnTheFlyPairs(
-        sources, task, config.patch_size, config.scale, num_samples, seed,
-        config.min_foreground, augment, normalize,
-    )  # fmt: skip
+        sources,
+        task,
+        config.patch_size,
+        config.scale,
+        num_samples,
+        seed,
+        config.min_foreground,
+        augment,
+        normalize,
+    )
 
 
 def build_data(
-    config: DataConfig, normalization: NormalizationConfig, seed: int, items_per_step: int,
+    config: DataConfig,
+    normalization: NormalizationConfig,
+    seed: int,
+    items_per_step: int,
     progress: bool = False,
-) -> TrainingData:  # fmt: skip
+) -> TrainingData:
     """Sources, split, training dataset (`items_per_step` = batch x world size items per
     epoch, one epoch per step) and the validation pairs, drawn once with `seed + 1`."""
     train_sources, val_sources, statement = _sources(config, normalization)
@@ -171,10 +209,12 @@ def build_data(
         if config.noise_level_of == "added":  # from the input's noise and the task's dose
             task = make_task(config.task, **config.task_overrides)
             stored["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
-    train = _dataset(train_sources, config, items_per_step, seed, config.augment, normalize,
-                     progress, guide)  # fmt: skip
-    validation = _dataset(val_sources, config, config.num_validation, seed + 1, False, normalize,
-                          progress, guide)  # fmt: skip
+    train = _dataset(
+        train_sources, config, items_per_step, seed, config.augment, normalize, progress, guide
+    )
+    validation = _dataset(
+        val_sources, config, config.num_validation, seed + 1, False, normalize, progress, guide
+    )
     batch = collate_pairs([validation[i] for i in range(len(validation))])  # type: ignore[arg-type]
     return TrainingData(train, batch["low"], batch["high"], statement, stored, unit)
 

@@ -46,8 +46,9 @@ def _env_int(name: str, default: int) -> int:
 
 def setup_distributed(device: torch.device) -> DistributedInfo:
     """Join the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
-    info = DistributedInfo(_env_int("RANK", 0), _env_int("LOCAL_RANK", 0),
-                           _env_int("WORLD_SIZE", 1))  # fmt: skip
+    info = DistributedInfo(
+        _env_int("RANK", 0), _env_int("LOCAL_RANK", 0), _env_int("WORLD_SIZE", 1)
+    )
     if not 0 <= info.rank < info.world_size:
         raise ValueError(f"RANK {info.rank} not in [0, WORLD_SIZE {info.world_size})")
     if info.enabled and not dist.is_initialized():

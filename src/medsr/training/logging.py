@@ -84,8 +84,13 @@ def save_sample_grid(
         for c, (image, name) in enumerate(zip(images, names, strict=True)):
             ax = axes[r, c]
             vmax = high if c < 3 else (high - low) / 4
-            ax.imshow(image, cmap="gray" if c < 3 else "magma", vmin=low if c < 3 else 0,
-                      vmax=vmax, interpolation="nearest")  # fmt: skip
+            ax.imshow(
+                image,
+                cmap="gray" if c < 3 else "magma",
+                vmin=low if c < 3 else 0,
+                vmax=vmax,
+                interpolation="nearest",
+            )
             ax.set_axis_off()
             if r == 0:
                 ax.set_title(name, fontsize=9)

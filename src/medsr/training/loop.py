@@ -79,8 +79,9 @@ def evaluate(
     model.eval()
     size = config.evaluation.batch_size
     low, high = data.validation_low, data.validation_high
-    output = torch.cat([model(low[i : i + size].to(device)).float().cpu()
-                        for i in range(0, len(low), size)])  # fmt: skip
+    output = torch.cat(
+        [model(low[i : i + size].to(device)).float().cpu() for i in range(0, len(low), size)]
+    )
     low = low[:, : high.shape[1]]  # a packed CT + PET input (fusion) holds the PET first
     bicubic = upsample(low, config.data.scale, "bicubic") if config.data.scale > 1 else low
     window, metrics = config.evaluation.window, {}
@@ -117,11 +118,18 @@ def train(
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # same on every rank: identical initial weights
 
-    data = build_data(config.data, config.normalization, config.seed,
-                      tc.batch_size * info.world_size, progress=info.is_main)  # fmt: skip
+    data = build_data(
+        config.data,
+        config.normalization,
+        config.seed,
+        tc.batch_size * info.world_size,
+        progress=info.is_main,
+    )
     if config.evaluation.window and data.unit != "HU":
-        raise ValueError(f"evaluation.window {config.evaluation.window!r} needs HU images, "
-                         f"got {data.unit!r}; set evaluation.window=null")  # fmt: skip
+        raise ValueError(
+            f"evaluation.window {config.evaluation.window!r} needs HU images, "
+            f"got {data.unit!r}; set evaluation.window=null"
+        )
     model_args = {"scale": config.data.scale, **config.model.kwargs}
     generator = build_generator(config.model.name, **model_args).to(device)
     discriminator = None
@@ -131,8 +139,10 @@ def train(
         pretrained = ckpt.load_checkpoint(config.pretrained)
         spec = pretrained["generator"]
         if spec["name"] != config.model.name or spec["config"] != generator.config():
-            raise ValueError(f"pretrained generator {spec['name']} {spec['config']} differs "
-                             f"from model {config.model.name} {generator.config()}")  # fmt: skip
+            raise ValueError(
+                f"pretrained generator {spec['name']} {spec['config']} differs "
+                f"from model {config.model.name} {generator.config()}"
+            )
         generator.load_state_dict(pretrained["ema"] or spec["state_dict"])
         discriminator = build_discriminator(
             config.discriminator.name, **config.discriminator.kwargs
@@ -149,14 +159,17 @@ def train(
     if config.losses.perceptual.weight > 0 and config.phase == "gan":
         if not config.losses.perceptual.weights_path:
             raise ValueError("losses.perceptual.weight > 0 needs losses.perceptual.weights_path")
-        perceptual = PerceptualLoss(config.losses.perceptual.weights_path,
-                                    config.losses.perceptual.layers).to(device)  # fmt: skip
+        perceptual = PerceptualLoss(
+            config.losses.perceptual.weights_path, config.losses.perceptual.layers
+        ).to(device)
     scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
     dtype = torch.float16 if tc.precision == "fp16" else torch.bfloat16
     options = StepOptions(
         autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=tc.precision != "fp32"),
-        scaler=scaler, grad_clip=tc.grad_clip, sync_gradients=dist.average_gradients,
-    )  # fmt: skip
+        scaler=scaler,
+        grad_clip=tc.grad_clip,
+        sync_gradients=dist.average_gradients,
+    )
 
     start, best_psnr, metrics = 0, -math.inf, {}
     resume_path = ckpt.latest_checkpoint(out) if str(resume) == "auto" else resume
@@ -167,8 +180,10 @@ def train(
         opt_g.load_state_dict(state["optimizers"]["generator"])
         if discriminator is not None and opt_d is not None:
             if state["discriminator"] is None:
-                raise ValueError(f"{resume_path} has no discriminator (a pretrain checkpoint?); "
-                                 "use it as `pretrained` for the gan phase")  # fmt: skip
+                raise ValueError(
+                    f"{resume_path} has no discriminator (a pretrain checkpoint?); "
+                    "use it as `pretrained` for the gan phase"
+                )
             discriminator.load_state_dict(state["discriminator"]["state_dict"])
             opt_d.load_state_dict(state["optimizers"]["discriminator"])
         if scaler is not None and state.get("scaler"):
@@ -178,31 +193,51 @@ def train(
 
     def save(path: Path, step: int) -> None:
         payload = {
-            "format": ckpt.FORMAT, "medsr_version": __version__, "step": step,
-            "config": config.to_dict(), "normalization": data.normalization,
-            "split": data.split, "metrics": metrics, "best_psnr": best_psnr,
-            "generator": {"name": config.model.name, "config": generator.config(),
-                          "state_dict": generator.state_dict()},
-            "discriminator": None if discriminator is None else {
-                "name": config.discriminator.name, "config": discriminator.config(),
-                "state_dict": discriminator.state_dict()},
-            "ema": ema.state_dict(), "ema_updates": ema.num_updates,
-            "optimizers": {"generator": opt_g.state_dict(),
-                           "discriminator": None if opt_d is None else opt_d.state_dict()},
+            "format": ckpt.FORMAT,
+            "medsr_version": __version__,
+            "step": step,
+            "config": config.to_dict(),
+            "normalization": data.normalization,
+            "split": data.split,
+            "metrics": metrics,
+            "best_psnr": best_psnr,
+            "generator": {
+                "name": config.model.name,
+                "config": generator.config(),
+                "state_dict": generator.state_dict(),
+            },
+            "discriminator": None
+            if discriminator is None
+            else {
+                "name": config.discriminator.name,
+                "config": discriminator.config(),
+                "state_dict": discriminator.state_dict(),
+            },
+            "ema": ema.state_dict(),
+            "ema_updates": ema.num_updates,
+            "optimizers": {
+                "generator": opt_g.state_dict(),
+                "discriminator": None if opt_d is None else opt_d.state_dict(),
+            },
             "scheduler": {"kind": tc.schedule, "step": step},
-            "scaler": None if scaler is None else scaler.state_dict(), "rng": ckpt.rng_state(),
-        }  # fmt: skip
+            "scaler": None if scaler is None else scaler.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
         ckpt.save_atomic(payload, path)
 
     label = metric_label(config)
     log = MetricsLog(out) if info.is_main else None
     if info.is_main:
-        print(f"medsr train: {config.name} phase {config.phase}, {data.split}; "
-              f"metrics on {label}; output {out}")  # fmt: skip
-    loader = step_loader(data.train, start, tc.max_steps, tc.batch_size, info.rank,
-                         config.data.num_workers)  # fmt: skip
-    bar = tqdm(total=tc.max_steps, initial=start, disable=not info.is_main, unit="step",
-               mininterval=1.0)  # fmt: skip
+        print(
+            f"medsr train: {config.name} phase {config.phase}, {data.split}; "
+            f"metrics on {label}; output {out}"
+        )
+    loader = step_loader(
+        data.train, start, tc.max_steps, tc.batch_size, info.rank, config.data.num_workers
+    )
+    bar = tqdm(
+        total=tc.max_steps, initial=start, disable=not info.is_main, unit="step", mininterval=1.0
+    )
     timer, train_time, ticked = time.perf_counter(), 0.0, start
 
     # ---------------------------------------------------------------- step
@@ -219,8 +254,9 @@ def train(
         if discriminator is not None and opt_d is not None:
             kind = config.losses.adversarial.kind
             logs |= discriminator_step(discriminator, opt_d, high, fake, kind, options)
-        logs |= generator_step(generator, opt_g, fake, high, config.losses, options,
-                               discriminator, perceptual)  # fmt: skip
+        logs |= generator_step(
+            generator, opt_g, fake, high, config.losses, options, discriminator, perceptual
+        )
         if scaler is not None:
             scaler.update()
         for model in (generator, discriminator):
@@ -243,9 +279,11 @@ def train(
         if log is not None and validate:
             metrics, output_images, bicubic = evaluate(ema.model, data, config, device)
             log.write("validation", done, {f"{k} ({label})": v for k, v in metrics.items()})
-            tqdm.write(f"step {done}: PSNR {metrics['psnr_model']:.2f} dB (bicubic "
-                       f"{metrics['psnr_bicubic']:.2f}), SSIM {metrics['ssim_model']:.4f} "
-                       f"(bicubic {metrics['ssim_bicubic']:.4f}) on {label}")  # fmt: skip
+            tqdm.write(
+                f"step {done}: PSNR {metrics['psnr_model']:.2f} dB (bicubic "
+                f"{metrics['psnr_bicubic']:.2f}), SSIM {metrics['ssim_model']:.4f} "
+                f"(bicubic {metrics['ssim_bicubic']:.4f}) on {label}"
+            )
             is_best = metrics["psnr_model"] > best_psnr
             best_psnr = max(best_psnr, metrics["psnr_model"])
             if done % intervals.sample_every == 0 or last:
@@ -255,10 +293,15 @@ def train(
                     show = tuple(
                         (v - norm["low"]) / (norm["high"] - norm["low"]) for v in (w.low, w.high)
                     )
-                save_sample_grid(out / "samples" / f"step_{done:08d}.png", bicubic,
-                                 output_images, data.validation_high, show,
-                                 f"{config.name} step {done}: LR bicubic | output (EMA) | "
-                                 f"target | error; {label}")  # fmt: skip
+                save_sample_grid(
+                    out / "samples" / f"step_{done:08d}.png",
+                    bicubic,
+                    output_images,
+                    data.validation_high,
+                    show,
+                    f"{config.name} step {done}: LR bicubic | output (EMA) | "
+                    f"target | error; {label}",
+                )
 
         # ------------------------------------------------------------ checkpoint
         if done % intervals.checkpoint_every == 0 or last or validate:
@@ -274,11 +317,22 @@ def train(
     bar.close()
     if debug := os.environ.get(DEBUG_STATE_ENV):
         Path(debug).mkdir(parents=True, exist_ok=True)
-        torch.save({"generator": generator.state_dict(), "ema": ema.state_dict(),
-                    "discriminator": None if discriminator is None else
-                    discriminator.state_dict()}, Path(debug) / f"rank{info.rank}.pt")  # fmt: skip
+        torch.save(
+            {
+                "generator": generator.state_dict(),
+                "ema": ema.state_dict(),
+                "discriminator": None if discriminator is None else discriminator.state_dict(),
+            },
+            Path(debug) / f"rank{info.rank}.pt",
+        )
     if log is not None:
         log.close()
     dist.cleanup()
-    return {"step": tc.max_steps, "metrics": metrics, "best_psnr": best_psnr, "output": out,
-            "checkpoint": ckpt.latest_checkpoint(out), "split": data.split}  # fmt: skip
+    return {
+        "step": tc.max_steps,
+        "metrics": metrics,
+        "best_psnr": best_psnr,
+        "output": out,
+        "checkpoint": ckpt.latest_checkpoint(out),
+        "split": data.split,
+    }

@@ -111,23 +111,29 @@ async def _uploads(files: list[UploadFile] | None) -> list[Upload]:
 
 def _attachment(name: str, data: bytes) -> Response:
     suffix = name[name.rfind(".") :]
-    return Response(data, media_type=MEDIA.get(suffix, "application/octet-stream"),
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+    return Response(
+        data,
+        media_type=MEDIA.get(suffix, "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
-def create_app(models: list[str] | Mapping[str, Model] | None = None,
-               settings: Settings | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    models: list[str] | Mapping[str, Model] | None = None, settings: Settings | None = None
+) -> FastAPI:
     """The app serving `models` (names / checkpoint paths, or loaded `Predictor`s and
     `FusionPredictor`s by id; default: every installed model) under `settings`."""
     settings = settings or Settings()
-    predictors = (dict(models) if isinstance(models, Mapping)
-                  else load_models(models or [], settings.device))  # fmt: skip
+    predictors = (
+        dict(models) if isinstance(models, Mapping) else load_models(models or [], settings.device)
+    )
     single = {k: p for k, p in predictors.items() if isinstance(p, Predictor)}
     fusion = {k: p for k, p in predictors.items() if isinstance(p, FusionPredictor)}
     pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
     results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
-    app = FastAPI(title="medsr", version=__version__, description=__doc__.split("\n\n")[0]
-                  + f" {NOTICE}")  # fmt: skip
+    app = FastAPI(
+        title="medsr", version=__version__, description=__doc__.split("\n\n")[0] + f" {NOTICE}"
+    )
     app.add_middleware(Guard, limit=settings.max_upload_bytes)
     app.mount("/static", StaticFiles(packages=[STATIC]), name="static")
     app.router.on_shutdown.append(pool.shutdown)
@@ -154,47 +160,85 @@ def create_app(models: list[str] | Mapping[str, Model] | None = None,
     @app.get("/api/models", summary="Models this server runs, and its limits")
     async def list_models() -> dict[str, Any]:
         limits = {k: v for k, v in asdict(settings).items() if k != "store_dir"}
-        return {"research_use_only": True, "notice": NOTICE, "version": __version__,
-                "models": [describe_model(k, p) for k, p in predictors.items()],
-                "limits": limits}  # fmt: skip
+        return {
+            "research_use_only": True,
+            "notice": NOTICE,
+            "version": __version__,
+            "models": [describe_model(k, p) for k, p in predictors.items()],
+            "limits": limits,
+        }
 
     @app.post("/api/enhance", summary="Enhance one image or one DICOM series")
     async def enhance(
-        files: Annotated[list[UploadFile], File(description="One DICOM/PNG/JPEG/TIFF file, or "
-                                                "the DICOM slices of one series")],
+        files: Annotated[
+            list[UploadFile],
+            File(description="One DICOM/PNG/JPEG/TIFF file, or the DICOM slices of one series"),
+        ],
         model: Annotated[str | None, Form(description="Model id (GET /api/models)")] = None,
-        reference: Annotated[list[UploadFile] | None, File(description="Optional full-"
-                             "resolution reference: PSNR/SSIM are reported")] = None,
-        download: Annotated[str | None, Form(description="png or dicom: reply with that "
-                            "file instead of JSON")] = None,
-    ) -> Any:  # fmt: skip
+        reference: Annotated[
+            list[UploadFile] | None,
+            File(description="Optional full-resolution reference: PSNR/SSIM are reported"),
+        ] = None,
+        download: Annotated[
+            str | None, Form(description="png or dicom: reply with that file instead of JSON")
+        ] = None,
+    ) -> Any:
         key, predictor = choose_model(single, model, False, fusion)
         _check_request(download, ("png", "dicom"), len(files) + len(reference or []))
         uploads, refs = await _uploads(files), await _uploads(reference)
         size = sum(len(u.data) for u in uploads + refs)
-        return await _run(f"{len(uploads)} file(s), {size} bytes, model {key}", download,
-                          enhance_upload, key, predictor, uploads, refs, settings)  # fmt: skip
+        return await _run(
+            f"{len(uploads)} file(s), {size} bytes, model {key}",
+            download,
+            enhance_upload,
+            key,
+            predictor,
+            uploads,
+            refs,
+            settings,
+        )
 
     @app.post("/api/fuse", summary="Enhance a PET onto its CT's grid and overlay it on the CT")
     async def fuse(
-        ct: Annotated[list[UploadFile], File(description="CT in HU: one DICOM/PNG/TIFF file "
-                                             "or the DICOM slices of one series")],
-        pet: Annotated[list[UploadFile], File(description="PET (SUV) of the same patient "
-                                              "position: one file or one DICOM series")],
-        model: Annotated[str | None, Form(description="Fusion model id (GET /api/models, "
-                         "kind fusion)")] = None,
-        alpha: Annotated[float, Form(ge=0.0, le=1.0, description="Weight of the PET colour "
-                         "map over the CT")] = DEFAULT_ALPHA,
-        download: Annotated[str | None, Form(description="png, dicom (enhanced PET) or fused "
-                            "(overlay): reply with that file instead of JSON")] = None,
-    ) -> Any:  # fmt: skip
+        ct: Annotated[
+            list[UploadFile],
+            File(description="CT in HU: one DICOM/PNG/TIFF file or the DICOM slices of one series"),
+        ],
+        pet: Annotated[
+            list[UploadFile],
+            File(
+                description="PET (SUV) of the same patient position: one file or one DICOM series"
+            ),
+        ],
+        model: Annotated[
+            str | None, Form(description="Fusion model id (GET /api/models, kind fusion)")
+        ] = None,
+        alpha: Annotated[
+            float, Form(ge=0.0, le=1.0, description="Weight of the PET colour map over the CT")
+        ] = DEFAULT_ALPHA,
+        download: Annotated[
+            str | None,
+            Form(
+                description="png, dicom (enhanced PET) or fused "
+                "(overlay): reply with that file instead of JSON"
+            ),
+        ] = None,
+    ) -> Any:
         key, predictor = choose_model(fusion, model, True, single)
         _check_request(download, ("png", "dicom", "fused"), len(ct) + len(pet))
         cts, pets = await _uploads(ct), await _uploads(pet)
         size = sum(len(u.data) for u in cts + pets)
-        return await _run(f"fuse {len(cts)} CT + {len(pets)} PET file(s), {size} bytes, model "
-                          f"{key}", download, fuse_upload, key, predictor, cts, pets, alpha,
-                          settings)  # fmt: skip
+        return await _run(
+            f"fuse {len(cts)} CT + {len(pets)} PET file(s), {size} bytes, model {key}",
+            download,
+            fuse_upload,
+            key,
+            predictor,
+            cts,
+            pets,
+            alpha,
+            settings,
+        )
 
     def _check_request(download: str | None, formats: tuple[str, ...], count: int) -> None:
         if download not in (None, "", *formats):
@@ -202,29 +246,38 @@ def create_app(models: list[str] | Mapping[str, Model] | None = None,
         if count > settings.max_files:
             raise Unprocessable(f"{count} files: the limit is {settings.max_files}")
 
-    async def _run(what: str, download: str | None, work: Callable[..., Result],
-                   *args: Any) -> Any:  # fmt: skip
+    async def _run(what: str, download: str | None, work: Callable[..., Result], *args: Any) -> Any:
         """Run `work(*args)` in the pool, keep the result, answer with its summary (or file)."""
         request_id, start = new_id(), time.perf_counter()
         log.info("request %s: %s", request_id[:8], what)
         try:
             result = await pool.run(work, *args)
         except WebError as error:
-            log.info("request %s: %d after %.2f s", request_id[:8], error.status_code,
-                     time.perf_counter() - start)  # fmt: skip
+            log.info(
+                "request %s: %d after %.2f s",
+                request_id[:8],
+                error.status_code,
+                time.perf_counter() - start,
+            )
             raise
         base = f"/api/results/{request_id}"
-        result.summary |= {"id": request_id,
-                           "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
-                           "data": {n: f"{base}/data/{n}" for n in result.arrays}}  # fmt: skip
+        result.summary |= {
+            "id": request_id,
+            "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
+            "data": {n: f"{base}/data/{n}" for n in result.arrays},
+        }
         results.put(request_id, result)
         if settings.store_dir is not None:
             folder = settings.store_dir / request_id
             folder.mkdir(parents=True, exist_ok=True)
             for name, data in result.downloads.values():
                 (folder / name).write_bytes(data)
-        log.info("request %s: 200, output %s, %.2f s", request_id[:8],
-                 result.summary["output"]["shape"], time.perf_counter() - start)  # fmt: skip
+        log.info(
+            "request %s: 200, output %s, %.2f s",
+            request_id[:8],
+            result.summary["output"]["shape"],
+            time.perf_counter() - start,
+        )
         if download:
             return _attachment(*result.downloads[download])
         return result.summary
@@ -242,8 +295,10 @@ def create_app(models: list[str] | Mapping[str, Model] | None = None,
     async def summary(result_id: str) -> dict[str, Any]:
         return _get(result_id).summary
 
-    @app.get("/api/results/{result_id}/data/{name}",
-             summary="One slice as raw little-endian float32; shape in X-Shape: h,w")  # fmt: skip
+    @app.get(
+        "/api/results/{result_id}/data/{name}",
+        summary="One slice as raw little-endian float32; shape in X-Shape: h,w",
+    )
     async def data(result_id: str, name: str, slice: int = 0) -> Response:
         arrays = _get(result_id).arrays
         if name not in arrays:
@@ -253,12 +308,17 @@ def create_app(models: list[str] | Mapping[str, Model] | None = None,
             raise HTTPException(404, f"slice {slice} out of range 0..{stack.shape[0] - 1}")
         image = np.ascontiguousarray(stack[slice], dtype="<f4")
         shape = f"{image.shape[0]},{image.shape[1]}"
-        return Response(image.tobytes(), media_type="application/octet-stream",
-                        headers={"X-Shape": shape, "Cache-Control": "no-store"})  # fmt: skip
+        return Response(
+            image.tobytes(),
+            media_type="application/octet-stream",
+            headers={"X-Shape": shape, "Cache-Control": "no-store"},
+        )
 
-    @app.get("/api/results/{result_id}/download/{fmt}",
-             summary="16-bit PNG, derived DICOM or fused overlay PNG (zip when several "
-                     "files); ?alpha= redraws the overlay")  # fmt: skip
+    @app.get(
+        "/api/results/{result_id}/download/{fmt}",
+        summary="16-bit PNG, derived DICOM or fused overlay PNG (zip when several "
+        "files); ?alpha= redraws the overlay",
+    )
     async def download_file(result_id: str, fmt: str, alpha: float | None = None) -> Response:
         result = _get(result_id)
         if fmt not in result.downloads:

@@ -68,17 +68,22 @@ def _notes(ct: Volume, pet: Volume) -> list[str]:
     """What the user should know about how the two images were put together."""
     notes = []
     if False in (ct.metadata.get("spacing_known"), pet.metadata.get("spacing_known")):
-        notes.append("an image has no geometry (e.g. PNG): the PET is taken to span the CT's "
-                     "field of view")  # fmt: skip
+        notes.append(
+            "an image has no geometry (e.g. PNG): the PET is taken to span the CT's field of view"
+        )
     if pet.unit not in ("SUV", "a.u."):
         notes.append(f"the PET is in {pet.unit!r}; the model expects SUV")
     return notes
 
 
 def fuse_upload(
-    key: str, predictor: FusionPredictor, ct_uploads: list[Upload], pet_uploads: list[Upload],
-    alpha: float, settings: Settings,
-) -> Result:  # fmt: skip
+    key: str,
+    predictor: FusionPredictor,
+    ct_uploads: list[Upload],
+    pet_uploads: list[Upload],
+    alpha: float,
+    settings: Settings,
+) -> Result:
     """Decode the CT and PET, fuse, check consistency, package downloads (module doc).
 
     Raises UnsupportedType (415) / Unprocessable (422) as `decode`, and Unprocessable with
@@ -99,36 +104,67 @@ def fuse_upload(
     low, high, s = stack(fused.pet_low), stack(fused.enhanced), predictor.scale
     with torch.no_grad():  # the viewer's "input": what bicubic interpolation makes of the PET
         bicubic = upsample(torch.from_numpy(low), s).numpy()
-    checks = [consistency_map(lo, hi, predictor.info.task, s) for lo, hi in zip(low, high,
-              strict=True)]  # fmt: skip
+    checks = [
+        consistency_map(lo, hi, predictor.info.task, s) for lo, hi in zip(low, high, strict=True)
+    ]
     ct_window = ct.window or DEFAULT_CT_WINDOW
     worst = max(range(len(checks)), key=lambda k: checks[k].score)
     window = fused.enhanced.window
     summary = {
-        "research_use_only": True, "notice": NOTICE, "kind": "fusion",
+        "research_use_only": True,
+        "notice": NOTICE,
+        "kind": "fusion",
         "model": describe_model(key, predictor),
-        "input": {"shape": list(fused.pet_low.shape), "slices": len(low), "modality": "PT",
-                  "unit": fused.pet_low.unit, "spacing_mm": list(fused.pet_low.spacing),
-                  "range": value_range(low),
-                  "window": None if window is None else {"center": window.center,
-                                                         "width": window.width}},
-        "pet": {"shape": list(pet.shape), "modality": pet.modality, "unit": pet.unit,
-                "spacing_mm": list(pet.spacing)},
-        "ct": {"shape": list(ct.shape), "modality": ct.modality, "unit": ct.unit,
-               "spacing_mm": list(ct.spacing)},
-        "output": {"shape": list(fused.enhanced.shape), "spacing_mm":
-                   list(fused.enhanced.spacing), "range": value_range(high)},
-        "consistency": {"score": checks[worst].score, "worst_slice": worst,
-                        "scores": [c.score for c in checks],
-                        "noise_sd": [c.noise_sd for c in checks],
-                        "description": checks[worst].description},
-        "fusion": {"alpha": alpha, "suv_max": default_suv_max(high), "stem": stem,
-                   "ct_window": {"center": ct_window.center, "width": ct_window.width},
-                   "coverage": fused.coverage, "notes": _notes(ct, pet)},
-        "metrics": None, "seconds": None,
-    }  # fmt: skip
-    arrays = {"input": bicubic, "output": high, "ct": stack(fused.ct),
-              "consistency": np.stack([c.map for c in checks])}  # fmt: skip
+        "input": {
+            "shape": list(fused.pet_low.shape),
+            "slices": len(low),
+            "modality": "PT",
+            "unit": fused.pet_low.unit,
+            "spacing_mm": list(fused.pet_low.spacing),
+            "range": value_range(low),
+            "window": None if window is None else {"center": window.center, "width": window.width},
+        },
+        "pet": {
+            "shape": list(pet.shape),
+            "modality": pet.modality,
+            "unit": pet.unit,
+            "spacing_mm": list(pet.spacing),
+        },
+        "ct": {
+            "shape": list(ct.shape),
+            "modality": ct.modality,
+            "unit": ct.unit,
+            "spacing_mm": list(ct.spacing),
+        },
+        "output": {
+            "shape": list(fused.enhanced.shape),
+            "spacing_mm": list(fused.enhanced.spacing),
+            "range": value_range(high),
+        },
+        "consistency": {
+            "score": checks[worst].score,
+            "worst_slice": worst,
+            "scores": [c.score for c in checks],
+            "noise_sd": [c.noise_sd for c in checks],
+            "description": checks[worst].description,
+        },
+        "fusion": {
+            "alpha": alpha,
+            "suv_max": default_suv_max(high),
+            "stem": stem,
+            "ct_window": {"center": ct_window.center, "width": ct_window.width},
+            "coverage": fused.coverage,
+            "notes": _notes(ct, pet),
+        },
+        "metrics": None,
+        "seconds": None,
+    }
+    arrays = {
+        "input": bicubic,
+        "output": high,
+        "ct": stack(fused.ct),
+        "consistency": np.stack([c.map for c in checks]),
+    }
     result = Result(summary, arrays, downloads)
     result.downloads["fused"] = overlay_download(result, alpha)
     summary["seconds"] = round(time.perf_counter() - start, 3)

@@ -58,18 +58,26 @@ def describe_model(key: str, model: Model) -> dict[str, Any]:
 
     info = model.info
     fusion = isinstance(model, FusionPredictor)
-    modalities = ["CT", "PT"] if fusion else list(getattr(TASKS.get(info.task), "modalities", ())
-                                                  or ())  # fmt: skip
+    modalities = (
+        ["CT", "PT"] if fusion else list(getattr(TASKS.get(info.task), "modalities", ()) or ())
+    )
     return {
-        "id": key, "name": info.model_name, "task": info.task, "scale": info.scale,
-        "architecture": info.architecture, "modalities": modalities,
-        "unit": info.normalization.get("unit"), "checkpoint_sha256": info.checkpoint_sha256,
-        "kind": "fusion" if fusion else "single", "inputs": ["ct", "pet"] if fusion else ["image"],
-    }  # fmt: skip
+        "id": key,
+        "name": info.model_name,
+        "task": info.task,
+        "scale": info.scale,
+        "architecture": info.architecture,
+        "modalities": modalities,
+        "unit": info.normalization.get("unit"),
+        "checkpoint_sha256": info.checkpoint_sha256,
+        "kind": "fusion" if fusion else "single",
+        "inputs": ["ct", "pet"] if fusion else ["image"],
+    }
 
 
-def choose_model(models: dict[str, M], name: str | None, fusion: bool,
-                 other_mode: dict[str, Any]) -> tuple[str, M]:  # fmt: skip
+def choose_model(
+    models: dict[str, M], name: str | None, fusion: bool, other_mode: dict[str, Any]
+) -> tuple[str, M]:
     """The model `name` of `models` (the fusion or the single-image ones; default: the
     first), else Unprocessable (422) saying what to do instead."""
     from medsr.web.limits import Unprocessable

@@ -141,23 +141,35 @@ def reference_metrics(output: Volume, baseline: np.ndarray, reference: Volume) -
             "same slice(s)"
         )
     target = torch.from_numpy(stack(reference))[:, None]
-    images = {"model": torch.from_numpy(stack(output))[:, None],
-              "bicubic": torch.from_numpy(baseline)[:, None]}  # fmt: skip
+    images = {
+        "model": torch.from_numpy(stack(output))[:, None],
+        "bicubic": torch.from_numpy(baseline)[:, None],
+    }
     rows = []
     if output.unit == "HU" and reference.unit == "HU":
         for name, window in CT_WINDOWS.items():
             t = window_to_unit(target, window)
             for method, x in images.items():
                 x = window_to_unit(x, window)
-                rows.append({"method": method, "range": f"{name} C{window.center:g}/W"
-                             f"{window.width:g}", "psnr_db": float(psnr(x, t, data_range=1.0)),
-                             "ssim": float(ssim(x, t, data_range=1.0))})  # fmt: skip
+                rows.append(
+                    {
+                        "method": method,
+                        "range": f"{name} C{window.center:g}/W{window.width:g}",
+                        "psnr_db": float(psnr(x, t, data_range=1.0)),
+                        "ssim": float(ssim(x, t, data_range=1.0)),
+                    }
+                )
     else:
         span = float(target.max() - target.min()) or 1.0
         for method, x in images.items():
-            rows.append({"method": method, "range": f"reference range {span:.4g}",
-                         "psnr_db": float(psnr(x, target, data_range=span)),
-                         "ssim": float(ssim(x, target, data_range=span))})  # fmt: skip
+            rows.append(
+                {
+                    "method": method,
+                    "range": f"reference range {span:.4g}",
+                    "psnr_db": float(psnr(x, target, data_range=span)),
+                    "ssim": float(ssim(x, target, data_range=span)),
+                }
+            )
     return {"rows": rows, "note": "data range stated per row; bicubic is the baseline"}
 
 
@@ -199,9 +211,12 @@ def safe_stem(name: str, default: str = "image") -> str:
 
 
 def enhance_upload(
-    key: str, predictor: Predictor, uploads: list[Upload], reference: list[Upload],
+    key: str,
+    predictor: Predictor,
+    uploads: list[Upload],
+    reference: list[Upload],
     settings: Settings,
-) -> Result:  # fmt: skip
+) -> Result:
     """Decode, enhance, check consistency, score against a reference, package downloads."""
     from medsr.physics.resize import upsample
 
@@ -209,17 +224,21 @@ def enhance_upload(
     with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
         folder = Path(scratch)
         volume = decode(uploads, folder / "input", settings.max_pixels, "input")
-        ref = decode(reference, folder / "ref", settings.max_pixels * predictor.scale**2,
-                     "reference") if reference else None  # fmt: skip
+        ref = (
+            decode(reference, folder / "ref", settings.max_pixels * predictor.scale**2, "reference")
+            if reference
+            else None
+        )
         try:
             predictor.check_volume(volume)
         except ValueError as error:
             raise Unprocessable(str(error)) from None
-        output = predictor.enhance(volume, tile_size=settings.tile_size,
-                                   overlap=settings.overlap)  # fmt: skip
+        output = predictor.enhance(volume, tile_size=settings.tile_size, overlap=settings.overlap)
         low, high = stack(volume), stack(output)
-        checks = [consistency_map(lo, hi, predictor.task, predictor.scale)
-                  for lo, hi in zip(low, high, strict=True)]  # fmt: skip
+        checks = [
+            consistency_map(lo, hi, predictor.task, predictor.scale)
+            for lo, hi in zip(low, high, strict=True)
+        ]
         metrics = None
         if ref is not None:
             with torch.no_grad():
@@ -233,21 +252,33 @@ def enhance_upload(
     worst = max(range(len(checks)), key=lambda k: checks[k].score)
     window = volume.window
     summary = {
-        "research_use_only": True, "notice": NOTICE,
+        "research_use_only": True,
+        "notice": NOTICE,
         "model": describe_model(key, predictor),
-        "input": {"shape": list(volume.shape), "slices": volume.num_slices,
-                  "modality": volume.modality, "unit": volume.unit,
-                  "spacing_mm": list(volume.spacing), "range": value_range(low),
-                  "window": None if window is None else {"center": window.center,
-                                                         "width": window.width}},
-        "output": {"shape": list(output.shape), "spacing_mm": list(output.spacing),
-                   "range": value_range(high)},
-        "consistency": {"score": checks[worst].score, "worst_slice": worst,
-                        "scores": [c.score for c in checks],
-                        "noise_sd": [c.noise_sd for c in checks],
-                        "description": checks[worst].description},
-        "metrics": metrics, "seconds": round(time.perf_counter() - start, 3),
-    }  # fmt: skip
+        "input": {
+            "shape": list(volume.shape),
+            "slices": volume.num_slices,
+            "modality": volume.modality,
+            "unit": volume.unit,
+            "spacing_mm": list(volume.spacing),
+            "range": value_range(low),
+            "window": None if window is None else {"center": window.center, "width": window.width},
+        },
+        "output": {
+            "shape": list(output.shape),
+            "spacing_mm": list(output.spacing),
+            "range": value_range(high),
+        },
+        "consistency": {
+            "score": checks[worst].score,
+            "worst_slice": worst,
+            "scores": [c.score for c in checks],
+            "noise_sd": [c.noise_sd for c in checks],
+            "description": checks[worst].description,
+        },
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
     return Result(summary, arrays, downloads)
 
 

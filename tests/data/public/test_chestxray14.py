@@ -74,8 +74,10 @@ def test_official_lists_give_the_test_set_and_a_patient_split(tmp_path: Path) ->
     build(tmp_path)
     split = index_chestxray14(tmp_path).split(validation_fraction=0.34, seed=0)
     assert sorted(r.image_index for r in split.test) == [
-        "00000004_000.png", "00000004_001.png", "00000005_000.png"
-    ]  # fmt: skip
+        "00000004_000.png",
+        "00000004_001.png",
+        "00000005_000.png",
+    ]
     assert split.test_sources == (4, 5)
     train = {r.patient_id for r in split.train}
     validation = {r.patient_id for r in split.validation}

@@ -14,8 +14,15 @@ from medsr.data.public.lidc import index_lidc
 TEMPLATE = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
 
 
-def write_slice(path: Path, patient: str, study: str, series: str, modality: str, z: float,
-                description: str = "") -> None:  # fmt: skip
+def write_slice(
+    path: Path,
+    patient: str,
+    study: str,
+    series: str,
+    modality: str,
+    z: float,
+    description: str = "",
+) -> None:
     ds = copy.deepcopy(TEMPLATE)
     ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = patient, study, series
     ds.SOPInstanceUID = generate_uid()
@@ -26,12 +33,19 @@ def write_slice(path: Path, patient: str, study: str, series: str, modality: str
     ds.save_as(path)
 
 
-def write_series(folder: Path, patient: str, modality: str, num: int, name: str = "1-{:03d}.dcm",
-                 description: str = "") -> str:  # fmt: skip
+def write_series(
+    folder: Path,
+    patient: str,
+    modality: str,
+    num: int,
+    name: str = "1-{:03d}.dcm",
+    description: str = "",
+) -> str:
     study, series = generate_uid(), generate_uid()
     for k in range(num):
-        write_slice(folder / name.format(k + 1), patient, study, series, modality, -2.5 * k,
-                    description)  # fmt: skip
+        write_slice(
+            folder / name.format(k + 1), patient, study, series, modality, -2.5 * k, description
+        )
     return series
 
 
@@ -94,10 +108,30 @@ def test_manifest_layout_uses_metadata_csv_and_reports_missing(tmp_path: Path) -
     gone = "LIDC-IDRI/LIDC-IDRI-0002/01-01-2000-NA-NA-1/3000522.000000-NA-04919"
     with (manifest / "metadata.csv").open("w", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(["Series UID", "Collection", "Subject ID", "Study UID", "Series Description",
-                      "Modality", "Number of Images", "File Location"])  # fmt: skip
-        out.writerow([uid, "LIDC-IDRI", "LIDC-IDRI-0001", "1.2.3", "CT chest", "CT", "5",
-                      ".\\" + rel.replace("/", "\\")])  # fmt: skip
+        out.writerow(
+            [
+                "Series UID",
+                "Collection",
+                "Subject ID",
+                "Study UID",
+                "Series Description",
+                "Modality",
+                "Number of Images",
+                "File Location",
+            ]
+        )
+        out.writerow(
+            [
+                uid,
+                "LIDC-IDRI",
+                "LIDC-IDRI-0001",
+                "1.2.3",
+                "CT chest",
+                "CT",
+                "5",
+                ".\\" + rel.replace("/", "\\"),
+            ]
+        )
         out.writerow(["9.9", "LIDC-IDRI", "LIDC-IDRI-0002", "1.2.4", "", "CT", "120", "./" + gone])
     index = index_lidc(tmp_path)
     assert [(s.patient_id, s.series_uid, s.description, s.num_slices) for s in index.ct] == [

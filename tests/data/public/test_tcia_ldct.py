@@ -18,8 +18,14 @@ LOW_OFFSET = 10  # stored low-dose pixels = full-dose pixels + 10, so alignment 
 Z = [-20.0, -17.5, -15.0, -12.5]
 
 
-def write_series(folder: Path, patient: str, description: str, dose: str,
-                 z: list[float] = Z, suffix: str = ".dcm") -> None:  # fmt: skip
+def write_series(
+    folder: Path,
+    patient: str,
+    description: str,
+    dose: str,
+    z: list[float] = Z,
+    suffix: str = ".dcm",
+) -> None:
     series = generate_uid()
     pixels = TEMPLATE.pixel_array.astype(np.int16)
     for k, position in enumerate(z):
@@ -35,8 +41,12 @@ def write_series(folder: Path, patient: str, description: str, dose: str,
         ds.save_as(folder / f"1-{len(z) - k:03d}{suffix}")
 
 
-def tcia_patient(root: Path, patient: str, low_name: str = "1.000000-Low Dose Images-39882",
-                 low_z: list[float] = Z) -> None:  # fmt: skip
+def tcia_patient(
+    root: Path,
+    patient: str,
+    low_name: str = "1.000000-Low Dose Images-39882",
+    low_z: list[float] = Z,
+) -> None:
     study = root / "LDCT-and-Projection-data" / patient / "08-23-2018-NA-NA-12345"
     write_series(study / "1.000000-Full dose images-34040", patient, "Full dose images", "full")
     write_series(study / low_name, patient, "Low dose images", "low", low_z)

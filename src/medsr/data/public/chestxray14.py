@@ -63,8 +63,13 @@ class ChestXrayRecord:
             self.original_pixel_spacing[1] * height / rows,
             self.original_pixel_spacing[0] * width / cols,
         )
-        meta = {**volume.metadata, "patient_id": self.patient_id, "view": self.view,
-                "labels": self.labels, "image_index": self.image_index}  # fmt: skip
+        meta = {
+            **volume.metadata,
+            "patient_id": self.patient_id,
+            "view": self.view,
+            "labels": self.labels,
+            "image_index": self.image_index,
+        }
         return replace(volume, spacing=spacing, modality="DX", metadata=meta)
 
 
@@ -125,8 +130,15 @@ class ChestXray14Index:
             f"ChestX-ray14 official patient-wise lists: test_list.txt {len(test_patients)} "
             f"patients / {len(test)} images; train_val_list.txt {split.describe()}"
         )
-        return Split(split.train, split.validation, test, split.train_sources,
-                     split.validation_sources, tuple(sorted(test_patients)), statement)  # fmt: skip
+        return Split(
+            split.train,
+            split.validation,
+            test,
+            split.train_sources,
+            split.validation_sources,
+            tuple(sorted(test_patients)),
+            statement,
+        )
 
 
 def _column(header: list[str], prefix: str) -> int:
@@ -182,18 +194,20 @@ def index_chestxray14(root: str | Path) -> ChestXray14Index:
                 continue
             size, spacing = col["OriginalImage["], col["OriginalImagePixelSpacing"]
             labels = tuple(label for label in row[col["Finding Labels"]].split("|") if label)
-            records.append(ChestXrayRecord(
-                image_index=name,
-                path=path,
-                patient_id=int(row[col["Patient ID"]]),
-                follow_up=int(row[col["Follow-up"]]),
-                age_years=_age(row[col["Patient Age"]]),
-                sex=row[col["Patient Gender"]].strip(),
-                view=row[col["View Position"]].strip(),
-                labels=labels,
-                original_size=(int(float(row[size])), int(float(row[size + 1]))),
-                original_pixel_spacing=(float(row[spacing]), float(row[spacing + 1])),
-            ))  # fmt: skip
+            records.append(
+                ChestXrayRecord(
+                    image_index=name,
+                    path=path,
+                    patient_id=int(row[col["Patient ID"]]),
+                    follow_up=int(row[col["Follow-up"]]),
+                    age_years=_age(row[col["Patient Age"]]),
+                    sex=row[col["Patient Gender"]].strip(),
+                    view=row[col["View Position"]].strip(),
+                    labels=labels,
+                    original_size=(int(float(row[size])), int(float(row[size + 1]))),
+                    original_pixel_spacing=(float(row[spacing]), float(row[spacing + 1])),
+                )
+            )
     return ChestXray14Index(
         root=root,
         records=records,

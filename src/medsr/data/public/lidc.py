@@ -27,8 +27,13 @@ from medsr.data.volume import Volume
 
 PATIENT_PATTERN = re.compile(r"^LIDC-IDRI-\d{4}$")
 RADIOGRAPH_MODALITIES = ("CR", "DX")
-_HEADER_TAGS = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
-                "SeriesDescription"]  # fmt: skip
+_HEADER_TAGS = [
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "SeriesDescription",
+]
 
 
 @dataclass(frozen=True)

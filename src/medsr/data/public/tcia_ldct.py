@@ -220,8 +220,10 @@ class TciaLdctPairs(Dataset[Item]):
         cache_slices: int = 8,
     ) -> None:
         if patch_size < 1 or num_samples < 1 or max_retries < 1:
-            raise ValueError(f"patch_size, num_samples, max_retries must be >= 1: "
-                             f"{patch_size}, {num_samples}, {max_retries}")  # fmt: skip
+            raise ValueError(
+                f"patch_size, num_samples, max_retries must be >= 1: "
+                f"{patch_size}, {num_samples}, {max_retries}"
+            )
         if not pairs:
             raise ValueError("pairs is empty")
         self.pairs, self.patch_size, self.num_samples = list(pairs), patch_size, num_samples
@@ -280,8 +282,17 @@ class TciaLdctPairs(Dataset[Item]):
             low_t, high_t = self.normalize(low_t), self.normalize(high_t)
         pair, sl = self.pairs[i], self.pairs[i].slices[k]
         params: dict[str, Any] = {
-            "patient": pair.patient_id, "dose_fraction": pair.dose_fraction, "z_mm": sl.z_mm,
-            "low_path": str(sl.low), "high_path": str(sl.full), "slice": k, "row": row,
-            "col": col, "size": p, "augment": op, "epoch": self.epoch, "index": index,
-        }  # fmt: skip
+            "patient": pair.patient_id,
+            "dose_fraction": pair.dose_fraction,
+            "z_mm": sl.z_mm,
+            "low_path": str(sl.low),
+            "high_path": str(sl.full),
+            "slice": k,
+            "row": row,
+            "col": col,
+            "size": p,
+            "augment": op,
+            "epoch": self.epoch,
+            "index": index,
+        }
         return {"low": low_t.contiguous(), "high": high_t.contiguous(), "params": params}
