@@ -1,0 +1,42 @@
+"""Every shipped model gives the outputs stored before (tests/inference/reference_outputs/).
+
+The references are written by `make_reference_outputs.py` (see its doc: regenerate a model's
+file only when its weights change on purpose). The tolerance is 1e-5 of the reference's value
+range (about 1e-5 in the model's own [0, 1] units): a refactoring may reorder float32
+arithmetic, it may not change what the model computes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medsr.inference.registry import MODELS
+from tests.inference.make_reference_outputs import reference_cases, reference_path
+
+TOLERANCE = 1e-5
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shipped_model_matches_its_stored_reference_outputs(name: str) -> None:
+    path = reference_path(name)
+    assert path.is_file(), f"no reference for {name}: run make_reference_outputs.py {name}"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cases = reference_cases(name)
+        with np.load(path) as stored:
+            assert sorted(stored.files) == sorted(cases)
+            for case, run in cases.items():
+                reference = stored[case]
+                output = np.asarray(run())
+                assert output.shape == reference.shape, case
+                value_range = float(reference.max() - reference.min())
+                error = float(np.abs(output - reference).max())
+                assert error <= TOLERANCE * value_range, (
+                    f"{name}/{case}: max |output - reference| = {error:.3g} > "
+                    f"{TOLERANCE} x range {value_range:.4g}"
+                )
+    finally:
+        torch.set_num_threads(threads)
