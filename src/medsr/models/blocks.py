@@ -142,6 +142,19 @@ class RRDB(nn.Module):
         return x + self.residual_scale * self.rdb3(self.rdb2(self.rdb1(x)))
 
 
+def icnr_init(conv: nn.Conv2d, scale: int) -> None:
+    """ICNR (Aitken et al. 2017): the `C * s^2` output channels of `conv`, before a
+    PixelShuffle(s), start as `s^2` copies of `C` kernels, so the shuffled output starts as a
+    nearest-neighbour upsampling, free of the sub-pixel checkerboard."""
+    out_channels = conv.out_channels // scale**2
+    base = torch.empty(out_channels, *conv.weight.shape[1:])
+    nn.init.kaiming_normal_(base)
+    with torch.no_grad():
+        conv.weight.copy_(base.repeat_interleave(scale**2, dim=0) * 0.1)
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
 def interpolated_input(x: torch.Tensor, out_channels: int, scale: int) -> torch.Tensor:
     """The image a generator with `global_residual=True` adds to its output.
 

@@ -14,8 +14,11 @@ from medsr.models.blocks import (
     check_input,
     check_int,
     check_scale,
+    icnr_init,
     interpolated_input,
 )
+
+SRRESNET_UPSAMPLERS = ("progressive", "subpixel")
 
 
 class SRResNet(Configurable):
@@ -38,6 +41,13 @@ class SRResNet(Configurable):
         global_residual: add `blocks.interpolated_input(x, out_channels, scale)` (bicubic
             upsampling of the first `out_channels` input channels, or of their mean when the
             input has fewer) to the output, so the network learns only the missing detail.
+        upsampler: `"progressive"` (the paper: `log2(scale)` x2 PixelShuffle stages with
+            `num_features` channels, then the 9x9 output conv on the high grid) or
+            `"subpixel"` (ESPCN, Shi et al. 2016: one 3x3 conv on the low grid to
+            `out_channels * scale^2` channels and one PixelShuffle(scale)). `subpixel` does all
+            its work on the low grid (about 3x fewer FLOPs at x4 with 32 features); its last
+            conv starts ICNR-initialised (Aitken et al. 2017) so it starts free of the
+            sub-pixel checkerboard.
     """
 
     def __init__(
@@ -50,6 +60,7 @@ class SRResNet(Configurable):
         scale: int = 4,
         batch_norm: bool = True,
         global_residual: bool = False,
+        upsampler: str = "progressive",
     ) -> None:
         super().__init__()
         check_int("in_channels", in_channels)
@@ -57,6 +68,8 @@ class SRResNet(Configurable):
         check_int("num_features", num_features)
         check_int("num_blocks", num_blocks)
         stages = check_scale(scale)
+        if upsampler not in SRRESNET_UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {SRRESNET_UPSAMPLERS}, got {upsampler!r}")
         self._config: dict[str, Any] = {
             "in_channels": in_channels,
             "out_channels": out_channels,
@@ -66,6 +79,8 @@ class SRResNet(Configurable):
             "batch_norm": bool(batch_norm),
             "global_residual": bool(global_residual),
         }
+        if upsampler != "progressive":  # the shipped progressive checkpoints lack the key
+            self._config["upsampler"] = upsampler
         self.in_channels, self.out_channels, self.scale = in_channels, out_channels, scale
         self.global_residual = bool(global_residual)
 
@@ -76,8 +91,18 @@ class SRResNet(Configurable):
         )
         self.conv_body = nn.Conv2d(num_features, num_features, 3, padding=1)
         self.bn_body = nn.BatchNorm2d(num_features) if batch_norm else nn.Identity()
-        self.upsample = nn.Sequential(*(PixelShuffleUpsample(num_features) for _ in range(stages)))
-        self.conv_last = nn.Conv2d(num_features, out_channels, 9, padding=4)
+        if upsampler == "progressive":
+            self.upsample: nn.Module = nn.Sequential(
+                *(PixelShuffleUpsample(num_features) for _ in range(stages))
+            )
+            self.conv_last = nn.Conv2d(num_features, out_channels, 9, padding=4)
+        else:
+            self.upsample = nn.Identity()
+            self.conv_last = nn.Sequential(
+                nn.Conv2d(num_features, out_channels * scale**2, 3, padding=1),
+                nn.PixelShuffle(scale),
+            )
+            icnr_init(self.conv_last[0], scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels)

@@ -1,8 +1,24 @@
-"""What every degradation returns, and the call shape datasets rely on."""
+"""The degradation contract every task follows, and what it returns.
+
+In the spirit of deepinv's physics (`y = noise(A(x))` with a generator that returns the
+parameters of one draw), a task is three functions:
+
+    params = task.sample(generator)                     # one draw of the random parameters
+    clean  = task.forward(high, spacing_mm, params)     # A(x): deterministic, noise-free low image
+    low    = task.noise(clean, params, generator, high=high, spacing_mm=spacing_mm)
+
+`params` is a small frozen dataclass whose `asdict` is JSON-able (`params_record`): logged
+with every pair, so any pair can be remade from its log. `noise` receives the high image too
+because some noise models depend on the signal along a ray (projection-domain low-dose CT).
+`SampledDegradation.__call__` composes the three and packs a `DegradedPair`: `degrade`,
+`evaluate`, the training banks and the consistency maps all reach a task through it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Protocol
 
 import torch
@@ -38,3 +54,87 @@ class Degradation(Protocol):
     def __call__(
         self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
     ) -> DegradedPair: ...
+
+
+def params_record(params: Any) -> dict[str, Any]:
+    """The JSON-able record of a parameter draw (a dataclass or a mapping); ValueError if a
+    value would not survive `json.dumps` (NaN, tensors, arbitrary objects)."""
+    record = asdict(params) if is_dataclass(params) else dict(params)
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"degradation parameters are not JSON-able: {record!r}") from error
+    return record
+
+
+def draw_uniform(low: float, high: float, generator: torch.Generator, log: bool = False) -> float:
+    """One uniform draw in `[low, high]` (log-uniform when `log`), from `generator`."""
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    if log:
+        return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    return low + u * (high - low)
+
+
+def draw_choice(options: tuple[Any, ...], generator: torch.Generator) -> Any:
+    """One of `options`, uniformly, from `generator`."""
+    return options[int(torch.randint(0, len(options), (1,), generator=generator))]
+
+
+def draw_bernoulli(probability: float, generator: torch.Generator) -> bool:
+    """True with `probability`, from `generator`."""
+    return float(torch.rand((), generator=generator, dtype=torch.float64)) < probability
+
+
+class SampledDegradation:
+    """Base of tasks written as `sample` / `forward` / `noise` (see the module doc).
+
+    Subclasses set `task` and `scale` and implement the three methods; `__call__` composes
+    them and packs the pair with every parameter, drawn ones included.
+    """
+
+    task: str
+    scale: int
+
+    def sample(self, generator: torch.Generator) -> Any:
+        raise NotImplementedError
+
+    def forward(self, high: torch.Tensor, spacing_mm: float, params: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def noise(
+        self,
+        clean: torch.Tensor,
+        params: Any,
+        generator: torch.Generator,
+        *,
+        high: torch.Tensor,
+        spacing_mm: float,
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def target(self, high: torch.Tensor, params: Any) -> torch.Tensor:
+        """The high image the model should produce (default: `high` itself)."""
+        return high
+
+    def __call__(
+        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+    ) -> DegradedPair:
+        if high.ndim != 3:
+            raise ValueError(f"high must be (C, H, W), got shape {tuple(high.shape)}")
+        if not spacing_mm > 0:
+            raise ValueError(f"spacing_mm must be > 0, got {spacing_mm}")
+        params = self.sample(generator)
+        target = self.target(high, params)
+        clean = self.forward(target, spacing_mm, params)
+        low = self.noise(clean, params, generator, high=target, spacing_mm=spacing_mm)
+        record = {
+            "task": self.task,
+            "scale": self.scale,
+            **params_record(params),
+            "high_shape": list(target.shape),
+            "low_shape": list(low.shape),
+            "high_spacing_mm": spacing_mm,
+            "low_spacing_mm": spacing_mm * self.scale,
+            "generator_seed": generator.initial_seed(),
+        }
+        return DegradedPair(low.contiguous(), target.contiguous(), record)

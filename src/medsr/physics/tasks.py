@@ -12,6 +12,7 @@ pair can be remade from its log. `degrade_volume` applies a task to every slice 
 | ldct-x2, ldct-x4 | 25 % dose, then area downsample of the low-dose image |
 | ldct-legacy-x4 | image-domain Poisson + Gaussian noise (`ImageDomainNoise`), then x4 |
 | xray-x4 | radiograph blur, 4x4 detector binning, quantum + electronic noise |
+| xray-blind-x2, -x4 | an unknown resize, noise, 8-bit, JPEG, drawn per item (`unknown_resize.py`) |
 | petct | PET simulated from the CT, OSEM on a 4x coarser grid; CT guide (`pet_task.py`) |
 """
 
@@ -32,6 +33,7 @@ from medsr.physics.degradation import Degradation, DegradedPair
 from medsr.physics.noise import ImageDomainNoise
 from medsr.physics.pet_task import PetCtTask
 from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, downsample
+from medsr.physics.unknown_resize import UnknownResizeTask
 from medsr.physics.xray import RadiographDegradation, image_range
 
 
@@ -273,6 +275,16 @@ TASKS: dict[str, TaskSpec] = {
         {"scale": 4},
         _XRAY,
     ),
+    **{
+        f"xray-blind-x{s}": TaskSpec(
+            f"xray-blind-x{s}",
+            f"x{s} by an unknown resize (bicubic/bilinear/lanczos/box/gaussian), noise, JPEG",
+            UnknownResizeTask,
+            {"scale": s},
+            _XRAY,
+        )
+        for s in (2, 4)
+    },
     "petct": TaskSpec(
         "petct", "PET from CT: low-res PET (25 % counts), CT guide", PetCtTask, {"scale": 4}, _CT
     ),

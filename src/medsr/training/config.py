@@ -40,8 +40,10 @@ class DataConfig:
     `split: slab` takes the one 3-D volume of `samples` and splits its slices into a training
     slab, `gap_slices` unused slices, then a validation slab (`split_by_slab`).
     `split: source` trains on `samples` + `folders` and validates on `validation_samples` +
-    `validation_folders`, which must not share a source. Evaluation never sees a training
-    source or slab. For `ldct*` tasks the noise is inserted on whole slices once, in a bank
+    `validation_folders`, which must not share a source. `sources` adds folders of images
+    with a seeded, patient-wise hold-out (`medsr.data.sources`: `{kind: image-folder, path,
+    holdout, seed, scales}`): their held-out images join the validation set. Evaluation
+    never sees a training source or slab. For `ldct*` tasks the noise is inserted on whole slices once, in a bank
     of `noise_bank_size` realisations per slice (`medsr.data.noise_bank`); their training
     items may take a log-uniform `noise_gain` (another dose) and `zoom` (a finer grid), both
     `[low, high]`, `[1, 1]` = off, never applied to validation. `petct` banks may draw each
@@ -56,6 +58,7 @@ class DataConfig:
     folders: list[str] = field(default_factory=list)
     validation_samples: list[str] = field(default_factory=list)
     validation_folders: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
     task: str = "x4"
     task_overrides: dict[str, Any] = field(default_factory=dict)
     patch_size: int = 96

@@ -20,6 +20,7 @@ from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
 from medsr.data.noise_bank import NoiseBankPairs
 from medsr.data.pet_bank import PetBankPairs
 from medsr.data.samples import load_sample
+from medsr.data.sources import read_images, source_from_dict, split_files
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
 from medsr.data.volume import Volume
 from medsr.physics.pet_task import PetCtTask
@@ -60,10 +61,27 @@ def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
     return out
 
 
+def _folder_sources(config: DataConfig) -> tuple[list[Volume], list[Volume], list[str]]:
+    """The images of `data.sources`, split into training and held-out (`data/sources.py`)."""
+    from medsr.io import read
+
+    train: list[Volume] = []
+    validation: list[Volume] = []
+    statements = []
+    for entry in config.sources:
+        source = source_from_dict(entry)
+        train_files, held_files, statement = split_files(source)
+        train += read_images(train_files, source.scales, read)
+        validation += read_images(held_files, source.scales, read)
+        statements.append(statement)
+    return train, validation, statements
+
+
 def _sources(
     config: DataConfig, normalization: NormalizationConfig
 ) -> tuple[list[PatchSource], list[PatchSource], str]:
-    train_volumes = _read_sources(config.samples, config.folders)
+    folder_train, folder_validation, folder_statements = _folder_sources(config)
+    train_volumes = _read_sources(config.samples, config.folders) + folder_train
     if not train_volumes:
         raise ValueError("data.samples and data.folders are both empty: nothing to train on")
     if normalization.kind == "percentile":  # mapped before the degradation (stated in config)
@@ -77,7 +95,9 @@ def _sources(
         train = [PatchSource(volume, name, slices=slab.train)]
         validation = [PatchSource(volume, name, slices=slab.validation)]
         return train, validation, slab.describe()
-    val_volumes = _read_sources(config.validation_samples, config.validation_folders)
+    val_volumes = (
+        _read_sources(config.validation_samples, config.validation_folders) + folder_validation
+    )
     if not val_volumes:
         raise ValueError("data.split source needs validation_samples or validation_folders")
     if normalization.kind == "percentile":
@@ -87,15 +107,25 @@ def _sources(
     ids = {}
     for name, group in (("train", train), ("validation", validation)):
         ids[name] = [
-            str(v.volume.metadata.get("sample") or v.volume.metadata.get("path")) for v in group
+            str(
+                v.volume.metadata.get("source_id")
+                or v.volume.metadata.get("sample")
+                or v.volume.metadata.get("path")
+            )
+            for v in group
         ]
         for source, source_id in zip(group, ids[name], strict=True):
             source.source_id = source_id
     assert_disjoint_sources(**ids)
-    statement = (
-        f"split by source: train {ids['train']}, validation {ids['validation']}; "
-        "no source is in both"
-    )
+    if folder_statements:
+        named = [i for i in ids["train"] if not i.isdigit()]
+        statement = "split by source: " + "; ".join(folder_statements)
+        statement += f"; also train {sorted(set(named))}" if named else ""
+    else:
+        statement = (
+            f"split by source: train {ids['train']}, validation {ids['validation']}; "
+            "no source is in both"
+        )
     return train, validation, statement
 
 
