@@ -142,3 +142,33 @@ def test_export_onnx_then_enhance_with_onnxruntime(tmp_path: Path, xray_model: P
     assert torch_out.exit_code == 0
     a, b = read(tmp_path / "onnx" / "img0_x4.png"), read(tmp_path / "torch" / "img0_x4.png")
     assert np.abs(a.array - b.array).max() < 1e-3 * 4000
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_integer_png_in_gives_same_depth_and_scale_out(tmp_path: Path, bits: int) -> None:
+    """A plain 16-bit (or 8-bit) PNG from another program, enhanced by the shipped x4
+    radiograph model, reads in any viewer (Pillow here) with the input's brightness."""
+    from PIL import Image
+
+    from medsr.data.samples import load_sample
+
+    crop = load_sample("xray-extremity-rg3").array[800:864, 800:864].astype(np.float64)
+    crop = (crop - crop.min()) / (crop.max() - crop.min())
+    top, low = (63391, 82) if bits == 16 else (250, 3)
+    stored = np.rint(low + crop * (top - low)).astype(np.uint16 if bits == 16 else np.uint8)
+    source = tmp_path / "in" / "cxr.png"
+    source.parent.mkdir()
+    Image.fromarray(stored).save(source)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["enhance", str(source), "-o", str(out), "--model", "xray-x4"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out / "cxr_x4.png") as image:
+        written = np.asarray(image)
+    assert written.dtype == stored.dtype and written.shape == (256, 256)
+    # Same scale: the 4x4 block means of the output match the input to a few grey levels.
+    blocks = written.astype(np.float64).reshape(64, 4, 64, 4).mean(axis=(1, 3))
+    tolerance = 0.03 * (top - low)
+    assert abs(blocks.mean() - stored.mean()) < tolerance
+    assert np.median(np.abs(blocks - stored)) < tolerance
+    # medsr reads back exactly the integers a viewer sees (intercept 0, slope 1).
+    np.testing.assert_array_equal(read(out / "cxr_x4.png").array, written.astype(np.float32))

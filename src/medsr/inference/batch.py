@@ -115,11 +115,14 @@ def write_output(volume: Volume, out: Path, prefix: str, fmt: str) -> list[Path]
         raise ValueError(f"--format must be one of {sorted(FORMATS)}, got {fmt!r}")
     if fmt == "dicom" and volume.is_volume:
         return write_dicom_series(volume, out / prefix)
+    # An integer PNG/TIFF in gives the same bit depth and integer scale out.
+    options = {"like_input": True} if fmt in ("png", "tiff") else {}
     if fmt == "png" and volume.is_volume:
         return [
-            write(volume.slice(k), out / f"{prefix}_z{k:04d}.png") for k in range(volume.num_slices)
+            write(volume.slice(k), out / f"{prefix}_z{k:04d}.png", **options)
+            for k in range(volume.num_slices)
         ]
-    return [write(volume, out / f"{prefix}{FORMATS[fmt]}")]
+    return [write(volume, out / f"{prefix}{FORMATS[fmt]}", **options)]
 
 
 def enhance_job(

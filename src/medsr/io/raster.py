@@ -7,6 +7,10 @@ Writing chooses the stored integers so that reading back restores the values:
 * integer-valued data in [0, 255] is stored as uint8, in [0, 65535] as uint16, unchanged;
 * other integer-valued data spanning at most 65535 (e.g. CT in HU) is stored as uint16 with an
   integer offset (for CT: -1024 when the data allow it), still exact;
+* an enhanced image written with `like_input=True` (what `medsr enhance` does) keeps the
+  integer scale of the PNG/TIFF it came from: same bit depth, same stored integers for the
+  same values, so any viewer shows the input's brightness (values outside are clipped, with
+  a warning);
 * anything else is mapped linearly from `value_range` to 0..65535 (or 0..255 with `bits=8`):
   `value = stored * slope + intercept`, `slope = (high - low) / 65535`. The default range is
   the data's min/max, or for CT [-1024, 3071] HU widened to include the data (a step of
@@ -92,6 +96,7 @@ def read_raster(path: str | Path) -> Volume:
         "paths": [str(path)],
         "stored_dtype": str(array.dtype),
         "quantisation_step": float(header.get("slope", 1.0)),
+        "stored_intercept": float(header.get("intercept", 0.0)),
     }
     return volume_from_header(values, header, metadata)
 
@@ -132,6 +137,42 @@ def encode(
     return stored.astype(np.uint8 if bits == 8 else np.uint16), lo, slope
 
 
+INTEGER_DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
+
+
+def input_integer_scale(volume: Volume) -> tuple[type[np.unsignedinteger], float, float] | None:
+    """`(dtype, intercept, slope)` of the integer PNG/TIFF `volume` was read from (kept in
+    its metadata through `medsr enhance`), or None when it came from elsewhere."""
+    meta = volume.metadata
+    dtype = INTEGER_DTYPES.get(str(meta.get("stored_dtype")))
+    if dtype is None or meta.get("source") not in ("png", "tif", "tiff"):
+        return None
+    return dtype, float(meta.get("stored_intercept", 0.0)), float(meta.get("quantisation_step", 1.0))
+
+
+def encode_like_input(volume: Volume) -> tuple[np.ndarray, float, float] | None:
+    """Stored integers on the input's own integer scale (same dtype, intercept and slope),
+    rounded and clipped to the dtype's range, with a warning saying how many pixels were
+    clipped; None when `volume` did not come from an integer PNG/TIFF."""
+    scale = input_integer_scale(volume)
+    if scale is None:
+        return None
+    dtype, intercept, slope = scale
+    data = volume.array.astype(np.float64)
+    if not np.all(np.isfinite(data)):
+        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
+    stored = np.rint((data - intercept) / slope)
+    top = np.iinfo(dtype).max
+    clipped = int(np.count_nonzero((stored < 0) | (stored > top)))
+    if clipped:
+        warnings.warn(
+            f"{clipped} pixel(s) ({clipped / stored.size:.3%}) outside the input's "
+            f"{np.dtype(dtype).name} range 0..{top} were clipped to it",
+            stacklevel=3,
+        )
+    return np.clip(stored, 0, top).astype(dtype), intercept, slope
+
+
 def _header(volume: Volume, intercept: float, slope: float) -> str:
     fields = {"version": 1, "intercept": intercept, "slope": slope, **header_fields(volume)}
     return json.dumps({HEADER_KEY: fields})
@@ -143,8 +184,13 @@ def write_png(
     value_range: tuple[float, float] | None = None,
     bits: int = 16,
     overwrite: bool = False,
+    like_input: bool = False,
 ) -> Path:
-    """Write a 2-D `volume` as a grey PNG (8- or 16-bit, see the module docstring)."""
+    """Write a 2-D `volume` as a grey PNG (8- or 16-bit, see the module docstring).
+
+    `like_input`: when `volume` came from an integer PNG/TIFF (an enhanced image keeps its
+    source's metadata), store it in the input's bit depth and integer scale, so any viewer
+    shows the input's brightness (`encode_like_input`); else as without it."""
     if volume.is_volume:
         raise MedsrIOError(
             path,
@@ -152,7 +198,8 @@ def write_png(
             "write volume.slice(i) or use .tif/.nii.gz",
         )
     path = check_can_write(path, overwrite)
-    stored, intercept, slope = encode(volume, value_range, bits)
+    matched = encode_like_input(volume) if like_input and value_range is None else None
+    stored, intercept, slope = matched or encode(volume, value_range, bits)
     info = PngImagePlugin.PngInfo()
     info.add_text(HEADER_KEY, _header(volume, intercept, slope))
     Image.fromarray(stored).save(path, format="PNG", pnginfo=info)
@@ -166,10 +213,15 @@ def write_tiff(
     bits: int = 16,
     float32: bool = False,
     overwrite: bool = False,
+    like_input: bool = False,
 ) -> Path:
-    """Write a 2-D image or a 3-D stack as TIFF; `float32=True` stores the values exactly."""
+    """Write a 2-D image or a 3-D stack as TIFF; `float32=True` stores the values exactly;
+    `like_input` as for `write_png`."""
     path = check_can_write(path, overwrite)
-    if float32:
+    matched = encode_like_input(volume) if like_input and not float32 else None
+    if matched is not None:
+        stored, intercept, slope = matched
+    elif float32:
         stored, intercept, slope = volume.array.astype(np.float32), 0.0, 1.0
     else:
         stored, intercept, slope = encode(volume, value_range, bits)
