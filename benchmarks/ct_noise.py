@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from medsr.data.samples import load_sample
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.metrics.noise import mean_nps_frequency
 from medsr.physics.ct_calibration import calibrate_incident_photons, low_dose_noise_sd
 

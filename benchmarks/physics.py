@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from medsr.data.samples import load_sample
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.physics.ct import LowDoseCT
 
 

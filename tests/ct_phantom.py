@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 
 def body_phantom(slices: int = 2, size: int = 64) -> Volume:

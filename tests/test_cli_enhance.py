@@ -10,7 +10,7 @@ from pydicom.data import get_testdata_file
 from typer.testing import CliRunner
 
 from medsr.cli import app
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io import read, write
 
 sys.path.insert(0, str(Path(__file__).parent / "inference"))

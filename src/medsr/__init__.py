@@ -4,6 +4,6 @@ Outputs are for research use only, not for diagnosis.
 """
 
 from medsr._version import __version__
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 
 __all__ = ["Volume", "Window", "__version__"]

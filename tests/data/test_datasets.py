@@ -19,7 +19,7 @@ from medsr.data.datasets import (
     item_generator,
 )
 from medsr.data.samples import load_sample
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io import write
 from medsr.physics.degradation import DegradedPair
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from medsr.data.datasets import PatchSource, dihedral
-from medsr.data.noise_bank import NoiseBankPairs, _generator, _zoom_centre
+from medsr.data.noise_bank import NoiseBankPairs, _zoom_centre
 from medsr.data.samples import is_available, load_sample
+from medsr.image import seeded_generator
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import make_task
 
@@ -44,7 +45,7 @@ def test_items_are_aligned_patches_of_whole_slice_noise(volume) -> None:  # type
     operator = pairs.operator(0)
     assert operator.incident_photons == pairs.incident_photons[0]
     projection = operator.project(torch.from_numpy(volume.array), volume.spacing[-1])
-    first = operator.noise(projection, _generator(0, 0, 0))[0]
+    first = operator.noise(projection, seeded_generator(0, 0, 0))[0]
     assert torch.allclose(noise[0], first, atol=1e-4)
     assert not torch.allclose(noise[0], noise[1])
     for index in range(len(pairs)):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from medsr.data.volume import Volume
+    from medsr.image import Volume
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_outputs"
 CT_SAMPLE = "sample:ct-head-693"  # 512 x 512 head CT slice, HU

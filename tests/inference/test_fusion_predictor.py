@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.inference import Predictor
 from medsr.inference.fusion import FusionPredictor
 from medsr.inference.fusion_batch import fuse_paths, fused_overlay

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medsr._version import __version__
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.inference import MODELS, Predictor, resolve_model
 from medsr.inference.registry import ModelEntry, available_models
 from medsr.physics.resize import upsample

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.inference.resample import (
     check_overlap,
     coarse_geometry,

@@ -7,8 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from medsr.data.volume import Volume
-from medsr.inference.predictor import upscaled_geometry
+from medsr.image import Volume, rescaled_in_plane
 from medsr.io import read, read_dicom, write
 from medsr.io.dicom_write import ANONYMOUS_ID, write_dicom, write_dicom_series
 
@@ -25,7 +24,7 @@ INFO = {
 def enhanced(source: Volume) -> Volume:
     """What `Predictor.enhance` returns at x2 (pixels repeated; geometry and provenance)."""
     array = np.kron(source.array, np.ones((2, 2), np.float32)) + 0.25
-    spacing, origin = upscaled_geometry(source, 2)
+    spacing, origin = rescaled_in_plane(source, 2, finer=True)
     metadata = {**source.metadata, "inference": INFO, "research_use_only": True}
     return Volume(
         array,

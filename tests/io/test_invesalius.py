@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io import MedsrIOError, read, read_invesalius
 
 CRANIUM = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")

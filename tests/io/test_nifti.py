@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.io import MedsrIOError, read, read_nifti, write, write_nifti
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.io import MedsrIOError, read, write
 from medsr.io.numpy_io import sidecar_path
 

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.io import MedsrIOError, read, write
 from medsr.io.raster import CT_RANGE_HU
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io import MedsrIOError, read, write
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from medsr.data.volume import Window
+from medsr.image import Window
 from medsr.metrics.ct import (
     CT_WINDOWS,
     describe_window,

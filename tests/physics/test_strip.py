@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medsr.data.volume import Window
+from medsr.image import Window
 from medsr.physics.strip import comparison_strip, pair_strip, to_size
 
 

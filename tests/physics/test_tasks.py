@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import TASKS, degrade_volume, make_task, slice_seed

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 _spec = importlib.util.spec_from_file_location(
     "_inference_conftest", Path(__file__).parents[1] / "inference" / "conftest.py"

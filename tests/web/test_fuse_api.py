@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from medsr.data.volume import Window  # noqa: E402
+from medsr.image import Window  # noqa: E402
 from medsr.inference import Predictor  # noqa: E402
 from medsr.inference.fusion import FusionPredictor  # noqa: E402
 from medsr.inference.fusion_batch import fused_overlay  # noqa: E402

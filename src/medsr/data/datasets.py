@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medsr.data.volume import Volume
+from medsr.image import Volume, seeded_generator
 from medsr.physics.degradation import Degradation
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
@@ -35,8 +35,7 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """A CPU generator seeded from `(seed, epoch, index)` (independent streams per item)."""
     if min(seed, epoch, index) < 0:
         raise ValueError(f"seed, epoch and index must be >= 0, got {(seed, epoch, index)}")
-    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+    return seeded_generator(seed, epoch, index)
 
 
 def dihedral(x: torch.Tensor, op: int) -> torch.Tensor:

@@ -45,13 +45,12 @@ from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _sl
 from medsr.data.slice_bank import (
     Progress,
     SliceBank,
-    _generator,
     check_bank_arguments,
     check_range,
     identity_degradation,
     log_uniform,
 )
-from medsr.data.volume import Volume
+from medsr.image import Volume, seeded_generator
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.ct_calibration import calibrate_incident_photons
 from medsr.physics.resize import downsample
@@ -186,7 +185,7 @@ class NoiseBankPairs(SliceBank):
             volume = self.patches.sources[i].volume
             image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
             projection = operator.project(image, float(volume.spacing[-1]))
-            g = _generator(self.bank_seed, i, k)
+            g = seeded_generator(self.bank_seed, i, k)
             draws = [operator.noise(projection, g)[0] for _ in range(self.realisations)]
             bank[(i, k)] = torch.stack(draws).float()
         if path is not None:
@@ -214,7 +213,7 @@ class NoiseBankPairs(SliceBank):
         item = self.patches[index]
         sample = dict(item["params"]["sample"])
         i, k, row, col, p = (sample[n] for n in ("source_index", "slice", "row", "col", "size"))
-        g = _generator(self.patches.seed, self.patches.epoch, index, 1)
+        g = seeded_generator(self.patches.seed, self.patches.epoch, index, 1)
         r = int(torch.randint(0, self.realisations, (1,), generator=g))
         noise = dihedral(
             self.bank[(i, k)][r, row : row + p, col : col + p][None], sample["augment"]

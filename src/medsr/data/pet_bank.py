@@ -32,13 +32,12 @@ from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _sl
 from medsr.data.slice_bank import (
     Progress,
     SliceBank,
-    _generator,
     check_bank_arguments,
     check_range,
     identity_degradation,
     log_uniform,
 )
-from medsr.data.volume import Volume
+from medsr.image import Volume, seeded_generator
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
 
@@ -146,7 +145,7 @@ class PetBankPairs(SliceBank):
             image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))[None]
             targets, lows, ct = [], [], torch.empty(0)
             for r in range(self.realisations):
-                g = _generator(self.bank_seed, i, k, r)
+                g = seeded_generator(self.bank_seed, i, k, r)
                 pair = self._task_of(r, g)(image, float(volume.spacing[-1]), g)
                 targets.append(pair.high[0])
                 lows.append(pair.low[0])
@@ -178,7 +177,7 @@ class PetBankPairs(SliceBank):
         i, k, p, op = (sample[n] for n in ("source_index", "slice", "size", "augment"))
         s = self.scale
         row, col = sample["row"] // s * s, sample["col"] // s * s
-        g = _generator(self.patches.seed, self.patches.epoch, index, 1)
+        g = seeded_generator(self.patches.seed, self.patches.epoch, index, 1)
         r = int(torch.randint(0, self.realisations, (1,), generator=g))
         entry = self.bank[(i, k)]
         ct = entry["ct"][row : row + p, col : col + p][None]

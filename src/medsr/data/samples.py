@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io.errors import MedsrIOError
 from medsr.io.read import read
 

@@ -27,11 +27,6 @@ def identity_degradation(
     return DegradedPair(low=high, high=high, params={})
 
 
-def _generator(*key: int) -> torch.Generator:
-    state = np.random.SeedSequence(list(key)).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
-
-
 def check_bank_arguments(realisations: int, patch_size: int, scale: int) -> None:
     """ValueError for a bank without realisations or patches off the low-resolution grid."""
     if realisations < 1:

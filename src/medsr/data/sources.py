@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".dcm")
 _NIH_NAME = re.compile(r"^(\d{8})_\d{3}$")

@@ -13,7 +13,7 @@ Outputs are for research use only; every enhanced Volume says so in its metadata
 from __future__ import annotations
 
 from medsr.inference.consistency import ConsistencyResult, consistency_map, forward_model
-from medsr.inference.predictor import ModelInfo, Predictor, sha256_file, upscaled_geometry
+from medsr.inference.predictor import ModelInfo, Predictor, sha256_file
 from medsr.inference.registry import MODELS, ModelEntry, available_models, resolve_model
 from medsr.inference.tiling import tiled_apply
 
@@ -29,5 +29,4 @@ __all__ = [
     "resolve_model",
     "sha256_file",
     "tiled_apply",
-    "upscaled_geometry",
 ]

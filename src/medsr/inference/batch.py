@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.inference.predictor import Predictor
 from medsr.io.dicom import is_dicom_file
 from medsr.io.errors import MedsrIOError

@@ -25,7 +25,7 @@ import torch
 
 from medsr._version import __version__
 from medsr.data.pet_bank import guide_channels
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.inference.predictor import ModelInfo, _device, sha256_file
 from medsr.inference.registry import resolve_model
 from medsr.inference.resample import (

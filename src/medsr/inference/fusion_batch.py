@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.inference.batch import check_destination, default_format, plan_jobs, write_output
 from medsr.inference.fusion import FusionPredictor
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from medsr._version import __version__
-from medsr.data.volume import Volume
+from medsr.image import Volume, rescaled_in_plane
 from medsr.inference.registry import resolve_model
 from medsr.inference.tiling import Runner, tiled_apply
 
@@ -308,7 +308,7 @@ class Predictor:
         out = np.empty((slices.shape[0], slices.shape[1] * s, slices.shape[2] * s), np.float32)
         for k in tqdm(range(slices.shape[0]), desc="enhance", unit="slice", disable=not progress):
             out[k] = self._enhance_mapped(slices[k], low, high, tile_size, overlap)
-        spacing, origin = upscaled_geometry(volume, s)
+        spacing, origin = rescaled_in_plane(volume, s, finer=True)
         metadata = {
             **volume.metadata,
             METADATA_KEY: self.provenance(tile_size, overlap),
@@ -322,21 +322,3 @@ class Predictor:
             metadata=metadata,
         )
 
-
-def upscaled_geometry(
-    volume: Volume, scale: int
-) -> tuple[tuple[float, ...], tuple[float, float, float]]:
-    """Spacing and origin of `volume`'s grid refined `scale` times in-plane.
-
-    An input pixel covers `[-0.5, 0.5]` around its centre; the first of its `s` output pixels
-    per axis is centred at `-0.5 + 0.5 / s` input pixels, i.e. the origin moves by
-    `-(s - 1) / (2 s)` input spacings along the column and row directions.
-    """
-    spacing = (*volume.spacing[:-2], volume.spacing[-2] / scale, volume.spacing[-1] / scale)
-    shift = -(scale - 1) / (2 * scale)
-    origin = (
-        np.asarray(volume.origin)
-        + volume.direction[:, 0] * volume.spacing[-1] * shift
-        + volume.direction[:, 1] * volume.spacing[-2] * shift
-    )
-    return spacing, (float(origin[0]), float(origin[1]), float(origin[2]))

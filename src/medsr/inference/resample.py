@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from medsr.data.volume import Volume
+from medsr.image import Volume, rescaled_in_plane
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,11 @@ def coarse_geometry(volume: Volume, scale: int) -> Grid:
     depth, height, width = grid.shape
     if height < scale or width < scale:
         raise ValueError(f"image {volume.shape} is smaller than the scale {scale}")
-    shift = (scale - 1) / 2
-    origin = (
-        np.asarray(grid.origin)
-        + grid.direction[:, 0] * grid.spacing[2] * shift
-        + grid.direction[:, 1] * grid.spacing[1] * shift
-    )
+    spacing, origin = rescaled_in_plane(volume, scale)
     return Grid(
         (depth, height // scale, width // scale),
-        (grid.spacing[0], grid.spacing[1] * scale, grid.spacing[2] * scale),
-        (float(origin[0]), float(origin[1]), float(origin[2])),
+        (grid.spacing[0], *spacing[-2:]),
+        origin,
         grid.direction,
     )
 

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.image import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError
 
 # SOP classes that carry no displayable image even when they hold pixel-like data.

@@ -35,7 +35,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medsr._version import __version__
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import encode
 

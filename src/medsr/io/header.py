@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.image import MODALITIES, Volume, Window
 
 HEADER_KEY = "medsr"
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.image import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError
 
 AXIAL = 1  # InVesalius constants.AXIAL

@@ -19,7 +19,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from medsr.data.volume import MODALITIES, Volume, Window
+from medsr.image import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError, check_can_write
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.header import HEADER_KEY, header_fields, volume_from_header
 

@@ -34,7 +34,7 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.header import HEADER_KEY, header_fields, volume_from_header
 

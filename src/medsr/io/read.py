@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.io.dicom import is_dicom_file, read_dicom
 from medsr.io.dicom_write import write_dicom
 from medsr.io.errors import MedsrIOError

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from medsr.data.volume import Window
+from medsr.image import Window
 from medsr.metrics.image import _reduce, mse, psnr, ssim
 
 NEURO = Window(center=40.0, width=80.0)
@@ -45,7 +45,7 @@ def describe_window(window: str | Window) -> str:
 def window_to_unit(image_hu: torch.Tensor, window: str | Window) -> torch.Tensor:
     """Map `[low, high]` of the window linearly to [0, 1], clipping outside."""
     w = get_window(window)
-    return ((image_hu - w.low) / w.width).clamp(0.0, 1.0)
+    return w.apply(image_hu)
 
 
 def windowed_psnr(

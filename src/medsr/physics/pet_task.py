@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.physics.degradation import DegradedPair
 from medsr.physics.pet import PetFromCT
 

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, never a window (also on headless servers)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from medsr.data.volume import Window  # noqa: E402
+from medsr.image import Window  # noqa: E402
 
 
 def to_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from medsr._version import __version__
-from medsr.data.volume import Volume
+from medsr.image import Volume, rescaled_in_plane
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.ct_calibration import calibrate_incident_photons
 from medsr.physics.degradation import Degradation, DegradedPair
@@ -369,16 +369,11 @@ def degrade_volume(
     high_array, low_array = np.stack(highs), np.stack(lows)
     if not volume.is_volume:
         high_array, low_array = high_array[0], low_array[0]
-    # spacing is in array-axis order (row, column) for the in-plane pair.
-    low_spacing = (*volume.spacing[:-2], volume.spacing[-2] * scale, volume.spacing[-1] * scale)
-    shift = (
-        volume.direction[:, 0] * volume.spacing[-1] + volume.direction[:, 1] * volume.spacing[-2]
-    )
-    x0, y0, z0 = (float(o) for o in np.asarray(volume.origin) + shift * (scale - 1) / 2)
+    low_spacing, low_origin = rescaled_in_plane(volume, scale)
     high_volume = volume.with_array(high_array)
     low_volume = replace(
         volume.with_array(low_array, spacing=low_spacing),
-        origin=(x0, y0, z0),
+        origin=low_origin,
         metadata={**volume.metadata, "derived_by": f"medsr {__version__} task {task_name}"},
     )
     params = {

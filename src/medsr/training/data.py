@@ -22,7 +22,7 @@ from medsr.data.pet_bank import PetBankPairs
 from medsr.data.samples import load_sample
 from medsr.data.sources import read_images, source_from_dict, split_files
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.physics.pet_task import PetCtTask
 from medsr.physics.tasks import LowDoseCTTask, make_task
 from medsr.training.config import DataConfig, NormalizationConfig

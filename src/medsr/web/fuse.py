@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsr.data.volume import Volume, Window
+from medsr.image import Volume, Window
 from medsr.inference import consistency_map
 from medsr.inference.batch import output_tag
 from medsr.inference.fusion import FusionPredictor

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medsr.data.volume import Volume
+from medsr.image import Volume
 from medsr.inference import Predictor, consistency_map
 from medsr.inference.batch import output_tag
 from medsr.io.errors import MedsrIOError

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medsr.data.splits import Split, assert_disjoint_sources, split_by_source
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 CSV_NAMES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 _COLUMNS = (

@@ -23,7 +23,7 @@ from pathlib import Path
 import pydicom
 
 from medsr.data.splits import Split, split_by_source
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 PATIENT_PATTERN = re.compile(r"^LIDC-IDRI-\d{4}$")
 RADIOGRAPH_MODALITIES = ("CR", "DX")

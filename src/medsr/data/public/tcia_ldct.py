@@ -35,7 +35,7 @@ from medsr.data.datasets import (
     dihedral,
     item_generator,
 )
-from medsr.data.volume import Volume
+from medsr.image import Volume
 
 PATIENT_PATTERN = re.compile(r"^[A-Z]\d{3}$")
 FULL_PATTERN = re.compile(r"full[\s_-]*dose|^full_", re.IGNORECASE)
