@@ -16,8 +16,8 @@ import statistics
 import numpy as np
 import torch
 
-from medsr.data.samples import load_sample
 from medsr.image import Volume
+from medsr.io.samples import load_sample
 from medsr.metrics.noise import mean_nps_frequency
 from medsr.physics.ct_calibration import calibrate_incident_photons, low_dose_noise_sd
 

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from medsr.data.samples import load_sample
 from medsr.inference.fusion import FusionPredictor
+from medsr.io.samples import load_sample
 from medsr.metrics.image import psnr, ssim
 from medsr.physics.pet import PetFromCT
 from medsr.physics.resize import downsample, upsample

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from medsr.data.samples import load_sample
 from medsr.image import Volume
+from medsr.io.samples import load_sample
 from medsr.physics.ct import LowDoseCT
 
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from medsr import Volume
 from medsr.cli import app
-from medsr.data.samples import is_available, load_sample
 from medsr.io import read, write
+from medsr.io.samples import is_available, load_sample
 from medsr.physics.resize import downsample
 
 runner = CliRunner()

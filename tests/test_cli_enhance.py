@@ -150,7 +150,7 @@ def test_integer_png_in_gives_same_depth_and_scale_out(tmp_path: Path, bits: int
     radiograph model, reads in any viewer (Pillow here) with the input's brightness."""
     from PIL import Image
 
-    from medsr.data.samples import load_sample
+    from medsr.io.samples import load_sample
 
     crop = load_sample("xray-extremity-rg3").array[800:864, 800:864].astype(np.float64)
     crop = (crop - crop.min()) / (crop.max() - crop.min())

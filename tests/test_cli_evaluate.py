@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from medsr.cli import app
-from medsr.data.samples import is_available
 from medsr.inference import sha256_file
+from medsr.io.samples import is_available
 
 pytest.importorskip("pydicom.data")
 runner = CliRunner()

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medsr.cli import app
-from medsr.data.samples import SAMPLES
+from medsr.io.samples import SAMPLES
 
 runner = CliRunner()
 

@@ -23,7 +23,7 @@ app.add_typer(data_app, name="data")
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Bad input ends a command with exit code 2 and a one-line `error: ...`, no traceback."""
-    from medsr.data.samples import SampleNotAvailable
+    from medsr.io.samples import SampleNotAvailable
 
     try:
         yield
@@ -54,7 +54,7 @@ def info(
     """Print modality, shape, spacing, unit, value range, window and source of an image."""
     import warnings
 
-    from medsr.data.samples import read_source
+    from medsr.io.samples import read_source
 
     with _user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -84,7 +84,7 @@ def info(
 @data_app.command("list")
 def data_list() -> None:
     """List the named real samples and whether each is installed."""
-    from medsr.data.samples import is_available, list_samples
+    from medsr.io.samples import is_available, list_samples
 
     rows = [("name", "modality", "shape", "installed")]
     for sample in list_samples():

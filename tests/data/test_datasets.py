@@ -18,9 +18,9 @@ from medsr.data.datasets import (
     find_pairs,
     item_generator,
 )
-from medsr.data.samples import load_sample
 from medsr.image import Volume
 from medsr.io import write
+from medsr.io.samples import load_sample
 from medsr.physics.degradation import DegradedPair
 
 

@@ -8,8 +8,8 @@ import torch
 
 from medsr.data.datasets import PatchSource, dihedral
 from medsr.data.noise_bank import NoiseBankPairs, _zoom_centre
-from medsr.data.samples import is_available, load_sample
 from medsr.image import seeded_generator
+from medsr.io.samples import is_available, load_sample
 from medsr.physics.resize import downsample
 from medsr.physics.tasks import make_task
 

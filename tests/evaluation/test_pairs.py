@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medsr.cli import app
-from medsr.data.samples import load_sample
 from medsr.evaluation.pairs import choose_window, describe_volume, make_pairs, read_pairs
+from medsr.io.samples import load_sample
 from medsr.physics.tasks import degrade_volume, slice_seed
 
 pytest.importorskip("pydicom.data")

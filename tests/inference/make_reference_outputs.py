@@ -45,7 +45,7 @@ Case = Callable[[], np.ndarray]
 def _sample(source: str) -> Volume:
     import warnings
 
-    from medsr.data.samples import read_source
+    from medsr.io.samples import read_source
 
     with warnings.catch_warnings():  # the radiograph records no pixel spacing
         warnings.simplefilter("ignore")

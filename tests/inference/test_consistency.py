@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from medsr.data.samples import is_available, load_sample
 from medsr.inference.consistency import (
     consistency_map,
     estimate_noise_sd,
     forward_model,
     save_consistency,
 )
+from medsr.io.samples import is_available, load_sample
 from medsr.physics.resize import downsample
 
 

@@ -104,7 +104,7 @@ def test_registry_names_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_a_trained_checkpoint_loads_and_runs(tmp_path: Path) -> None:
     """End to end with a checkpoint written by `medsr.training.train` (4 steps, x2)."""
-    from medsr.data.samples import is_available, load_sample
+    from medsr.io.samples import is_available, load_sample
     from medsr.training import train
     from medsr.training.config import config_from_dict
     from tests.training.conftest import TINY

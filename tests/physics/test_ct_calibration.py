@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from medsr.data.samples import load_sample
+from medsr.io.samples import load_sample
 from medsr.metrics.noise import mean_nps_frequency
 from medsr.physics.ct_calibration import (
     CalibrationResult,

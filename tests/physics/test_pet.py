@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medsr.data.samples import is_available, load_sample
+from medsr.io.samples import is_available, load_sample
 from medsr.physics.pet import (
     CLASSES,
     PetFromCT,

@@ -189,7 +189,7 @@ def test_degrade_volume_checks_the_modality() -> None:
 
 
 def test_incident_photons_are_calibrated_on_a_real_image_and_refused_without_noise() -> None:
-    from medsr.data.samples import load_sample
+    from medsr.io.samples import load_sample
 
     image = load_sample("invesalius-head-ct").slice(80)
     high = torch.from_numpy(image.array)[None]

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import torch
 
-from medsr.data.samples import is_available
+from medsr.io.samples import is_available
 from medsr.training.config import TrainConfig, config_from_dict
 
 

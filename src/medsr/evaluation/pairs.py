@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from medsr.data.samples import read_source
 from medsr.image import Volume
 from medsr.io import read
+from medsr.io.samples import read_source
 from medsr.metrics.ct import CT_WINDOWS
 from medsr.physics.tasks import degrade_volume, slice_seed
 

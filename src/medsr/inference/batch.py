@@ -135,8 +135,8 @@ def enhance_job(
     consistency: bool,
 ) -> list[Path]:
     """Read one input, enhance it, write the output (and the consistency map)."""
-    from medsr.data.samples import read_source
     from medsr.inference.consistency import consistency_map, save_consistency
+    from medsr.io.samples import read_source
 
     volume = read_source(job.source)
     enhanced = predictor.enhance(

@@ -94,7 +94,7 @@ def fuse_paths(
     report: Callable[[Path], None] | None = None,
 ) -> list[Path]:
     """Fuse one CT and one PET into folder `out`; returns the written paths (module doc)."""
-    from medsr.data.samples import read_source
+    from medsr.io.samples import read_source
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

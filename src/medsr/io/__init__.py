@@ -1,7 +1,8 @@
 """Medical image I/O: DICOM, NIfTI, PNG/TIFF, .npy and InVesalius, all to one `Volume`.
 
 `read(path)` and `write(volume, path, **options)` dispatch on the suffix; every failure
-raises `MedsrIOError` (a ValueError) naming the file and the problem.
+raises `MedsrIOError` (a ValueError) naming the file and the problem. `read_source(source)`
+also takes `sample:NAME`, a bundled sample (`samples.py`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from medsr.io.nifti import read_nifti, write_nifti
 from medsr.io.numpy_io import read_npy, write_npy
 from medsr.io.raster import read_raster, write_png, write_tiff
 from medsr.io.read import read, write
+from medsr.io.samples import SampleNotAvailable, load_sample, read_source
 
 __all__ = [
     "MedsrIOError",
+    "SampleNotAvailable",
+    "load_sample",
     "read",
     "read_dicom",
     "read_dicom_series",
@@ -23,6 +27,7 @@ __all__ = [
     "read_nifti",
     "read_npy",
     "read_raster",
+    "read_source",
     "write",
     "write_nifti",
     "write_npy",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from medsr.data.samples import read_source
 from medsr.io import write
+from medsr.io.samples import read_source
 from medsr.physics.strip import pair_strip
 from medsr.physics.tasks import degrade_volume
 

@@ -8,10 +8,23 @@ parameters of one draw), a task is three functions:
     low    = task.noise(clean, params, generator, high=high, spacing_mm=spacing_mm)
 
 `params` is a small frozen dataclass whose `asdict` is JSON-able (`params_record`): logged
-with every pair, so any pair can be remade from its log. `noise` receives the high image too
-because some noise models depend on the signal along a ray (projection-domain low-dose CT).
-`SampledDegradation.__call__` composes the three and packs a `DegradedPair`: `degrade`,
-`evaluate`, the training banks and the consistency maps all reach a task through it.
+with every pair, so any pair can be remade from its log. The ranges a task draws from (dose
+gain, blur, counts, noise level, ...) are its constructor arguments and `sample` alone draws
+them, so training, `degrade` and `evaluate` draw the same way. `noise` receives the input
+image too (`high`, before `target`) because some noise models depend on the signal along a
+ray (projection-domain low-dose CT) or on the whole acquisition (PET).
+
+Three optional steps, identity by default:
+- `target(high, params)`: the image the model should produce (e.g. cropped to the grid);
+- `fit(high, spacing_mm, params)`: parameters read off the image itself, logged with the
+  pair (the value range of a radiograph; a low-dose CT I0 not yet calibrated);
+- `for_scan(images, spacing_mm)`: the task calibrated once on a whole scan `(D, H, W)`
+  (low-dose CT's I0). `degrade`, `evaluate` and the training banks call it on each volume
+  before degrading its slices, so every slice of a scan shares the scan's settings.
+
+`SampledDegradation.__call__` composes them and packs a `DegradedPair`: `degrade`,
+`evaluate`, the training banks and the consistency maps all reach a task through these
+methods (`DegradationTask`), never through its class.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -56,6 +69,34 @@ class Degradation(Protocol):
     ) -> DegradedPair: ...
 
 
+class DegradationTask(Protocol):
+    """The contract of a task (module doc): what `degrade`, `evaluate`, the training banks
+    and the consistency maps call. `SampledDegradation` is its base implementation."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def scale(self) -> int: ...
+
+    def sample(self, generator: torch.Generator) -> Any: ...
+    def forward(self, high: torch.Tensor, spacing_mm: float, params: Any) -> torch.Tensor: ...
+    def noise(
+        self,
+        clean: torch.Tensor,
+        params: Any,
+        generator: torch.Generator,
+        *,
+        high: torch.Tensor,
+        spacing_mm: float,
+    ) -> torch.Tensor: ...
+    def target(self, high: torch.Tensor, params: Any) -> torch.Tensor: ...
+    def fit(self, high: torch.Tensor, spacing_mm: float, params: Any) -> Any: ...
+    def for_scan(self, images: torch.Tensor, spacing_mm: float) -> DegradationTask: ...
+    def __call__(
+        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+    ) -> DegradedPair: ...
+
+
 def params_record(params: Any) -> dict[str, Any]:
     """The JSON-able record of a parameter draw (a dataclass or a mapping); ValueError if a
     value would not survive `json.dumps` (NaN, tensors, arbitrary objects)."""
@@ -83,6 +124,30 @@ def draw_choice(options: tuple[Any, ...], generator: torch.Generator) -> Any:
 def draw_bernoulli(probability: float, generator: torch.Generator) -> bool:
     """True with `probability`, from `generator`."""
     return float(torch.rand((), generator=generator, dtype=torch.float64)) < probability
+
+
+def check_range(name: str, bounds: tuple[float, float] | None, positive: bool = False) -> None:
+    """ValueError unless `bounds` is None or a finite `(low, high)`, `0 <= low <= high`
+    (`0 < low` when `positive`)."""
+    if bounds is None:
+        return
+    low, high = bounds
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"{name} must be a finite (low, high) with low <= high, got {bounds}")
+    if low < 0 or (positive and low <= 0):
+        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {bounds}")
+
+
+def draw_range(
+    bounds: tuple[float, float] | None, fixed: Any, generator: torch.Generator, log: bool = False
+) -> Any:
+    """`fixed` when `bounds` is None, `low` when `low == high` (neither draws, so a task
+    without ranges leaves the generator untouched), else `draw_uniform` in `bounds`."""
+    if bounds is None:
+        return fixed
+    if bounds[0] == bounds[1]:
+        return float(bounds[0])
+    return draw_uniform(float(bounds[0]), float(bounds[1]), generator, log)
 
 
 class SampledDegradation:

@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
 from medsr.data.noise_bank import NoiseBankPairs
 from medsr.data.pet_bank import PetBankPairs
-from medsr.data.samples import load_sample
 from medsr.data.sources import read_images, source_from_dict, split_files
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
 from medsr.image import Volume
+from medsr.io.samples import load_sample
 from medsr.physics.pet_task import PetCtTask
 from medsr.physics.tasks import LowDoseCTTask, make_task
 from medsr.training.config import DataConfig, NormalizationConfig

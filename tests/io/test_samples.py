@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medsr.data import samples
-from medsr.data.samples import SAMPLES, SampleNotAvailable, list_samples, load_sample
+from medsr.io import samples
+from medsr.io.samples import SAMPLES, SampleNotAvailable, list_samples, load_sample
 
 SPACING = {
     "invesalius-head-ct": (1.5, 0.9570312, 0.9570312),
