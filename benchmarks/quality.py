@@ -75,8 +75,103 @@ BENCHMARKS = {
 }
 
 
+BLIND_XRAY_CLEAN = {
+    "noise_probability": 0.0,
+    "poisson_probability": 0.0,
+    "quantize_probability": 0.0,
+    "jpeg_probability": 0.0,
+    "detector_blur_probability": 0.0,
+    "contrast_gain_range": [1.0, 1.0],
+    "contrast_offset_range": [0.0, 0.0],
+}
+RG3_BLIND = (
+    "pydicom-data RG3_UNCR (extremity CR, central 1024^2 crop; never trained on: another "
+    "patient, anatomy and detector than the NIH chest images); LR made from it by the kernel "
+    "named, no noise; PSNR/SSIM on [0, 1] after mapping the HR image's 0.5/99.5 percentiles "
+    "to 0/1 for every method, data_range 1; border of 4 x scale pixels excluded"
+)
+
+
 def benchmarks_of(name: str) -> tuple[Benchmark, ...]:
+    if MODELS[name].task.startswith("xray-blind"):
+        return tuple(
+            Benchmark(
+                f"RG3 (bundled sample), LR by {kernel}",
+                ("sample:xray-extremity-rg3",),
+                {**BLIND_XRAY_CLEAN, "kernels": [kernel]},
+                RG3_BLIND,
+                input_crop=1024,
+            )
+            for kernel in ("bicubic", "gaussian")
+        )
     return BENCHMARKS["xray" if name.startswith("xray") else "ct"]
+
+
+def radiograph_section(name: str, output: Path) -> str:
+    """The NIH held-out table of `benchmarks/radiograph_sr.py` and issue 14's targets."""
+    import radiograph_sr
+
+    if not radiograph_sr.DATA.is_dir():
+        message = f"{radiograph_sr.DATA} is absent: the NIH held-out table was NOT re-measured"
+        print(message)
+        return f"### NIH ChestX-ray14 held-out images\n\n{message}.\n"
+    from medsr.inference import Predictor
+
+    files = radiograph_sr.held_out_files(radiograph_sr.HOLDOUT)
+    predictor = Predictor.load(name)
+    results = radiograph_sr.evaluate({name: predictor}, predictor.scale, files)
+    folder = output / name
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"files": [f.name for f in files], "results": results}
+    (folder / "nih_held_out.json").write_text(json.dumps(record, indent=1))
+    targets = radiograph_targets(name, predictor.scale, results, len(files))
+    return (
+        f"### NIH ChestX-ray14 held-out images ({len(files)} images; "
+        f"`python benchmarks/radiograph_sr.py --models {name}`)\n\n"
+        f"{radiograph_sr.__doc__.split(chr(10) + chr(10), 1)[1].strip()}\n\n"
+        "Cells: PSNR dB / SSIM / texture (fine-band power over the target's).\n\n"
+        f"{radiograph_sr.table(results, [name], len(files))}\n\nTargets:\n"
+        + ("\n".join(targets) or "- (no target set for this model)")
+        + "\n"
+    )
+
+
+def radiograph_targets(name: str, scale: int, results: dict[str, Any], count: int) -> list[str]:
+    """Issue 14's targets on the NIH held-out images, each met / missed with its margin."""
+    lines = []
+    size = 512
+    for kernel in ("bicubic", "area", "gaussian", "bicubic+noise"):
+        label = f"{size // scale}->{size} x{scale} {kernel}"
+        row = results[label]["methods"]
+        margin = row[name]["psnr"] - row["lanczos"]["psnr"]
+        if name.endswith("-gan"):
+            lines.append(_line(f"{label}: PSNR >= Lanczos", margin, f"{margin:+.2f} dB"))
+            texture = row[name]["texture_ratio"]
+            closer = abs(1 - texture) - abs(1 - row["lanczos"]["texture_ratio"])
+            lines.append(
+                _line(
+                    f"{label}: texture closer to the target's than Lanczos",
+                    -closer,
+                    f"{texture:.2f} vs {row['lanczos']['texture_ratio']:.2f}, target 1",
+                )
+            )
+            continue
+        need = 1.5 if kernel.endswith("+noise") else 1.0
+        lines.append(
+            _line(f"{label}: PSNR >= Lanczos + {need} dB", margin - need, f"{margin:+.2f} dB")
+        )
+        if not kernel.endswith("+noise"):
+            gain = row[name]["ssim"] - row["lanczos"]["ssim"]
+            lines.append(_line(f"{label}: SSIM > Lanczos", gain, f"{gain:+.4f}"))
+            wins = row[name]["wins_over_lanczos"]
+            lines.append(
+                _line(
+                    f"{label}: better than Lanczos on >= 95 % of images",
+                    wins / count - 0.95,
+                    f"{wins}/{count}",
+                )
+            )
+    return lines
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -196,7 +291,13 @@ def write_card(name: str, sections: list[str]) -> Path:
         "file": f"`src/medsr/weights/{entry.filename}` ({entry.path.stat().st_size / 1e6:.1f} MB)",
         "task": f"`{entry.task}`: {json.dumps(data.get('task_overrides', {}))}",
         "architecture": f"`{generator['name']}` {json.dumps(generator['config'])}",
-        "training data": f"{', '.join(data.get('samples', []))}; split `{data.get('split')}`",
+        "training data": f"{', '.join(data.get('samples', []))}"
+        + "".join(
+            f"; {src.get('path')} (hold-out {src.get('holdout')}, seed {src.get('seed')}, "
+            f"scales {src.get('scales')})"
+            for src in data.get("sources", [])
+        )
+        + f"; split `{data.get('split')}`",
         "training": f"phase `{config.get('phase')}`, {payload.get('step')} steps, batch "
         f"{optimisation.get('batch_size')}, patch {data.get('patch_size')}, lr "
         f"{optimisation.get('lr')}, {training.get('weights')} weights",
@@ -219,13 +320,13 @@ def write_card(name: str, sections: list[str]) -> Path:
 Split: {_split_text(data)}
 
 Degradation (training pairs): task `{data.get("task")}` with {facts["task"].split(": ", 1)[1]};
-CT: projection-domain low-dose noise on whole slices, I0 calibrated on the volume's own noise,
-then area downsampling; radiographs: detector blur, 4x4 binning, Poisson + electronic noise.
+{DEGRADATION_TEXT.get(entry.task.rstrip("0123456789").rstrip("-x"), "")}
 
 ## Held-out evaluation (`python benchmarks/quality.py --models {name}`)
 
-Targets are issue 5's; seed 0; means over the images of each set; each set's full report
-(intervals, grids, noise power spectra) is written under `runs/quality/{name}/`.
+Targets are the model issues' (CT: issue 15 and before it 5; radiographs: issue 14); seed 0;
+means over the images of each set; each `medsr evaluate` set's full report (intervals,
+grids, noise power spectra) is written under `runs/quality/{name}/`.
 
 {chr(10).join(sections)}
 {NOTES.get(name, "")}
@@ -241,6 +342,17 @@ Machine of this evaluation: {platform.machine()}, torch {torch.__version__}.
     return path
 
 
+DEGRADATION_TEXT = {
+    "ldct": "projection-domain low-dose noise on whole slices, I0 calibrated on the volume's "
+    "own noise, then area downsampling.",
+    "xray": "detector blur, binning, Poisson + electronic noise.",
+    "xray-blind": "per item, drawn by the task's sampler and logged: a resize kernel "
+    "(Pillow bicubic / bilinear / Lanczos / box, or a Gaussian blur then sampling at block "
+    "centres), optional detector blur, Gaussian and Poisson noise, 8-bit quantisation, JPEG "
+    "and a contrast change (`medsr.physics.unknown_resize`).",
+}
+
+
 CONFIG_FILES = {
     "ct-ldct-x4": "srgan-ct-ldct-x4.yaml",
     "ct-ldct-x4-gan": "srgan-ct-ldct-x4.yaml",
@@ -248,6 +360,8 @@ CONFIG_FILES = {
     "ct-ldct-gan": "srgan-ct-ldct.yaml",
     "xray-x4": "srgan-xray-x4.yaml",
     "xray-x4-gan": "srgan-xray-x4.yaml",
+    "xray-x2": "srgan-xray-x2.yaml",
+    "xray-x2-gan": "srgan-xray-x2.yaml",
 }
 """The YAML each shipped model was trained from (its full-size, GPU-sized recipe)."""
 
@@ -323,6 +437,14 @@ def _split_text(data: dict[str, Any]) -> str:
             f"slices for training, a gap of {data.get('gap_slices')} slices, the rest for "
             "validation (model selection); evaluation on other patients (below)."
         )
+    if data.get("sources"):
+        held = "; ".join(
+            f"{src.get('path')}: whole patients held out until >= {src.get('holdout')} images "
+            f"(seed {src.get('seed')}, `medsr.data.sources`), used for model selection and for "
+            "the NIH table below, never trained on"
+            for src in data["sources"]
+        )
+        return f"by source: train on the rest of each folder and {data.get('samples')}; {held}."
     return (
         f"by source: train on {data.get('samples')}, validation monitor "
         f"{data.get('validation_samples')}; evaluation below."
@@ -331,6 +453,10 @@ def _split_text(data: dict[str, Any]) -> str:
 
 def run(name: str, output: Path) -> None:
     sections = []
+    if MODELS[name].task.startswith("xray-blind"):
+        section = radiograph_section(name, output)
+        print(f"\n## {name}\n\n{section}")
+        sections.append(section)
     for index, bench in enumerate(benchmarks_of(name)):
         folder = output / name / f"set{index}"
         shutil.rmtree(folder, ignore_errors=True)  # this benchmark's own output, remade each run

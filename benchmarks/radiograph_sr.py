@@ -19,7 +19,8 @@ Conditions (every image, every method, one run):
   (`Predictor.enhance_array`, whole image, no tiles). Every output clipped to [0, 255].
 - Metrics: PSNR and SSIM (`medsr.metrics.image`, Gaussian window 11, sigma 1.5) on
   value / 255, data_range 1, whole image; "wins" = images where the model's PSNR exceeds
-  Lanczos's.
+  Lanczos's; "texture" = the output's power at 0.125-0.5 cycles/pixel (Hann-windowed
+  periodogram) over the HR image's: 1 is the target's fine texture, < 1 smoother.
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ def scores(output: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
     return float(psnr(p, t, data_range=1.0)), float(ssim(p, t, data_range=1.0))
 
 
+def band_power(image: np.ndarray, band: tuple[float, float] = (0.125, 0.5)) -> float:
+    """Power of `image` (mean removed, Hann-windowed) at radial frequencies in `band`
+    cycles/pixel: the fine texture a super-resolved image has or lacks."""
+    h, w = image.shape
+    window = np.outer(np.hanning(h), np.hanning(w))
+    spectrum = np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
+    radius = np.hypot(fy, fx)
+    return float(spectrum[(radius >= band[0]) & (radius < band[1])].sum())
+
+
 def conditions_for(scale: int) -> list[Condition]:
     rows = [Condition(512, scale, k) for k in KERNELS]
     if scale == 4:  # the sizes chest X-ray SR projects advertise, and the whole 1024^2 image
@@ -132,14 +144,17 @@ def evaluate(models: dict[str, Predictor], scale: int, files: list[Path]) -> dic
                 start = time.perf_counter()
                 outputs[name] = predictor.enhance_array(low, tile_size=None)
                 seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            reference = band_power(hr.astype(np.float64))
             for method, output in outputs.items():
-                per.setdefault(method, []).append(scores(output, hr))
+                texture = band_power(np.clip(output, 0, 255).astype(np.float64)) / reference
+                per.setdefault(method, []).append((*scores(output, hr), texture))
         row: dict[str, dict] = {}
         for method, values in per.items():
             psnrs = [v[0] for v in values]
             row[method] = {
                 "psnr": statistics.fmean(psnrs),
                 "ssim": statistics.fmean(v[1] for v in values),
+                "texture_ratio": statistics.fmean(v[2] for v in values),
                 "per_image_psnr": psnrs,
             }
         for name in models:
@@ -151,7 +166,12 @@ def evaluate(models: dict[str, Predictor], scale: int, files: list[Path]) -> dic
     return results
 
 
+def cell(method: dict) -> str:
+    return f"{method['psnr']:.2f} / {method['ssim']:.4f} / {method['texture_ratio']:.2f}"
+
+
 def table(results: dict[str, dict], models: list[str], count: int) -> str:
+    """Markdown: per condition, PSNR dB / SSIM / texture of each method (module doc)."""
     head = "| condition | bicubic | Lanczos | " + " | ".join(
         f"{m} | vs Lanczos | wins" for m in models
     )
@@ -160,13 +180,13 @@ def table(results: dict[str, dict], models: list[str], count: int) -> str:
         row = result["methods"]
         cells = [
             label,
-            f"{row['bicubic']['psnr']:.2f} / {row['bicubic']['ssim']:.4f}",
-            f"{row['lanczos']['psnr']:.2f} / {row['lanczos']['ssim']:.4f}",
+            cell(row["bicubic"]),
+            cell(row["lanczos"]),
         ]
         for m in models:
             delta = row[m]["psnr"] - row["lanczos"]["psnr"]
             cells += [
-                f"{row[m]['psnr']:.2f} / {row[m]['ssim']:.4f}",
+                cell(row[m]),
                 f"{delta:+.2f} dB",
                 f"{row[m]['wins_over_lanczos']}/{count}",
             ]
