@@ -163,6 +163,12 @@ def evaluate(
     model: str | None = typer.Option(None, "--model", help="Registered name or checkpoint .pt."),
     no_model: bool = typer.Option(False, "--no-model", help="Evaluate the baselines only."),
     pairs: str | None = typer.Option(None, "--pairs", help="Folder written by medsr degrade."),
+    low: str | None = typer.Option(
+        None, "--low", help="Your real low images (file or folder), e.g. quarter dose."
+    ),
+    high: str | None = typer.Option(
+        None, "--high", help="Their real targets (matched by name or DICOM position)."
+    ),
     task: str | None = typer.Option(None, help="Degradation task (default: the model's)."),
     seed: int = typer.Option(0, help="Seed; input k uses slice_seed(seed, k)."),
     window: str = typer.Option("auto", help="neuro, abdomen, chest or auto (from body part)."),
@@ -194,6 +200,8 @@ def evaluate(
             model=model,
             data=[*(data or []), *(sources or [])],
             pairs_dir=pairs,
+            low_dir=low,
+            high_dir=high,
             task=task,
             seed=seed,
             window=window,
@@ -261,8 +269,16 @@ def fuse(
     alpha: float = typer.Option(0.5, help="Weight of the PET colour map over the CT (0..1)."),
     suv_max: float | None = typer.Option(None, help="SUV at the top of the colour map."),
     device: str = typer.Option("cpu", help="cpu, cuda, mps or auto."),
+    allow_mismatch: bool = typer.Option(
+        False,
+        "--allow-mismatch",
+        help="Fuse even if PatientID or FrameOfReferenceUID differ (written into the output).",
+    ),
 ) -> None:
-    """Enhance a PET onto its CT's grid (CT-guided x4) and write a fused PET/CT image."""
+    """Enhance a PET onto its CT's grid (CT-guided x4) and write a fused PET/CT image.
+
+    CT and PET must have the same PatientID and FrameOfReferenceUID; a PET in Bq/mL is
+    converted to SUVbw (decay-corrected) from its DICOM tags."""
     from medsr.inference.fusion_batch import fuse_paths
 
     with _user_errors():
@@ -276,6 +292,7 @@ def fuse(
             suv_max=suv_max,
             device=device,
             report=lambda path: typer.echo(f"wrote {path}"),
+            allow_mismatch=allow_mismatch,
         )
 
 

@@ -60,7 +60,7 @@ def training_record(model: Any | None) -> tuple[Mapping[str, Any] | None, str | 
     source = str(getattr(model, "source", "") or "")
     if not source.endswith(".pt"):
         return None, None
-    from medsr.training.checkpoint import load_checkpoint
+    from medsr.checkpoint import load_checkpoint
 
     try:
         payload = load_checkpoint(source)
@@ -147,6 +147,8 @@ def run_evaluation(
     model: str | Enhancer | None = None,
     data: Sequence[str] = (),
     pairs_dir: str | Path | None = None,
+    low_dir: str | Path | None = None,
+    high_dir: str | Path | None = None,
     task: str | None = None,
     seed: int = 0,
     window: str = "auto",
@@ -161,7 +163,9 @@ def run_evaluation(
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Evaluate `model` (a `Predictor` name/path, an `Enhancer`, or None for baselines only)
-    on pairs made from `data` with `task` (default: the model's) or read from `pairs_dir`."""
+    on pairs made from `data` with `task` (default: the model's), read from `pairs_dir`
+    (`medsr degrade` output), or the user's own real pairs `low_dir` / `high_dir`
+    (`real_pairs.read_real_pairs`: matched by name or DICOM position)."""
     from medsr.inference import Predictor, consistency_map
 
     if (Path(output) / "report.md").exists():  # fail before minutes of work, not after
@@ -171,7 +175,20 @@ def run_evaluation(
         predictor = Predictor.load(str(model), device=device)
     elif model is not None:
         predictor = model
-    if pairs_dir is not None:
+    if (low_dir is None) != (high_dir is None):
+        raise ValueError("give both --low and --high")
+    if low_dir is not None and high_dir is not None:
+        if data or pairs_dir is not None:
+            raise ValueError("give --low/--high, --data or --pairs, one of them")
+        from medsr.evaluation.real_pairs import read_real_pairs
+
+        pairs = read_real_pairs(low_dir, high_dir, task or getattr(predictor, "task", None))
+        if predictor is not None and pairs[0].scale != predictor.scale:
+            raise ValueError(
+                f"the high images are {pairs[0].scale} x the low ones but the model is "
+                f"x{predictor.scale}"
+            )
+    elif pairs_dir is not None:
         if data:
             raise ValueError("give either --data or --pairs, not both")
         pairs = read_pairs(pairs_dir, slice_index)
@@ -187,7 +204,7 @@ def run_evaluation(
     return write_outputs(
         result,
         output,
-        seed=seed if pairs_dir is None else None,
+        seed=seed if pairs_dir is None and low_dir is None else None,
         interval=interval,
         border=border,
         crop=crop,
