@@ -36,8 +36,8 @@ REPEATS = {512: 3, 1024: 2, 2048: 1}
 
 def _checkpoint(arch: str, folder: Path) -> Path:
     from medsr._version import __version__
+    from medsr.checkpoint import FORMAT, save_atomic
     from medsr.models import build_generator
-    from medsr.training.checkpoint import FORMAT, save_atomic
 
     config = yaml.safe_load((ROOT / CONFIGS[arch]).read_text())
     spec = {k: v for k, v in config["model"].items() if k != "name"}

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from medsr._version import __version__
+from medsr.checkpoint import FORMAT, save_atomic
 from medsr.models import build_generator
-from medsr.training.checkpoint import FORMAT, save_atomic
 
 CT_WINDOW = {"kind": "window", "low": -1024.0, "high": 3071.0, "unit": "HU"}
 PERCENTILE = {"kind": "percentile", "percentiles": [0.5, 99.5], "unit": "[0, 1]"}

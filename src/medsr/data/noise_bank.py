@@ -189,7 +189,7 @@ class NoiseBankPairs(SliceBank):
             draws = [operator.noise(projection, g)[0] for _ in range(self.realisations)]
             bank[(i, k)] = torch.stack(draws).float()
         if path is not None:
-            from medsr.training.checkpoint import save_atomic
+            from medsr.checkpoint import save_atomic
 
             stored = {f"{i},{k}": v for (i, k), v in bank.items()}
             stored |= {f"I0,{i}": torch.tensor(v) for i, v in self.incident_photons.items()}

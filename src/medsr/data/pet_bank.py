@@ -154,7 +154,7 @@ class PetBankPairs(SliceBank):
                 self.params[(i, k, r)] = {n: pair.params[n] for n in kept if n in pair.params}
             bank[(i, k)] = {"ct": ct, "target": torch.stack(targets), "low": torch.stack(lows)}
         if path is not None:
-            from medsr.training.checkpoint import save_atomic
+            from medsr.checkpoint import save_atomic
 
             save_atomic(
                 {f"{i},{k},{n}": v for (i, k), entry in bank.items() for n, v in entry.items()},

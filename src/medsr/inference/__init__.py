@@ -12,8 +12,9 @@ Outputs are for research use only; every enhanced Volume says so in its metadata
 
 from __future__ import annotations
 
+from medsr.checkpoint import ModelInfo, sha256_file
 from medsr.inference.consistency import ConsistencyResult, consistency_map, forward_model
-from medsr.inference.predictor import ModelInfo, Predictor, sha256_file
+from medsr.inference.predictor import Predictor
 from medsr.inference.registry import MODELS, ModelEntry, available_models, resolve_model
 from medsr.inference.tiling import tiled_apply
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
 
-from medsr._version import __version__
+from medsr.checkpoint import ModelInfo, read_checkpoint
 from medsr.data.pet_bank import guide_channels
-from medsr.image import Volume
-from medsr.inference.predictor import ModelInfo, _device, sha256_file
+from medsr.image import Provenance, Volume
+from medsr.inference.predictor import _device
 from medsr.inference.registry import resolve_model
 from medsr.inference.resample import (
     check_overlap,
@@ -34,10 +33,8 @@ from medsr.inference.resample import (
     match_field_of_view,
     resample_onto,
 )
-from medsr.models import FUSION_GENERATORS, pack_inputs
+from medsr.models import pack_inputs
 from medsr.physics.pet_task import SUV_WINDOW
-
-METADATA_KEY = "inference"
 
 
 @dataclass
@@ -68,31 +65,9 @@ class FusionPredictor:
     @classmethod
     def load(cls, name_or_path: str, device: str = "cpu", use_ema: bool = True) -> FusionPredictor:
         """Load a registered model name or a checkpoint (.pt) of a fusion generator."""
-        from medsr.training.checkpoint import load_checkpoint, load_generator
-
         path = resolve_model(name_or_path)
-        payload = load_checkpoint(path)
-        spec, config = payload["generator"], payload.get("config") or {}
-        if spec["name"] not in FUSION_GENERATORS:
-            raise ValueError(
-                f"{path}: generator {spec['name']!r} is not a CT + PET fusion "
-                f"model ({sorted(FUSION_GENERATORS)}); use medsr enhance"
-            )
-        normalization = dict(payload.get("normalization") or {})
-        if normalization.get("kind") != "window" or "guide_windows" not in normalization:
-            raise ValueError(f"{path}: no SUV window and CT guide windows in the checkpoint")
-        info = ModelInfo(
-            model_name=str(config.get("name") or path.stem),
-            architecture=str(spec["name"]),
-            task=str(config.get("data", {}).get("task", "petct")),
-            scale=int(spec["config"]["scale"]),
-            normalization=normalization,
-            checkpoint_sha256=sha256_file(path),
-            medsr_version=str(payload.get("medsr_version", "unknown")),
-        )
-        device = _device(device)
-        model = load_generator(path, use_ema=use_ema).to(device)
-        return cls(model, info, device, str(path))
+        model, info = read_checkpoint(path).fusion_model(use_ema)
+        return cls(model.to(_device(device)), info, device, str(path))
 
     @property
     def scale(self) -> int:
@@ -112,27 +87,16 @@ class FusionPredictor:
                 f"need CT (H, W) with H, W multiples of {s} and PET (H/{s}, W/{s}),"
                 f" got {ct_hu.shape} and {pet_low.shape}"
             )
-        low, high = float(norm["low"]), float(norm["high"])
-        pet = (torch.from_numpy(pet_low)[None, None] - low) / (high - low)
+        bounds = norm.bounds()  # the SUV window
+        pet = norm.forward(torch.from_numpy(pet_low)[None, None], bounds)
         guide = guide_channels(torch.from_numpy(ct_hu), norm["guide_windows"])[None]
         with torch.inference_mode():
             out = self.model(pack_inputs(pet, guide, s).to(self.device)).float().cpu()
-        return (out[0, 0].numpy() * (high - low) + low).astype(np.float32)
+        return norm.inverse(out[0, 0].numpy(), bounds)
 
-    def provenance(self) -> dict[str, Any]:
-        """What `fuse` records in `metadata["inference"]` (as `Predictor.provenance`)."""
-        return {
-            "model": self.info.model_name,
-            "architecture": self.info.architecture,
-            "task": self.info.task,
-            "scale": self.scale,
-            "checkpoint_sha256": self.info.checkpoint_sha256,
-            "model_medsr_version": self.info.medsr_version,
-            "medsr_version": __version__,
-            "backend": "torch",
-            "guide": "CT",
-            "research_use_only": True,
-        }
+    def provenance(self) -> Provenance:
+        """What `fuse` records in `metadata[PROVENANCE_KEY]` (as `Predictor.provenance`)."""
+        return self.info.provenance("torch", guide="CT")
 
     def fuse(self, ct: Volume, pet: Volume, progress: bool = False) -> FusionResult:
         """Enhance `pet` onto the grid of `ct` (module doc). ValueError when the CT is not in
@@ -162,7 +126,7 @@ class FusionPredictor:
             out[k] = self.fuse_array(ct_slices[k], low[k])
         squeeze = (lambda a: a) if ct.is_volume else (lambda a: a[0])
         cropped = ct.with_array(np.ascontiguousarray(squeeze(ct_slices)))
-        metadata = {**pet.metadata, METADATA_KEY: self.provenance(), "research_use_only": True}
+        metadata = self.provenance().stamp(pet.metadata)
         enhanced = replace(
             cropped,
             array=squeeze(out),

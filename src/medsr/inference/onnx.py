@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medsr.inference.predictor import ModelInfo
+from medsr.checkpoint import ModelInfo, read_checkpoint
 from medsr.io.errors import check_can_write
 
 OPSET = 17
@@ -50,9 +50,9 @@ def onnx_bytes(model: torch.nn.Module, info: ModelInfo, opset: int = OPSET) -> b
         torch.onnx.export(  # the TorchScript exporter writes to a BytesIO too
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]
             dynamo=False,
-            opset_version=opset,  # type: ignore[arg-type]
+            opset_version=opset,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={
@@ -79,12 +79,10 @@ def export_onnx(
 
     Raises FileExistsError when `path` exists and `overwrite` is False.
     """
-    from medsr.inference.predictor import load_torch_model
-
     if opset < OPSET:
         raise ValueError(f"opset must be >= {OPSET}, got {opset}")
     path = check_can_write(path, overwrite)
-    model, info = load_torch_model(checkpoint, use_ema=use_ema)
+    model, info = read_checkpoint(checkpoint).image_model(use_ema)
     path.write_bytes(onnx_bytes(model, info, opset))
     return path
 

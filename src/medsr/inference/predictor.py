@@ -6,105 +6,39 @@ high = predictor.enhance(volume)                     # Volume in, Volume out (sl
 array = predictor.enhance_array(low_hu)              # (H, W) HU -> (sH, sW) HU
 ```
 
-The checkpoint states how the model saw intensities (`normalization`): `window` maps
-`[low, high]` (HU) linearly to [0, 1]; `percentile` maps each image's (a volume's) own
-0.5 / 99.5 percentiles to [0, 1], as training did before the degradation. Inference applies
-the same map to the input and its inverse to the output, so the output is in the input's
-unit. Images are processed by `tiling.tiled_apply`: only tiles go to the device.
+The checkpoint states how the model saw intensities (`medsr.checkpoint.Normalization`):
+`window` maps `[low, high]` (HU) linearly to [0, 1]; `percentile` maps each image's (a
+volume's) own 0.5 / 99.5 percentiles to [0, 1], as training did before the degradation.
+Inference applies the same object's `forward` to the input and its `inverse` to the output,
+so the output is in the input's unit. Images are processed by `tiling.tiled_apply`: only
+tiles go to the device. The checkpoint file is read once (`read_checkpoint`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from medsr._version import __version__
-from medsr.image import Volume, rescaled_in_plane
+from medsr.checkpoint import Checkpoint, ModelInfo, read_checkpoint
+from medsr.image import Provenance, Volume, rescaled_in_plane
 from medsr.inference.registry import resolve_model
 from medsr.inference.tiling import Runner, tiled_apply
 
 BACKENDS = ("torch", "onnx")
-METADATA_KEY = "inference"
-"""`Volume.metadata[METADATA_KEY]`: how an enhanced volume was made (see `Predictor.enhance`)."""
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What inference needs to know about a model besides its weights.
-
-    `medsr_version` is the version that wrote the checkpoint; `checkpoint_sha256` the full
-    hex sha256 of the checkpoint file (ONNX files carry their source checkpoint's).
-    """
-
-    model_name: str
-    architecture: str
-    task: str
-    scale: int
-    normalization: dict[str, Any]
-    checkpoint_sha256: str
-    medsr_version: str
-    in_channels: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": "medsr-model-info/1", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def load_torch_model(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, ModelInfo]:
-    """Rebuild a checkpoint's generator (eval mode, CPU) and read its `ModelInfo`."""
-    from medsr.training.checkpoint import load_checkpoint, load_generator
-
-    path = Path(path)
-    payload = load_checkpoint(path)
-    config = payload.get("config") or {}
-    spec = payload["generator"]
-    from medsr.models import FUSION_GENERATORS
-
-    if spec["name"] in FUSION_GENERATORS:
-        raise ValueError(
-            f"{path}: {spec['name']} is a CT + PET fusion model; use medsr fuse (FusionPredictor)"
-        )
-    data = config.get("data", {})
-    normalization = dict(payload.get("normalization") or config.get("normalization") or {})
-    if normalization.get("kind") not in ("window", "percentile"):
-        raise ValueError(f"{path}: unknown intensity normalisation {normalization!r}")
-    info = ModelInfo(
-        model_name=str(config.get("name") or path.stem),
-        architecture=str(spec["name"]),
-        task=str(data.get("task", f"x{spec['config'].get('scale', 1)}")),
-        scale=int(spec["config"].get("scale", data.get("scale", 1))),
-        normalization=normalization,
-        checkpoint_sha256=sha256_file(path),
-        medsr_version=str(payload.get("medsr_version", "unknown")),
-        in_channels=int(spec["config"].get("in_channels", 1)),
-    )
-    expected = 2 if normalization.get("noise_level_unit") else 1  # image (+ noise level)
-    if info.in_channels != expected:
-        raise ValueError(
-            f"{path}: {info.in_channels}-channel models are not supported here "
-            f"(expected {expected})"
-        )
-    return load_generator(path, use_ema=use_ema), info
-
+def load_torch_model(
+    checkpoint: str | Path | Checkpoint, use_ema: bool = True
+) -> tuple[torch.nn.Module, ModelInfo]:
+    """Rebuild a checkpoint's single-input generator (eval mode, CPU) and read its `ModelInfo`
+    (`Checkpoint.image_model`; a path is read once)."""
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = read_checkpoint(checkpoint)
+    return checkpoint.image_model(use_ema)
 
 def with_noise_level(run: Runner, level: float) -> Runner:
     """`run` with a constant noise-level channel appended to every tile (FFDNet-style input,
@@ -135,13 +69,6 @@ def _device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     torch.device(device)  # raises on a malformed name
     return device
-
-
-def percentile_range(array: np.ndarray, percentiles: list[float]) -> tuple[float, float]:
-    """`(low, high)` percentiles of `array`, on at most ~2 M values (as training does)."""
-    values = np.asarray(array).ravel()[:: max(1, np.asarray(array).size // 2_000_000)]
-    low, high = np.percentile(values, percentiles)
-    return float(low), float(high)
 
 
 @dataclass
@@ -180,7 +107,7 @@ class Predictor:
                 raise ValueError(f"{path} is an ONNX file: use backend='onnx'")
             info = onnx_backend.read_onnx_info(path)
             return cls(onnx_backend.OnnxRunner(path, device), info, backend, device, str(path))
-        model, info = load_torch_model(path, use_ema=use_ema)
+        model, info = read_checkpoint(path).image_model(use_ema)
         if backend == "onnx":
             runner: Runner = onnx_backend.OnnxRunner(onnx_backend.onnx_bytes(model, info), device)
         else:
@@ -209,25 +136,20 @@ class Predictor:
         """The medsr version that wrote the checkpoint."""
         return self.info.medsr_version
 
-    def _forward_map(self, reference: np.ndarray) -> tuple[float, float]:
-        """`(low, high)` such that model units are `(x - low) / (high - low)`."""
-        norm = self.info.normalization
-        if norm["kind"] == "window":
-            return float(norm["low"]), float(norm["high"])
-        low, high = percentile_range(reference, list(norm.get("percentiles", [0.5, 99.5])))
-        return low, max(high, low + 1e-12)
-
     def _enhance_mapped(
-        self, image: np.ndarray, low: float, high: float, tile_size: int | None, overlap: int
+        self,
+        image: np.ndarray,
+        bounds: tuple[float, float],
+        tile_size: int | None,
+        overlap: int,
     ) -> np.ndarray:
-        x = ((np.asarray(image, dtype=np.float32) - low) / (high - low)).astype(np.float32)
+        """`image` through the normalisation (with `bounds`), the model and back."""
+        normalization = self.info.normalization
+        x = normalization.forward(image, bounds)
         run = self.run
-        if unit := self.info.normalization.get("noise_level_unit"):
+        if unit := normalization.get("noise_level_unit"):
             run = with_noise_level(self.run, self.noise_level(image) / float(unit))
-        y = tiled_apply(x, run, self.scale, tile_size, overlap)
-        y *= np.float32(high - low)
-        y += np.float32(low)
-        return y
+        return normalization.inverse(tiled_apply(x, run, self.scale, tile_size, overlap), bounds)
 
     def noise_level(self, image: np.ndarray) -> float:
         """A non-blind model's noise level for a whole 2-D image, in its unit, as its
@@ -250,8 +172,8 @@ class Predictor:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"image must be 2-D (H, W), got shape {image.shape}")
-        low, high = self._forward_map(image)
-        return self._enhance_mapped(image, low, high, tile_size, overlap)
+        bounds = self.info.normalization.bounds(image)
+        return self._enhance_mapped(image, bounds, tile_size, overlap)
 
     def check_volume(self, volume: Volume) -> None:
         """ValueError when a model trained on HU gets an image not in HU; warning when the
@@ -272,21 +194,9 @@ class Predictor:
                 stacklevel=3,
             )
 
-    def provenance(self, tile_size: int | None, overlap: int) -> dict[str, Any]:
-        """What `enhance` records in `metadata["inference"]`."""
-        return {
-            "model": self.model_name,
-            "architecture": self.info.architecture,
-            "task": self.task,
-            "scale": self.scale,
-            "checkpoint_sha256": self.checkpoint_sha256,
-            "model_medsr_version": self.medsr_version,
-            "medsr_version": __version__,
-            "backend": self.backend,
-            "tile_size": tile_size,
-            "overlap": overlap,
-            "research_use_only": True,
-        }
+    def provenance(self, tile_size: int | None, overlap: int) -> Provenance:
+        """What `enhance` records in `metadata[PROVENANCE_KEY]` (`medsr.image.Provenance`)."""
+        return self.info.provenance(self.backend, tiles=(tile_size, overlap))
 
     def enhance(
         self, volume: Volume, progress: bool = False, tile_size: int | None = 256, overlap: int = 32
@@ -295,7 +205,7 @@ class Predictor:
 
         In-plane spacing is divided by the scale and the origin moved to the centre of the
         first output pixel (slice spacing unchanged). `metadata` keeps the source's entries
-        and adds `metadata["inference"]` (`provenance`: model, architecture, task, scale,
+        and adds `metadata["inference"]` (`Provenance`: model, architecture, task, scale,
         checkpoint sha256, versions, backend, tiles, `research_use_only: True`) and
         `metadata["research_use_only"] = True`.
         """
@@ -303,17 +213,13 @@ class Predictor:
 
         self.check_volume(volume)
         slices = volume.array if volume.is_volume else volume.array[None]
-        low, high = self._forward_map(volume.array)
+        bounds = self.info.normalization.bounds(volume.array)
         s = self.scale
         out = np.empty((slices.shape[0], slices.shape[1] * s, slices.shape[2] * s), np.float32)
         for k in tqdm(range(slices.shape[0]), desc="enhance", unit="slice", disable=not progress):
-            out[k] = self._enhance_mapped(slices[k], low, high, tile_size, overlap)
+            out[k] = self._enhance_mapped(slices[k], bounds, tile_size, overlap)
         spacing, origin = rescaled_in_plane(volume, s, finer=True)
-        metadata = {
-            **volume.metadata,
-            METADATA_KEY: self.provenance(tile_size, overlap),
-            "research_use_only": True,
-        }
+        metadata = self.provenance(tile_size, overlap).stamp(volume.metadata)
         return replace(
             volume,
             array=out if volume.is_volume else out[0],

@@ -61,7 +61,7 @@ def coarse_geometry(volume: Volume, scale: int) -> Grid:
     spacing, origin = rescaled_in_plane(volume, scale)
     return Grid(
         (depth, height // scale, width // scale),
-        (grid.spacing[0], *spacing[-2:]),
+        (grid.spacing[0], spacing[-2], spacing[-1]),
         origin,
         grid.direction,
     )

@@ -1,37 +1,36 @@
-"""Training checkpoints: atomic writes, keep-last-K + best, and rebuilding a model from a file.
+"""Training checkpoints: keep-last-K + best, resuming, and the global RNG states.
 
-A checkpoint is a dict saved with `torch.save` and read with `weights_only=True` (tensors,
-numbers, strings, lists and dicts only; no pickled classes):
-
-| key | content |
-|---|---|
-| `format`, `medsr_version`, `step` | `"medsr-checkpoint/1"`, the writer's version, steps done |
-| `generator`, `discriminator` | `{"name", "config", "state_dict"}` (no discriminator: None) |
-| `ema` | state dict of the EMA generator (the weights validated and used for inference) |
-| `optimizers`, `scaler` | optimiser states (`generator`, `discriminator`), fp16 grad scaler |
-| `scheduler` | `{"kind": ..., "step": ...}`: the lr is a pure function of the step |
-| `rng` | torch CPU (and CUDA) generator states, numpy and python `random` states |
-| `config`, `normalization`, `split` | full config dict, intensity mapping, split statement |
-| `metrics`, `best_psnr` | last validation metrics, best validation PSNR so far |
-
-`load_generator(path)` rebuilds the generator from the file alone.
+The file format, atomic writes and rebuilding a model from a file belong to
+`medsr.checkpoint` (below training and inference), re-exported here for the loop:
+`save_atomic`, `load_checkpoint`, `load_generator`, `FORMAT`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from medsr.models import Configurable, build_generator
+from medsr.checkpoint import FORMAT, load_checkpoint, load_generator, save_atomic
 
-FORMAT = "medsr-checkpoint/1"
+__all__ = [
+    "BEST_NAME",
+    "FORMAT",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_generator",
+    "prune_checkpoints",
+    "rng_state",
+    "save_atomic",
+    "set_rng_state",
+    "step_path",
+]
+
 STEP_PATTERN = re.compile(r"^step_(\d{8})\.pt$")
 BEST_NAME = "best.pt"
 
@@ -39,27 +38,6 @@ BEST_NAME = "best.pt"
 def step_path(folder: str | Path, step: int) -> Path:
     """`folder/step_00001234.pt`."""
     return Path(folder) / f"step_{step:08d}.pt"
-
-
-def save_atomic(payload: dict[str, Any], path: str | Path) -> Path:
-    """`torch.save` to a temporary file in the same folder, then `os.replace` onto `path`,
-    so a crash never leaves a partial checkpoint under the final name (nor a temp file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600 files
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
@@ -117,27 +95,3 @@ def set_rng_state(state: dict[str, Any]) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint (`weights_only=True`) and check its format."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a medsr training checkpoint ({FORMAT})")
-    return payload
-
-
-def load_generator(path: str | Path, use_ema: bool = True) -> Configurable:
-    """Rebuild the generator of a checkpoint from the file alone, in eval mode.
-
-    `use_ema` loads the EMA weights (those validated and kept as best), else the raw ones.
-    The intensity mapping the model expects is `load_checkpoint(path)["normalization"]`.
-    """
-    payload = load_checkpoint(path)
-    spec = payload["generator"]
-    model = build_generator(spec["name"], **spec["config"])
-    state = payload["ema"] if use_ema and payload.get("ema") is not None else spec["state_dict"]
-    model.load_state_dict(state)
-    return model.eval()

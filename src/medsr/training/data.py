@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from medsr.checkpoint import Normalization
 from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
 from medsr.data.noise_bank import NoiseBankPairs
 from medsr.data.pet_bank import PetBankPairs
@@ -53,11 +53,11 @@ def _read_sources(samples: list[str], folders: list[str]) -> list[Volume]:
 
 
 def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
-    values = volume.array.ravel()[:: max(1, volume.array.size // 2_000_000)]
-    low, high = np.percentile(values, percentiles)
-    scaled = ((volume.array - low) / max(float(high - low), 1e-12)).astype(np.float32)
-    out = volume.with_array(scaled)
-    out.metadata = {**volume.metadata, "normalization": [float(low), float(high)]}
+    """`volume` in [0, 1] units by its own percentiles (`Normalization.forward`, as inference)."""
+    normalization = Normalization("percentile", percentiles=(percentiles[0], percentiles[1]))
+    bounds = normalization.bounds(volume.array)
+    out = volume.with_array(normalization.forward(volume.array, bounds))
+    out.metadata = {**volume.metadata, "normalization": list(bounds)}
     return out
 
 
@@ -219,26 +219,31 @@ def build_data(
     """Sources, split, training dataset (`items_per_step` = batch x world size items per
     epoch, one epoch per step) and the validation pairs, drawn once with `seed + 1`."""
     train_sources, val_sources, statement = _sources(config, normalization)
-    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
-    if normalization.kind == "window":
-        low, high = normalization.low, normalization.high
-        stored: dict[str, Any] = {"kind": "window", "low": low, "high": high}
-
-        def normalize(x: torch.Tensor) -> torch.Tensor:
-            return (x - low) / (high - low)
-    else:
-        stored = {"kind": "percentile", "percentiles": list(normalization.percentiles)}
     unit = train_sources[0].volume.unit if normalization.kind == "window" else "[0, 1]"
     guide = None
+    options: dict[str, Any] = {}
     if config.task == "petct":  # the target and the PET are in SUV; the CT is a guide
         unit, guide = "SUV", [list(w) for w in normalization.guide_windows]
-        stored |= {"guide_windows": guide, "guide_unit": "HU"}
-    stored["unit"] = unit
+        options |= {"guide_windows": guide, "guide_unit": "HU"}
     if config.noise_level_unit is not None:  # the predictor adds the same channel
-        stored["noise_level_unit"] = float(config.noise_level_unit)
+        options["noise_level_unit"] = float(config.noise_level_unit)
         if config.noise_level_of == "added":  # from the input's noise and the task's dose
             task = make_task(config.task, **config.task_overrides)
-            stored["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
+            options["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
+    window = normalization.kind == "window"
+    model_normalization = Normalization(
+        normalization.kind,
+        normalization.low if window else None,
+        normalization.high if window else None,
+        (normalization.percentiles[0], normalization.percentiles[1]),
+        unit,
+        options,
+    )
+    stored = model_normalization.to_dict()  # what the checkpoint stores, inference reads
+    # percentile: each volume was mapped by its own percentiles before the degradation
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = (
+        model_normalization.forward if window else None
+    )
     train = _dataset(
         train_sources, config, items_per_step, seed, config.augment, normalize, progress, guide
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from medsr.training.checkpoint import load_checkpoint, save_atomic
+from medsr.checkpoint import load_checkpoint, save_atomic
 
 
 def training_record(run_folder: Path, batch_size: int, up_to_step: int) -> dict[str, Any]:
