@@ -8,7 +8,7 @@ the model and the baselines (`baselines.py`, `runner.py`), and writes into the o
 | `per_image.csv` | one row per (image, method): every metric and the seconds it took |
 | `summary.csv` | per method and metric: n, mean, 95 % interval (`stats.py`) |
 | `paired.csv` | per method: mean difference from the reference baseline on the same images |
-| `grid_<image>.png` | input, baselines, model, target; zoomed crop; error maps (`figures.py`) |
+| `grid_<image>.png` | input, baselines, model, target; zoomed crop; error maps (`viz/figures.py`) |
 | `metrics.png`, `nps.png` | PSNR/SSIM bars with intervals; radial NPS per method vs target |
 | `report.md`, `report.html` | every condition, the tables and the pictures (`report.py`) |
 """
@@ -108,7 +108,8 @@ def write_outputs(
     split: str = "",
 ) -> list[Path]:
     """Write the CSVs, pictures and the two reports of `result` into `output`."""
-    from medsr.evaluation import figures, report
+    from medsr.evaluation import report
+    from medsr.viz import figures
 
     out = Path(output)
     if (out / "report.md").exists():

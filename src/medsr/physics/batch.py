@@ -14,8 +14,8 @@ from typing import Any
 
 from medsr.io import write
 from medsr.io.samples import read_source
-from medsr.physics.strip import pair_strip
 from medsr.physics.tasks import degrade_volume
+from medsr.viz.strips import pair_strip
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
 

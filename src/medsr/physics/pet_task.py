@@ -157,7 +157,7 @@ def petct_strip(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from medsr.physics.strip import to_size
+    from medsr.viz.strips import to_size
 
     def middle(v: Volume) -> np.ndarray:
         return v.array[v.num_slices // 2] if v.is_volume else v.array

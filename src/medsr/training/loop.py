@@ -31,7 +31,7 @@ from medsr.training.config import TrainConfig, TrainingConfig
 from medsr.training.data import TrainingData, build_data, step_loader
 from medsr.training.ema import EMA
 from medsr.training.gan import StepOptions, discriminator_step, generator_step
-from medsr.training.logging import MetricsLog, save_sample_grid
+from medsr.training.logging import MetricsLog
 
 DEBUG_STATE_ENV = "MEDSR_DEBUG_STATE_DIR"  # tests: every rank writes its final weights there
 
@@ -293,6 +293,8 @@ def train(
                     show = tuple(
                         (v - norm["low"]) / (norm["high"] - norm["low"]) for v in (w.low, w.high)
                     )
+                from medsr.viz.samples import save_sample_grid
+
                 save_sample_grid(
                     out / "samples" / f"step_{done:08d}.png",
                     bicubic,

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from medsr.image import Window
-from medsr.physics.strip import comparison_strip, pair_strip, to_size
+from medsr.viz.strips import comparison_strip, pair_strip, to_size
 
 
 def test_to_size_replicates_pixels() -> None:

@@ -2,13 +2,15 @@
 
 Every grid shows all methods on the same grey window (the CT metric window, or the HR
 percentile range of a radiograph), the same zoomed crop and error maps on one shared scale.
+The results drawn are `medsr.evaluation.runner`'s (imported for type checking only: viz
+sits below evaluation, which calls it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,10 +21,13 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from medsr.evaluation.runner import TARGET, EvaluationResult, ImageResult  # noqa: E402
 from medsr.metrics.ct import get_window  # noqa: E402
-from medsr.physics.strip import to_size  # noqa: E402
+from medsr.viz.strips import to_size  # noqa: E402
 
+if TYPE_CHECKING:
+    from medsr.evaluation.runner import EvaluationResult, ImageResult
+
+TARGET = "target"  # the reference row of an evaluation (`evaluation.runner.TARGET`)
 LABELS = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
