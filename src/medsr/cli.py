@@ -113,7 +113,7 @@ def degrade(
     """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
     from tqdm import tqdm
 
-    from medsr.physics.batch import degrade_files
+    from medsr.apps.degrade import degrade_files
 
     overrides = {
         "dose_fraction": dose,
@@ -316,7 +316,7 @@ def demo(
     output: str = typer.Option("demo-output", "-o", "--output", help="Report folder (new)."),
 ) -> None:
     """Degrade real samples, enhance them with the shipped models, write a report."""
-    from medsr.evaluation.demo import RESEARCH_USE, run_demo
+    from medsr.apps.demo import RESEARCH_USE, run_demo
 
     with _user_errors():
         index = run_demo(output, progress=lambda text: typer.echo(text, err=True))

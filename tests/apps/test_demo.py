@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medsr.evaluation import demo
-from medsr.evaluation.demo import RESEARCH_USE, DemoCase, run_demo
+from medsr.apps import demo
+from medsr.apps.demo import RESEARCH_USE, DemoCase, run_demo
 from medsr.inference.registry import available_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
