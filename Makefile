@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 DEMO_DIR ?= demo-output
 
-.PHONY: setup sample-data browser demo test lint bench clean
+.PHONY: setup sample-data browser dicom-tools demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -35,12 +35,20 @@ browser:
 		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null); \
 	else echo "apt-get not found: the browser test will fail (MEDSR_REQUIRE_E2E=1)"; fi
 
+# Debian's dicom3tools for dciodvfy, the DICOM validator the derived-DICOM tests run.
+dicom-tools:
+	@if command -v dciodvfy >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get install -y -q dicom3tools >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dicom3tools >/dev/null); \
+	else echo "apt-get not found: the dciodvfy tests will fail (MEDSR_REQUIRE_DCIODVFY=1)"; fi
+
 demo: setup sample-data
 	rm -rf $(DEMO_DIR)
 	$(BIN)/medsr demo -o $(DEMO_DIR)
 
-test: setup sample-data browser
-	MEDSR_REQUIRE_E2E=1 $(BIN)/python -m pytest -q
+test: setup sample-data browser dicom-tools
+	MEDSR_REQUIRE_E2E=1 MEDSR_REQUIRE_DCIODVFY=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

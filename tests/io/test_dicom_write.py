@@ -63,8 +63,9 @@ def test_derived_ct_image(testdata: Callable[[str], Path], tmp_path: Path) -> No
     assert reference.ReferencedSOPInstanceUID == src.SOPInstanceUID
     assert reference.ReferencedSOPClassUID == src.SOPClassUID
     assert ds.RescaleType == "HU"
-    back = read(path)  # HU values and geometry survive (1/16 HU steps)
-    assert back.unit == "HU" and np.abs(back.array - volume.array).max() <= 0.04
+    back = read(path)  # integer HU (RescaleSlope 1) and geometry survive exactly
+    assert (float(ds.RescaleSlope), float(ds.RescaleIntercept)) == (1.0, -1024.0)
+    assert back.unit == "HU" and np.array_equal(back.array, np.rint(volume.array))
     np.testing.assert_allclose(back.origin, volume.origin, atol=1e-3)
 
 

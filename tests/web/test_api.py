@@ -107,7 +107,9 @@ def test_enhance_dicom_returns_x4_result_arrays_and_derived_dicom(client: TestCl
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
     assert "RESEARCH USE ONLY" in ds.SeriesDescription
     hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-    assert np.abs(hu - output).max() < 0.2  # 1/16 HU quantisation
+    # Integer HU (RescaleSlope 1), clipped to the physically possible -1024..3071 HU.
+    assert float(ds.RescaleSlope) == 1.0
+    assert np.array_equal(hu, np.clip(np.rint(output), -1024, 3071))
     png = Image.open(io.BytesIO(client.get(body["downloads"]["png"]).content))
     assert png.size == (512, 512) and png.mode.startswith("I")  # 16-bit
 
@@ -142,6 +144,34 @@ def test_raster_upload_with_radiograph_model_doubles_the_size(client: TestClient
     )
     assert response.status_code == 200, response.text
     assert response.json()["output"]["shape"] == [80, 96]
+
+
+def test_unknown_spacing_stays_unknown(client: TestClient) -> None:
+    """A PNG and a DICOM without PixelSpacing: the summary says the spacing is unknown (the
+    page shows "spacing unknown", not "0.250 mm") and the derived DICOM has none."""
+    png = client.post(
+        "/api/enhance",
+        files={"files": ("x.png", _raster("PNG"), "image/png")},
+        data={"model": "xray"},
+    )
+    assert png.status_code == 200, png.text
+    assert png.json()["output"]["spacing_known"] is False
+    ds = pydicom.dcmread(CT_SMALL)
+    del ds.PixelSpacing
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    upload = ("ct.dcm", buffer.getvalue(), "application/dicom")
+    with pytest.warns(UserWarning, match="spacing unknown"):
+        response = client.post("/api/enhance", files={"files": upload}, data={"model": "ct"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["output"]["spacing_known"] is False
+    derived = pydicom.dcmread(io.BytesIO(client.get(body["downloads"]["dicom"]).content))
+    assert "PixelSpacing" not in derived and "ImagePositionPatient" not in derived
+    known = client.post("/api/enhance", files={"files": _dicom()}, data={"model": "ct"})
+    assert known.json()["output"]["spacing_known"] is True
+    script = (package_files("medsr.web") / "static" / "viewer.js").read_text()
+    assert "spacing_known === false" in script and '"spacing unknown"' in script
 
 
 def test_download_field_answers_with_the_png_file(client: TestClient) -> None:

@@ -208,3 +208,19 @@ def test_ct_pet_mode_fuses_and_shows_the_overlay(
     assert caption == "PET input on the CT grid (bicubic) | enhanced PET"
     assert page.locator("#fused-pane").is_visible() and not page.locator("#left").is_visible()
     assert errors == []
+
+
+def test_unknown_spacing_is_shown_as_unknown(server: str, page: Page, tmp_path: Path) -> None:
+    """A CT without PixelSpacing: the page says "spacing unknown", never a made-up "mm"."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    del ds.PixelSpacing
+    ds.save_as(tmp_path / "no_spacing.dcm", enforce_file_format=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    page.set_input_files("#files", str(tmp_path / "no_spacing.dcm"))
+    page.click("#run")
+    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=60_000)
+    info = page.locator("#result-info").inner_text()
+    assert "spacing unknown" in info and " mm" not in info
+    assert errors == []

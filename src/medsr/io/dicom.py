@@ -23,6 +23,7 @@ from pydicom.pixels import apply_modality_lut
 
 from medsr.image import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError
+from medsr.io.slice_geometry import describe_stack, stack_metadata
 
 # SOP classes that carry no displayable image even when they hold pixel-like data.
 PET_UNITS_READ = {"GML": "SUV", "CNTS": "counts"}
@@ -42,6 +43,7 @@ _META_KEYWORDS = (
     "PatientID",
     "StudyInstanceUID",
     "SeriesInstanceUID",
+    "FrameOfReferenceUID",
     "SeriesDescription",
     "Manufacturer",
     "ManufacturerModelName",
@@ -69,6 +71,7 @@ class _Frame:
     instance: int
     pixel_spacing: tuple[float, float] | None
     window: Window | None
+    source: dict[str, Any]  # file, frame and SOP identifiers: the output slice's reference
 
 
 def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> Dataset:
@@ -188,6 +191,12 @@ def _frames(ds: Dataset, path: Path) -> tuple[list[_Frame], bool, bool]:
                 window=None
                 if center is None or width is None or width <= 0
                 else Window(center, width),
+                source={
+                    "path": str(path),
+                    "frame": index + 1 if count > 1 else None,
+                    "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
+                    "SOPClassUID": str(ds.get("SOPClassUID", "")),
+                },
             )
         )
     return frames, rescaled, inverted
@@ -195,8 +204,9 @@ def _frames(ds: Dataset, path: Path) -> tuple[list[_Frame], bool, bool]:
 
 def _slice_geometry(
     frames: list[_Frame], ds: Dataset, where: Path
-) -> tuple[list[_Frame], float, bool]:
-    """Sort frames along the slice normal. Returns (sorted frames, slice spacing, known)."""
+) -> tuple[list[_Frame], float, bool, dict[str, Any]]:
+    """Sort frames along the slice normal. Returns (sorted frames, slice spacing, known,
+    metadata on tilt and uneven spacing: `slice_geometry.stack_metadata`)."""
     first = frames[0].orientation
     positions = [f.position for f in frames]
     if first is not None and all(p is not None for p in positions):
@@ -212,20 +222,58 @@ def _slice_geometry(
             raise MedsrIOError(
                 where, "several slices share one position (repeated acquisitions or duplicates?)"
             )
-        spacing = float(np.median(steps))
-        if np.max(np.abs(steps - spacing)) > 0.01 * spacing:
+        geometry = describe_stack(np.array([f.position for f in frames]), normal)
+        if not geometry.regular:
+            notes = stack_metadata(geometry)["derivation_notes"]
             warnings.warn(
-                f"{where}: uneven slice spacing {steps.min():.3f}..{steps.max():.3f} mm; "
-                f"using the median {spacing:.3f} mm",
+                f"{where}: {'; '.join(notes)} (3-D operations that need a regular grid, "
+                f"such as fusion or NIfTI output, refuse it; the median {geometry.spacing:.3f} "
+                "mm stands for the slice spacing)",
                 stacklevel=3,
             )
-        return frames, spacing, True
+        return frames, geometry.spacing, True, stack_metadata(geometry)
     frames = sorted(frames, key=lambda f: f.instance)
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = _first(_lookup(ds, 0, keyword, "PixelMeasuresSequence"))
         if value and value > 0:
-            return frames, value, True
-    return frames, 1.0, False
+            return frames, value, True, {}
+    return frames, 1.0, False, {}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value).strip()
+
+
+def pet_suv_tags(datasets: list[Dataset]) -> dict[str, Any]:
+    """The PET attributes a body-weight SUV needs, as plain values (None when absent):
+    Units, DecayCorrection, PatientWeight (kg), the first Radiopharmaceutical Information
+    item's RadionuclideTotalDose (Bq), RadionuclideHalfLife (s), RadiopharmaceuticalStartTime
+    and -DateTime, SeriesDate/Time and the earliest AcquisitionDate/Time of the series."""
+    first = datasets[0]
+    info = first.get("RadiopharmaceuticalInformationSequence")
+    item = info[0] if info else Dataset()
+    acquisitions = sorted(
+        (_text(ds.get("AcquisitionDate")) or "", _text(ds.get("AcquisitionTime")) or "")
+        for ds in datasets
+        if _text(ds.get("AcquisitionTime"))
+    )
+
+    def number(value: Any) -> float | None:
+        return None if _text(value) is None else float(value)
+
+    return {
+        "Units": _text(first.get("Units")),
+        "DecayCorrection": _text(first.get("DecayCorrection")),
+        "PatientWeight": number(first.get("PatientWeight")),
+        "RadionuclideTotalDose": number(item.get("RadionuclideTotalDose")),
+        "RadionuclideHalfLife": number(item.get("RadionuclideHalfLife")),
+        "RadiopharmaceuticalStartTime": _text(item.get("RadiopharmaceuticalStartTime")),
+        "RadiopharmaceuticalStartDateTime": _text(item.get("RadiopharmaceuticalStartDateTime")),
+        "SeriesDate": _text(first.get("SeriesDate")),
+        "SeriesTime": _text(first.get("SeriesTime")),
+        "AcquisitionDate": (acquisitions[0][0] or None) if acquisitions else None,
+        "AcquisitionTime": acquisitions[0][1] if acquisitions else None,
+    }
 
 
 def _metadata(datasets: list[Dataset], paths: list[Path]) -> dict[str, Any]:
@@ -236,6 +284,8 @@ def _metadata(datasets: list[Dataset], paths: list[Path]) -> dict[str, Any]:
             meta[keyword] = str(first.get(keyword))
     meta["SOPInstanceUIDs"] = [str(ds.get("SOPInstanceUID", "")) for ds in datasets]
     meta["dicom_modality"] = str(first.get("Modality", ""))
+    if meta["dicom_modality"] == "PT":
+        meta["pet_suv_tags"] = pet_suv_tags(datasets)
     syntax = first.file_meta.get("TransferSyntaxUID") if hasattr(first, "file_meta") else None
     meta["TransferSyntaxUID"] = str(syntax or "")
     return meta
@@ -254,14 +304,24 @@ def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
     meta["spacing_known"] = pixel_spacing is not None
     if pixel_spacing is None:
         warnings.warn(
-            f"{where}: no usable PixelSpacing or ImagerPixelSpacing; assuming 1.0 mm",
+            f"{where}: no usable PixelSpacing or ImagerPixelSpacing; spacing unknown "
+            "(1.0 mm used for computing, never written to outputs)",
             stacklevel=3,
         )
         pixel_spacing = (1.0, 1.0)
     slice_spacing = 0.0
     if len(frames) > 1:
-        frames, slice_spacing, known = _slice_geometry(frames, first, where)
+        frames, slice_spacing, known, stack = _slice_geometry(frames, first, where)
         meta["slice_spacing_known"] = known
+        meta.update(stack)
+    meta["slices"] = [
+        {
+            **f.source,
+            "position": None if f.position is None else [float(v) for v in f.position],
+            "orientation": None if f.orientation is None else [float(v) for v in f.orientation],
+        }
+        for f in frames
+    ]
     orientation = frames[0].orientation
     direction = np.eye(3)
     if orientation is not None:
@@ -276,6 +336,10 @@ def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
         unit = str(first.get("Units", "counts")) if modality == "PT" else "counts"
         unit = PET_UNITS_READ.get(unit, unit)
     meta["inverted"] = inverted
+    meta["source_value_range"] = [
+        float(min(f.pixels.min() for f in frames)),
+        float(max(f.pixels.max() for f in frames)),
+    ]
     spacing: tuple[float, ...] = pixel_spacing
     if len(frames) == 1:
         array = frames[0].pixels

@@ -4,21 +4,30 @@ Following the DICOM derived-image conventions (as highdicom does for its derived
 written here with pydicom because highdicom has no single-frame CT Image Storage writer
 and its Secondary Capture class carries no HU rescale or patient geometry):
 
-* CT is written as CT Image Storage (HU through Rescale Slope/Intercept, RescaleType HU);
-  every other modality as Secondary Capture Image Storage keeping the source's Modality.
+* CT of known pixel spacing is written as CT Image Storage (integer HU: RescaleSlope 1,
+  RescaleIntercept -1024, values clipped to the physically possible -1024 .. max(3071, the
+  source's largest) HU, the clipping stated); every other image as Secondary Capture Image
+  Storage keeping the source's Modality (one slope/intercept for the series, `raster.encode`).
 * Same StudyInstanceUID, patient and study attributes and FrameOfReferenceUID as the source;
-  new SeriesInstanceUID (one per written series) and SOPInstanceUIDs.
+  new SeriesInstanceUID (one per written series) and SOPInstanceUIDs. Empty Type 1 UIDs of a
+  source are never copied: the series gets new ones; Type 2 attributes (PatientID, ...)
+  are present, empty when unknown.
 * ImageType `DERIVED\\SECONDARY` (plus the source's third value, e.g. AXIAL), updated Rows,
-  Columns, PixelSpacing and Image Position/Orientation (Patient), DerivationDescription
-  naming the model, its version and checkpoint sha256 (first 12 hex), SeriesDescription
-  starting "medsr RESEARCH USE ONLY", BurnedInAnnotation NO, and a SourceImageSequence
-  referencing the source instance (purpose: DCM 121322, source image for processing).
+  Columns and PixelSpacing (omitted, with the image position and orientation, when the
+  spacing is unknown: `metadata["spacing_known"] is False`), DerivationDescription naming
+  the model, its version and checkpoint sha256 (first 12 hex) followed by
+  `metadata["derivation_notes"]` (gantry tilt, uneven spacing, unit conversion, clipping;
+  also in ImageComments), SeriesDescription starting "medsr RESEARCH USE ONLY",
+  BurnedInAnnotation NO.
+* Each output slice of a DICOM series carries its own source slice's Image Position and
+  Orientation (Patient) (moved only by the in-plane shift of a refined grid) and references
+  that slice in SourceImageSequence (purpose: DCM 121322), from the reader's per-slice
+  records `metadata["slices"]`: a tilted or unevenly spaced series keeps its geometry.
 
-The source attributes come from `volume.metadata["paths"]` (the files `read_dicom` read).
-Non-DICOM inputs get a new StudyInstanceUID and FrameOfReferenceUID and anonymous
-placeholders: PatientName "ANONYMOUS^MEDSR", PatientID "MEDSR-ANONYMOUS"; no source reference.
-Stored values: unsigned 16-bit through `raster.encode` for the whole series (one
-slope/intercept; integer data exact; CT within -1024..3071 HU at 1/16 HU steps).
+The source headers come from the files `read_dicom` read. Non-DICOM inputs get a new
+StudyInstanceUID and FrameOfReferenceUID (unless their metadata holds valid ones), anonymous
+placeholders (PatientName "ANONYMOUS^MEDSR", PatientID "MEDSR-ANONYMOUS" unless the metadata
+holds a PatientID) and no source reference.
 """
 
 from __future__ import annotations
@@ -37,13 +46,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medsr._version import __version__
 from medsr.image import Volume
 from medsr.io.errors import MedsrIOError, check_can_write
-from medsr.io.raster import encode
+from medsr.io.raster import CT_RANGE_HU, encode
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 PET_UNITS_WRITTEN = {"SUV": "GML", "BQML": "BQML", "counts": "CNTS"}
 """medsr PET unit -> DICOM Units (0054,1001); SUV (body weight) is g/ml, GML."""
 ANONYMOUS_NAME, ANONYMOUS_ID = "ANONYMOUS^MEDSR", "MEDSR-ANONYMOUS"
+_TYPE_1 = ("StudyInstanceUID", "FrameOfReferenceUID")
 _COPIED = (
     "PatientName",
     "PatientID",
@@ -67,6 +77,7 @@ _COPIED = (
     "Manufacturer",
     "InstitutionName",
     "BodyPartExamined",
+    "Laterality",
     "PatientPosition",
     "KVP",
     "SliceThickness",
@@ -75,17 +86,61 @@ _COPIED = (
 )
 
 
-def _sources(volume: Volume) -> list[Dataset]:
+def _header(path: str, cache: dict[str, Dataset | None]) -> Dataset | None:
+    """The header of source file `path` (read once per write), None when it is unreadable."""
+    if path not in cache:
+        try:
+            cache[path] = pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, pydicom.errors.InvalidDicomError) as error:
+            warnings.warn(f"source {path} unreadable ({error}); not referenced", stacklevel=4)
+            cache[path] = None
+    return cache[path]
+
+
+def _sources(volume: Volume, cache: dict[str, Dataset | None]) -> list[Dataset]:
     """Headers of the source DICOM files, or [] when there are none (or they are gone)."""
     if volume.metadata.get("source") != "dicom":
         return []
-    headers: list[Dataset] = []
-    for path in volume.metadata.get("paths", []):
-        try:
-            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
-        except (OSError, pydicom.errors.InvalidDicomError) as error:
-            warnings.warn(f"source {path} unreadable ({error}); not referenced", stacklevel=3)
-    return headers
+    headers = [_header(str(path), cache) for path in volume.metadata.get("paths", [])]
+    return [ds for ds in headers if ds is not None]
+
+
+def _slice_records(volume: Volume) -> list[dict[str, Any]] | None:
+    """The reader's per-slice records (`metadata["slices"]`: file, frame, SOP identifiers,
+    position, orientation) for each slice of `volume`, when they describe its slices: as
+    many records as slices and the origin moved only in-plane (the in-plane grid may be
+    refined); else None, and sources are matched by position."""
+    records = volume.metadata.get("slices")
+    if volume.metadata.get("source") != "dicom" or not records:
+        return None
+    if not volume.is_volume:
+        index = volume.metadata.get("slice_index", 0 if len(records) == 1 else None)
+        return None if index is None or index >= len(records) else [records[index]]
+    if len(records) != volume.num_slices:
+        return None
+    first = records[0].get("position")
+    if first is not None:
+        shift = np.asarray(volume.origin) - np.asarray(first)
+        if abs(float(shift @ volume.direction[:, 2])) > 0.01:
+            return None
+    return list(records)
+
+
+def _slice_position(volume: Volume, record: dict[str, Any] | None, k: int) -> np.ndarray | None:
+    """Image Position (Patient) of output slice `k`: its source slice's own position moved
+    by the in-plane shift of the output grid, else the position on `volume`'s grid."""
+    if record is None:
+        image = volume.slice(k) if volume.is_volume else volume
+        return np.asarray(image.origin)
+    if record.get("position") is None:
+        return None
+    if not volume.is_volume:  # a 2-D image: its origin is its own slice's, shifted in-plane
+        shift = np.asarray(volume.origin) - np.asarray(record["position"])
+        normal = volume.direction[:, 2]
+        return np.asarray(record["position"]) + shift - (shift @ normal) * normal
+    records = volume.metadata["slices"]
+    shift = np.asarray(volume.origin) - np.asarray(records[0]["position"])
+    return np.asarray(record["position"]) + shift
 
 
 def _match(sources: list[Dataset], position: np.ndarray, normal: np.ndarray) -> Dataset | None:
@@ -121,11 +176,18 @@ def describe_derivation(metadata: dict[str, Any]) -> tuple[str, str]:
 def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
     ds = Dataset()
     for keyword in _COPIED:
-        if source is not None and keyword in source:
-            setattr(ds, keyword, source[keyword].value)
-    if source is None:
-        ds.PatientName, ds.PatientID = ANONYMOUS_NAME, ANONYMOUS_ID
+        if source is None or keyword not in source:
+            continue
+        if keyword in _TYPE_1 and not str(source[keyword].value or "").strip():
+            continue  # an empty Type 1 value is never copied: the series gets a new one
+        setattr(ds, keyword, source[keyword].value)
+    if source is None:  # a PatientID kept in the metadata (e.g. NIfTI from DICOM) stays
+        ds.PatientName = ANONYMOUS_NAME
+        ds.PatientID = str(volume.metadata.get("PatientID") or ANONYMOUS_ID)
+        ds.Laterality = ""  # type 2C, required when the body part is unknown
     for keyword in (
+        "PatientName",
+        "PatientID",
         "PatientBirthDate",
         "PatientSex",
         "StudyDate",
@@ -149,7 +211,54 @@ def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
     if sop_class == SECONDARY_CAPTURE_STORAGE:
         ds.ConversionType = "WSD"
         ds.PatientOrientation = ""
+    else:
+        for keyword in ("PatientPosition", "SliceThickness"):  # type 2C and 2 for CT
+            if keyword not in ds:
+                setattr(ds, keyword, None)
     return ds
+
+
+def _image_type(source: Dataset | None, sop_class: str) -> list[str]:
+    """`DERIVED\\SECONDARY` plus the source's third value (e.g. AXIAL); a single-valued
+    source ImageType is one value, not a string of characters."""
+    value = None if source is None else source.get("ImageType")
+    values = [] if value is None else [value] if isinstance(value, str) else list(value)
+    kind = [str(v) for v in values[2:3] if str(v).strip()]
+    if not kind and sop_class == CT_IMAGE_STORAGE:
+        kind = ["AXIAL"]
+    return ["DERIVED", "SECONDARY", *kind]
+
+
+def _uid(value: Any) -> str | None:
+    """A usable UID from metadata or a header, or None (missing, empty or malformed)."""
+    text = "" if value is None else str(value).strip()
+    return text if text and pydicom.uid.UID(text).is_valid else None
+
+
+def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str]]:
+    """(stored uint16, intercept, slope, notes). CT in HU: integer HU, RescaleSlope 1 and
+    RescaleIntercept -1024, clipped to the physically possible -1024 .. max(3071, the
+    source's largest value) HU, the clipping stated in the notes and a warning. Anything
+    else: `raster.encode` (one slope and intercept for the whole series)."""
+    if not (volume.modality == "CT" and volume.unit == "HU"):
+        stored, intercept, slope = encode(volume)
+        return stored.astype(np.uint16), intercept, slope, []
+    source_range = volume.metadata.get("source_value_range") or [CT_RANGE_HU[0], CT_RANGE_HU[1]]
+    low = CT_RANGE_HU[0]
+    high = min(max(CT_RANGE_HU[1], float(np.ceil(source_range[1]))), low + 65535)
+    values = np.rint(volume.array.astype(np.float64))
+    if not np.all(np.isfinite(values)):
+        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
+    below, above = int(np.count_nonzero(values < low)), int(np.count_nonzero(values > high))
+    notes = []
+    if below or above:
+        notes.append(
+            f"{below + above} pixel(s) outside the physically possible {low:g}..{high:g} HU "
+            f"clipped ({below} below, {above} above; stored as integer HU)"
+        )
+        warnings.warn(f"derived CT: {notes[0]}", stacklevel=4)
+    stored = (np.clip(values, low, high) - low).astype(np.uint16)
+    return stored, low, 1.0, notes
 
 
 def write_dicom_series(
@@ -177,27 +286,66 @@ def write_dicom(volume: Volume, path: str | Path, overwrite: bool = False) -> Pa
     return _write(volume, [path], overwrite)[0]
 
 
+def _reference(record: dict[str, Any] | None, source: Dataset | None) -> Dataset | None:
+    """A SourceImageSequence item for the output slice's own source (SOP Class and Instance
+    UIDs, frame number of a multi-frame source), or None when they are not known."""
+    if record is not None:
+        sop_class, sop_instance = record.get("SOPClassUID"), record.get("SOPInstanceUID")
+    elif source is not None:
+        sop_class, sop_instance = source.get("SOPClassUID"), source.get("SOPInstanceUID")
+    else:
+        return None
+    if _uid(sop_class) is None or _uid(sop_instance) is None:
+        return None
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = str(sop_class)
+    reference.ReferencedSOPInstanceUID = str(sop_instance)
+    if record is not None and record.get("frame"):
+        reference.ReferencedFrameNumber = int(record["frame"])
+    purpose = Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator = "121322", "DCM"
+    purpose.CodeMeaning = "Source image for image processing operation"
+    reference.PurposeOfReferenceCodeSequence = Sequence([purpose])
+    return reference
+
+
 def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
     if not overwrite and (existing := [str(p) for p in paths if p.exists()]):
         raise FileExistsError(f"will not overwrite {', '.join(existing[:3])}")
-    stored, intercept, slope = encode(volume)
-    stored = stored.astype(np.uint16)
-    sources = _sources(volume)
+    stored, intercept, slope, value_notes = _stored_values(volume)
+    cache: dict[str, Dataset | None] = {}
+    sources = _sources(volume, cache)
+    records = _slice_records(volume)
     derivation, series_description = describe_derivation(volume.metadata)
+    notes = [*volume.metadata.get("derivation_notes", []), *value_notes]
+    if notes:
+        derivation = f"{derivation}; {'; '.join(notes)}"[:1024]
     series_uid, now = generate_uid(), datetime.datetime.now()
-    study_uid = frame_uid = None
-    if not sources:
-        study_uid, frame_uid = generate_uid(), generate_uid()
-    sop_class = CT_IMAGE_STORAGE if volume.modality == "CT" else SECONDARY_CAPTURE_STORAGE
+    # Type 1 UIDs the sources lack (or non-DICOM inputs) are made once for the whole series.
+    meta = volume.metadata if not sources else {}
+    study_uid = _uid(meta.get("StudyInstanceUID")) or generate_uid()
+    frame_uid = _uid(meta.get("FrameOfReferenceUID")) or generate_uid()
+    spacing_known = volume.metadata.get("spacing_known") is not False
+    sop_class = SECONDARY_CAPTURE_STORAGE
+    if volume.modality == "CT" and spacing_known:  # CT Image Storage needs the image plane
+        sop_class = CT_IMAGE_STORAGE
     normal = volume.direction[:, 2]
     for k, path in enumerate(paths):
-        image = volume.slice(k) if volume.is_volume else volume
-        position = np.asarray(image.origin)
-        source = _match(sources, position, normal)
+        record = None if records is None else records[k]
+        position = _slice_position(volume, record, k)
+        if record is not None:
+            source = _header(str(record["path"]), cache)
+        else:
+            source = _match(sources, position if position is not None else np.zeros(3), normal)
         ds = _base(volume, source, sop_class)
-        if study_uid is not None:
-            ds.StudyInstanceUID, ds.FrameOfReferenceUID = study_uid, frame_uid
+        if not sources:
             ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+        if "StudyInstanceUID" not in ds:
+            ds.StudyInstanceUID = study_uid
+        if position is not None and not spacing_known:
+            position = None  # no geometry is made up for an image of unknown spacing
+        if "FrameOfReferenceUID" not in ds and position is not None:
+            ds.FrameOfReferenceUID = frame_uid
         ds.SeriesInstanceUID, ds.SOPInstanceUID = series_uid, generate_uid()
         source_number = int(source.get("SeriesNumber") or 0) if source is not None else 0
         ds.SeriesNumber = source_number + 1000
@@ -205,28 +353,21 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
         ds.SeriesDescription = series_description
         ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = now.strftime("%Y%m%d")
         ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = now.strftime("%H%M%S")
-        kind = list(source.get("ImageType", []))[2:3] if source is not None else []
-        ds.ImageType = [
-            "DERIVED",
-            "SECONDARY",
-            *(kind or (["AXIAL"] if sop_class == CT_IMAGE_STORAGE else [])),
-        ]
+        ds.ImageType = _image_type(source, sop_class)
         ds.DerivationDescription = derivation
-        if source is not None and "SOPInstanceUID" in source:
-            reference = Dataset()
-            reference.ReferencedSOPClassUID = source.SOPClassUID
-            reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
-            purpose = Dataset()
-            purpose.CodeValue, purpose.CodingSchemeDesignator = "121322", "DCM"
-            purpose.CodeMeaning = "Source image for image processing operation"
-            reference.PurposeOfReferenceCodeSequence = Sequence([purpose])
+        if notes:
+            ds.ImageComments = f"{ds.ImageComments}; {'; '.join(notes)}"
+        if (reference := _reference(record, source)) is not None:
             ds.SourceImageSequence = Sequence([reference])
-        ds.Rows, ds.Columns = image.array.shape
-        ds.PixelSpacing = [f"{image.spacing[0]:.6g}", f"{image.spacing[1]:.6g}"]
-        ds.ImageOrientationPatient = [
-            f"{v:.6f}" for v in (*volume.direction[:, 0], *volume.direction[:, 1])
-        ]
-        ds.ImagePositionPatient = [f"{v:.4f}" for v in position]
+        ds.Rows, ds.Columns = volume.array.shape[-2:]
+        if spacing_known:  # unknown spacing stays unknown: no PixelSpacing is made up
+            ds.PixelSpacing = [f"{volume.spacing[-2]:.6g}", f"{volume.spacing[-1]:.6g}"]
+        if position is not None:
+            cosines = (*volume.direction[:, 0], *volume.direction[:, 1])
+            if record is not None and record.get("orientation") is not None:
+                cosines = tuple(record["orientation"])
+            ds.ImageOrientationPatient = [f"{v:.6f}" for v in cosines]
+            ds.ImagePositionPatient = [f"{v:.4f}" for v in position]
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:.8g}", f"{slope:.8g}"
@@ -239,12 +380,12 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
                 f"{volume.window.width:g}",
             )
         ds.PixelData = np.ascontiguousarray(stored[k] if volume.is_volume else stored).tobytes()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = pydicom.uid.UID(sop_class)
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = pydicom.uid.UID(ExplicitVRLittleEndian)
-        meta.ImplementationVersionName = f"MEDSR_{__version__}"[:16]
-        ds.file_meta = meta
+        meta_info = FileMetaDataset()
+        meta_info.MediaStorageSOPClassUID = pydicom.uid.UID(sop_class)
+        meta_info.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta_info.TransferSyntaxUID = pydicom.uid.UID(ExplicitVRLittleEndian)
+        meta_info.ImplementationVersionName = f"MEDSR_{__version__}"[:16]
+        ds.file_meta = meta_info
         ds.preamble = b"\0" * 128
         check_can_write(path, overwrite)
         try:

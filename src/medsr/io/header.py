@@ -16,10 +16,12 @@ HEADER_KEY = "medsr"
 
 
 def header_fields(volume: Volume) -> dict[str, Any]:
-    """The geometry and intensity fields of `volume`, JSON-ready."""
+    """The geometry and intensity fields of `volume`, JSON-ready; spacing None when it is
+    unknown (`metadata["spacing_known"] is False`), so that it reads back as unknown."""
     window = None if volume.window is None else [volume.window.center, volume.window.width]
+    known = volume.metadata.get("spacing_known") is not False
     return {
-        "spacing": list(volume.spacing),
+        "spacing": list(volume.spacing) if known else None,
         "modality": volume.modality,
         "unit": volume.unit,
         "window": window,

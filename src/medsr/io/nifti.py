@@ -21,6 +21,7 @@ import numpy as np
 
 from medsr.image import MODALITIES, Volume, Window
 from medsr.io.errors import MedsrIOError, check_can_write
+from medsr.io.slice_geometry import check_regular_grid
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _EXTENSION_KEY = "medsr"
@@ -115,8 +116,11 @@ def _json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
 def write_nifti(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
     """Write `volume` as float32 NIfTI-1 (gzip'd for .nii.gz); 2-D images as one slice.
 
-    Raises FileExistsError when `path` exists and `overwrite` is False. Returns the path.
+    Raises FileExistsError when `path` exists and `overwrite` is False, ValueError for a
+    tilted or unevenly spaced DICOM series (one affine cannot place its slices; see
+    `slice_geometry.check_regular_grid`). Returns the path.
     """
+    check_regular_grid(volume.metadata, "NIfTI output")
     path = check_can_write(path, overwrite)
     affine_lps = volume.affine
     data = volume.array if volume.is_volume else volume.array[None]
@@ -131,7 +135,9 @@ def write_nifti(volume: Volume, path: str | Path, overwrite: bool = False) -> Pa
             "modality": volume.modality,
             "unit": volume.unit,
             "window": window,
-            "metadata": _json_safe({k: v for k, v in volume.metadata.items() if k != "paths"}),
+            "metadata": _json_safe(
+                {k: v for k, v in volume.metadata.items() if k not in ("paths", "slices")}
+            ),
         }
     }
     header: Any = image.header

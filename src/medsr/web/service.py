@@ -267,6 +267,7 @@ def enhance_upload(
         "output": {
             "shape": list(output.shape),
             "spacing_mm": list(output.spacing),
+            "spacing_known": output.metadata.get("spacing_known") is not False,
             "range": value_range(high),
         },
         "consistency": {

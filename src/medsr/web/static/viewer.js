@@ -219,7 +219,10 @@ async function showResult(summary) {
   $("slice").max = slices - 1;
   $("slice").value = Math.floor(slices / 2);
   await loadSlice(Math.floor(slices / 2));
-  const spacing = `${summary.output.spacing_mm.slice(-2).map((s) => s.toFixed(3)).join(" × ")} mm`;
+  // An image without recorded pixel spacing (e.g. a CR without PixelSpacing, a PNG) says so.
+  const spacing = summary.output.spacing_known === false
+    ? "spacing unknown"
+    : `${summary.output.spacing_mm.slice(-2).map((s) => s.toFixed(3)).join(" × ")} mm`;
   $("result-info").textContent = fusion
     ? `(CT ${summary.ct.shape.join(" × ")}, PET ${summary.pet.shape.join(" × ")} ${summary.pet.unit},` +
       ` model ${summary.model.id}, ${spacing}, PET covers ${(100 * summary.fusion.coverage).toFixed(0)} % of the CT)`
