@@ -56,11 +56,15 @@ def write_ct_pet(
     folder: Path, slices: int = 1, pet_shift_mm: float = 0.0, shape: tuple[int, int] = (32, 48)
 ) -> tuple[list[Path], list[Path]]:
     """DICOM files of a CT (HU, 1 mm pixels) and of a PET (SUV, 4 mm pixels) on the CT grid
-    made 4 times coarser, shifted `pet_shift_mm` along x; one file per slice."""
+    made 4 times coarser, shifted `pet_shift_mm` along x; one file per slice. Both carry one
+    PatientID and FrameOfReferenceUID, as a PET/CT scanner writes them."""
+    from pydicom.uid import generate_uid
+
     from medsr.inference.resample import coarse_geometry
     from medsr.io.dicom_write import write_dicom_series
 
     rng = np.random.default_rng(0)
+    identity = {"PatientID": "PHANTOM-PETCT", "FrameOfReferenceUID": generate_uid()}
     size = (slices, *shape) if slices > 1 else shape
     ct = Volume(
         rng.normal(40, 200, size).astype(np.float32),
@@ -68,6 +72,7 @@ def write_ct_pet(
         "CT",
         "HU",
         origin=(-20.0, -10.0, 50.0),
+        metadata=dict(identity),
     )
     grid = coarse_geometry(ct, 4)
     low = grid.shape if slices > 1 else grid.shape[1:]
@@ -78,6 +83,7 @@ def write_ct_pet(
         "PT",
         "SUV",
         origin=origin,
+        metadata=dict(identity),
     )
     return (
         write_dicom_series(ct, folder / "ct", prefix="ct"),

@@ -25,6 +25,7 @@ import torch
 from medsr.checkpoint import ModelInfo, read_checkpoint
 from medsr.data.pet_bank import guide_channels
 from medsr.image import Provenance, Volume
+from medsr.inference.fusion_checks import check_regular_grids, check_same_patient, pet_in_suv
 from medsr.inference.predictor import _device
 from medsr.inference.registry import resolve_model
 from medsr.inference.resample import (
@@ -98,15 +99,22 @@ class FusionPredictor:
         """What `fuse` records in `metadata[PROVENANCE_KEY]` (as `Predictor.provenance`)."""
         return self.info.provenance("torch", guide="CT")
 
-    def fuse(self, ct: Volume, pet: Volume, progress: bool = False) -> FusionResult:
+    def fuse(
+        self, ct: Volume, pet: Volume, progress: bool = False, allow_mismatch: bool = False
+    ) -> FusionResult:
         """Enhance `pet` onto the grid of `ct` (module doc). ValueError when the CT is not in
-        HU, a 2-D PET comes with a 3-D CT, or the two do not overlap."""
+        HU, a 2-D PET comes with a 3-D CT, the two do not overlap, either is a tilted or
+        unevenly spaced series, or they differ in PatientID or FrameOfReferenceUID (unless
+        `allow_mismatch`: then the output's `derivation_notes` say so). A PET in Bq/mL is
+        converted to SUVbw (`fusion_checks.pet_in_suv`); the output is labelled SUV only
+        when the PET was in SUV."""
         from tqdm import tqdm
 
         if ct.unit != "HU":
             raise ValueError(f"the CT must be in HU, got {ct.unit!r} (modality {ct.modality})")
-        if pet.unit not in ("SUV", "a.u."):
-            warnings.warn(f"the model expects PET in SUV, got {pet.unit!r}", stacklevel=2)
+        check_regular_grids(ct, pet)
+        notes = check_same_patient(ct, pet, allow_mismatch)
+        pet = pet_in_suv(pet)
         if ct.is_volume and not pet.is_volume:
             raise ValueError(f"a 3-D CT {ct.shape} needs a 3-D PET, got a 2-D image {pet.shape}")
         if _unknown_spacing(pet) or _unknown_spacing(ct):
@@ -126,13 +134,17 @@ class FusionPredictor:
             out[k] = self.fuse_array(ct_slices[k], low[k])
         squeeze = (lambda a: a) if ct.is_volume else (lambda a: a[0])
         cropped = ct.with_array(np.ascontiguousarray(squeeze(ct_slices)))
-        metadata = self.provenance().stamp(pet.metadata)
+        # The PET's per-slice records do not describe the CT's grid the output is on.
+        pet_metadata = {k: v for k, v in pet.metadata.items() if k != "slices"}
+        pet_metadata["spacing_known"] = ct.metadata.get("spacing_known") is not False
+        pet_metadata["derivation_notes"] = [*pet.metadata.get("derivation_notes", []), *notes]
+        metadata = self.provenance().stamp(pet_metadata)
         enhanced = replace(
             cropped,
             array=squeeze(out),
             modality="PT",
-            unit="SUV",
-            window=SUV_WINDOW,
+            unit=pet.unit,  # SUV only when the PET was (or was converted to) SUV
+            window=SUV_WINDOW if pet.unit == "SUV" else pet.window,
             metadata=metadata,
         )
         spacing = grid.spacing if ct.is_volume else grid.spacing[1:]
@@ -141,6 +153,6 @@ class FusionPredictor:
             array=squeeze(low),
             spacing=spacing,
             origin=grid.origin,
-            metadata=dict(pet.metadata),
+            metadata=pet_metadata,
         )
         return FusionResult(enhanced, pet_low, cropped, coverage)

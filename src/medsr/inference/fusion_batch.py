@@ -92,8 +92,12 @@ def fuse_paths(
     device: str = "cpu",
     allow_input_folder: bool = False,
     report: Callable[[Path], None] | None = None,
+    allow_mismatch: bool = False,
 ) -> list[Path]:
-    """Fuse one CT and one PET into folder `out`; returns the written paths (module doc)."""
+    """Fuse one CT and one PET into folder `out`; returns the written paths (module doc).
+
+    `allow_mismatch`: fuse a CT and a PET whose PatientID or FrameOfReferenceUID differ
+    (refused otherwise); the output's DerivationDescription says so."""
     from medsr.io.samples import read_source
 
     if not 0.0 <= alpha <= 1.0:
@@ -110,7 +114,9 @@ def fuse_paths(
     out = Path(out)
     check_destination(jobs, out, tag, allow_input_folder)
     ct_volume, pet_volume = read_source(ct), read_source(pet)
-    result = predictor.fuse(ct_volume, pet_volume, progress=ct_volume.num_slices > 1)
+    result = predictor.fuse(
+        ct_volume, pet_volume, progress=ct_volume.num_slices > 1, allow_mismatch=allow_mismatch
+    )
     prefix = f"{jobs[1].stem}_{tag}"
     written = write_output(result.enhanced, out, prefix, fmt or default_format(pet_volume))
     written += write_overlays(

@@ -71,7 +71,7 @@ def _notes(ct: Volume, pet: Volume) -> list[str]:
         notes.append(
             "an image has no geometry (e.g. PNG): the PET is taken to span the CT's field of view"
         )
-    if pet.unit not in ("SUV", "a.u."):
+    if pet.unit not in ("SUV", "a.u.", "BQML"):  # BQML is converted to SUV by the fusion
         notes.append(f"the PET is in {pet.unit!r}; the model expects SUV")
     return notes
 
@@ -139,6 +139,7 @@ def fuse_upload(
         "output": {
             "shape": list(fused.enhanced.shape),
             "spacing_mm": list(fused.enhanced.spacing),
+            "spacing_known": fused.enhanced.metadata.get("spacing_known") is not False,
             "range": value_range(high),
         },
         "consistency": {
@@ -154,7 +155,7 @@ def fuse_upload(
             "stem": stem,
             "ct_window": {"center": ct_window.center, "width": ct_window.width},
             "coverage": fused.coverage,
-            "notes": _notes(ct, pet),
+            "notes": [*_notes(ct, pet), *fused.enhanced.metadata.get("derivation_notes", [])],
         },
         "metrics": None,
         "seconds": None,
