@@ -238,11 +238,16 @@ def enhance(
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
 ) -> None:
-    """Super-resolve / denoise images with a trained model. Research use only."""
+    """Super-resolve / denoise images with a trained model. Research use only.
+
+    Under `torchrun --nproc-per-node N -m medsr.cli enhance ...` each process enhances its
+    share of the inputs and rank 0 prints one summary."""
     from medsr.inference.batch import enhance_paths
+    from medsr.inference.shard import join_shard, leave_shard
 
     with _user_errors():
-        enhance_paths(
+        shard = join_shard()
+        written = enhance_paths(
             inputs,
             output,
             model,
@@ -254,7 +259,16 @@ def enhance(
             allow_input_folder=into_input_folder,
             device=device,
             report=lambda path: typer.echo(f"wrote {path}"),
+            shard=shard,
         )
+    if shard.enabled:
+        counts = shard.gather(len(written))
+        if shard.is_main:
+            shares = ", ".join(f"rank {k}: {n}" for k, n in enumerate(counts))
+            typer.echo(
+                f"medsr enhance: {sum(counts)} files written by {len(counts)} processes ({shares})"
+            )
+        leave_shard()
 
 
 @app.command("fuse")

@@ -11,6 +11,9 @@ Safety rules, all checked before any model runs:
 * the output folder may not be an input's folder (nor inside a folder given as input)
   unless `allow_input_folder` is set; even then nothing existing is replaced;
 * two inputs with the same stem are refused (their outputs would collide).
+
+Under torchrun every process plans the same jobs and checks the same destination, then
+enhances only its share (`shard.Shard.take`: job k on rank k mod WORLD_SIZE).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from medsr.image import Volume
 from medsr.inference.predictor import Predictor
+from medsr.inference.shard import Shard
 from medsr.io.dicom import is_dicom_file
 from medsr.io.errors import MedsrIOError
 from medsr.io.read import READ_SUFFIXES
@@ -171,8 +175,10 @@ def enhance_paths(
     allow_input_folder: bool = False,
     device: str = "cpu",
     report: Callable[[Path], None] | None = None,
+    shard: Shard | None = None,
 ) -> list[Path]:
-    """Enhance every input into folder `out`; returns the written paths (module doc)."""
+    """Enhance every input (this process's share of them under torchrun) into folder `out`;
+    returns the paths written here (module doc)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -180,9 +186,12 @@ def enhance_paths(
     jobs = plan_jobs(inputs)
     if not jobs:
         raise ValueError("no inputs given")
-    predictor = Predictor.load(model, device=device, backend=backend)
+    shard = shard or Shard()
+    predictor = Predictor.load(model, device=shard.device(device), backend=backend)
     out = Path(out)
     check_destination(jobs, out, output_tag(predictor.scale), allow_input_folder)
+    shard.barrier()  # no rank writes before every rank has checked the folder
+    jobs = shard.take(jobs)
     written: list[Path] = []
     for job in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
         paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency)
