@@ -271,6 +271,103 @@ def enhance(
         leave_shard()
 
 
+@app.command("pacs")
+def pacs(
+    url: str = typer.Argument(..., help="DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web"),
+    model: str = typer.Option(..., "--model", help="Registered name, checkpoint .pt or .onnx."),
+    patient_id: str | None = typer.Option(None, "--patient-id", help="PatientID to match."),
+    study: str | None = typer.Option(None, "--study", help="StudyInstanceUID to match."),
+    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to match."),
+    modality: str | None = typer.Option(None, "--modality", help="Modality, e.g. CT or CR."),
+    date: str | None = typer.Option(None, "--date", help="StudyDate YYYYMMDD[-YYYYMMDD]."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be processed."),
+    watch: bool = typer.Option(False, "--watch", help="Poll for new matching series."),
+    interval: float = typer.Option(60.0, help="Seconds between polls with --watch."),
+    max_polls: int = typer.Option(0, help="Stop --watch after this many polls (0: never)."),
+    state: str = typer.Option(
+        "medsr-pacs-state.sqlite", help="State file: each series is processed once."
+    ),
+    work_dir: str | None = typer.Option(None, help="Work folder (default: <state>.work)."),
+    credentials: str | None = typer.Option(
+        None,
+        help="JSON file with username/password or token (else $MEDSR_PACS_USERNAME and "
+        "$MEDSR_PACS_PASSWORD, or $MEDSR_PACS_TOKEN).",
+    ),
+    ca_bundle: str | None = typer.Option(None, help="PEM file of trusted CAs for https."),
+    client_cert: str | None = typer.Option(None, help="PEM client certificate (mutual TLS)."),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Skip TLS verification (test servers only)."
+    ),
+    timeout: float = typer.Option(120.0, help="Seconds per HTTP request."),
+    stow_batch: int = typer.Option(50, help="Instances per STOW-RS request."),
+    backend: str = typer.Option("torch", help="torch or onnx (onnxruntime)."),
+    device: str = typer.Option("cpu", help="cpu, cuda (cuda:LOCAL_RANK under torchrun), auto."),
+    tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
+    overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
+) -> None:
+    """Enhance series from a DICOMweb PACS and store the derived series back into their
+    study (QIDO-RS, WADO-RS, STOW-RS). Research use only.
+
+    Works under `torchrun --nproc-per-node N -m medsr.cli pacs ...`: the series are shared
+    out over the processes, rank 0 prints one summary."""
+    from pathlib import Path
+
+    from medsr.inference.shard import join_shard, leave_shard
+    from medsr.pacs import (
+        PacsOptions,
+        Selection,
+        TlsOptions,
+        connect,
+        list_series,
+        load_credentials,
+        run_pacs,
+    )
+
+    with _user_errors():
+        selection = Selection(patient_id, study, series, modality, date)
+        options = PacsOptions(
+            model=model,
+            state_path=Path(state),
+            work_dir=Path(work_dir) if work_dir else None,
+            backend=backend,
+            device=device,
+            tile=tile or None,
+            overlap=overlap,
+            stow_batch=stow_batch,
+        )
+        tls = TlsOptions(ca_bundle=ca_bundle, verify=not insecure, client_cert=client_cert)
+        client = connect(url, load_credentials(credentials), tls, timeout_s=timeout)
+        shard = join_shard()
+        if shard.is_main:
+            typer.echo(
+                "medsr pacs: research use only; derived series are marked so and are "
+                "not for diagnosis",
+                err=True,
+            )
+        if dry_run:
+            if shard.is_main:
+                list_series(client, selection, options, report=typer.echo)
+            leave_shard()
+            return
+        try:
+            per_rank = run_pacs(
+                client,
+                selection,
+                options,
+                shard=shard,
+                watch=watch,
+                interval_s=interval,
+                max_polls=max_polls,
+                report=typer.echo,
+            )
+        except KeyboardInterrupt:
+            typer.echo(f"medsr pacs: interrupted; {state} keeps what is done", err=True)
+            raise typer.Exit(130) from None
+        leave_shard()
+    if any(counts.failed for counts in per_rank):
+        raise typer.Exit(1)
+
+
 @app.command("fuse")
 def fuse(
     ct: str = typer.Option(..., "--ct", help="CT (HU): DICOM series folder, NIfTI or image."),
