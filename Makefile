@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 DEMO_DIR ?= demo-output
 
-.PHONY: setup sample-data browser dicom-tools demo test lint bench clean
+.PHONY: setup sample-data browser dicom-tools pacs-server demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev,samples,onnx,eval,web,e2e]"
+	$(BIN)/pip install --quiet -e ".[dev,samples,onnx,eval,web,e2e,pacs]"
 	touch $@
 
 # The InVesalius head CT volume comes from Debian; the pydicom-data images from PyPI (above).
@@ -43,12 +43,22 @@ dicom-tools:
 		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q dicom3tools >/dev/null); \
 	else echo "apt-get not found: the dciodvfy tests will fail (MEDSR_REQUIRE_DCIODVFY=1)"; fi
 
+# Debian's Orthanc and its DICOMweb plugin for the `medsr pacs` tests; the tests start their
+# own Orthanc on free loopback ports (the Debian service need not run).
+pacs-server:
+	@if [ -x /usr/sbin/Orthanc ] && dpkg -s orthanc-dicomweb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get install -y -q orthanc orthanc-dicomweb >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -q >/dev/null && \
+		 $(SUDO) apt-get install -y -q orthanc orthanc-dicomweb >/dev/null); \
+	else echo "apt-get not found: the PACS tests will fail (MEDSR_REQUIRE_PACS=1)"; fi
+
 demo: setup sample-data
 	rm -rf $(DEMO_DIR)
 	$(BIN)/medsr demo -o $(DEMO_DIR)
 
-test: setup sample-data browser dicom-tools
-	MEDSR_REQUIRE_E2E=1 MEDSR_REQUIRE_DCIODVFY=1 $(BIN)/python -m pytest -q
+test: setup sample-data browser dicom-tools pacs-server
+	MEDSR_REQUIRE_E2E=1 MEDSR_REQUIRE_DCIODVFY=1 MEDSR_REQUIRE_PACS=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
