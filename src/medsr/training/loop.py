@@ -69,6 +69,9 @@ def _to_metric_space(x: torch.Tensor, data: TrainingData) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
+PSNR_CAP_DB = 100.0
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, data: TrainingData, config: TrainConfig, device: torch.device
@@ -94,7 +97,10 @@ def evaluate(
             metrics[f"psnr_{name}"] = float(windowed_psnr(image, target, window))
             metrics[f"ssim_{name}"] = float(windowed_ssim(image, target, window))
         else:
-            metrics[f"psnr_{name}"] = float(psnr(image, target, data_range=1.0))
+            # A patch identical to its target (e.g. saturated to 1 in both) has PSNR inf:
+            # capped at PSNR_CAP_DB so one such patch does not make the mean inf.
+            per_image = psnr(image, target, data_range=1.0, reduction="none")
+            metrics[f"psnr_{name}"] = float(per_image.clamp(max=PSNR_CAP_DB).mean())
             metrics[f"ssim_{name}"] = float(ssim(image, target, data_range=1.0))
     return metrics, output, bicubic
 
