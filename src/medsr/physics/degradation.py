@@ -32,9 +32,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
+
+from medsr.physics.resize import crop_to_multiple, downsample
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Degradation(Protocol):
     ) -> DegradedPair: ...
 
 
+@runtime_checkable
 class DegradationTask(Protocol):
     """The contract of a task (module doc): what `degrade`, `evaluate`, the training banks
     and the consistency maps call. `SampledDegradation` is its base implementation."""
@@ -100,7 +103,8 @@ class DegradationTask(Protocol):
 def params_record(params: Any) -> dict[str, Any]:
     """The JSON-able record of a parameter draw (a dataclass or a mapping); ValueError if a
     value would not survive `json.dumps` (NaN, tensors, arbitrary objects)."""
-    record = asdict(params) if is_dataclass(params) else dict(params)
+    is_record = is_dataclass(params) and not isinstance(params, type)
+    record = asdict(params) if is_record else dict(params)
     try:
         json.dumps(record, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -154,11 +158,16 @@ class SampledDegradation:
     """Base of tasks written as `sample` / `forward` / `noise` (see the module doc).
 
     Subclasses set `task` and `scale` and implement the three methods; `__call__` composes
-    them and packs the pair with every parameter, drawn ones included.
+    them and packs the pair with every parameter, drawn ones included. Two class attributes
+    say what callers may rely on without knowing the class: `adds_noise` (False for pure
+    resampling: consistency maps then expect a residual ~0) and `bank` (the whole-slice
+    training bank the task needs, "noise" or "pet"; None: patches are degraded on the fly).
     """
 
     task: str
     scale: int
+    adds_noise: ClassVar[bool] = True
+    bank: ClassVar[str | None] = None
 
     def sample(self, generator: torch.Generator) -> Any:
         raise NotImplementedError
@@ -181,25 +190,110 @@ class SampledDegradation:
         """The high image the model should produce (default: `high` itself)."""
         return high
 
-    def __call__(
+    def fit(self, high: torch.Tensor, spacing_mm: float, params: Any) -> Any:
+        """`params` with what the task reads off the input image filled in (default: as is)."""
+        return params
+
+    def for_scan(self, images: torch.Tensor, spacing_mm: float) -> SampledDegradation:
+        """This task calibrated once on a scan `(D, H, W)` or `(H, W)` (default: itself)."""
+        return self
+
+    def prepare(
         self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-    ) -> DegradedPair:
+    ) -> tuple[Any, torch.Tensor]:
+        """Check the input, then `sample`, `fit` and `target`: `(params, target)`."""
         if high.ndim != 3:
             raise ValueError(f"high must be (C, H, W), got shape {tuple(high.shape)}")
         if not spacing_mm > 0:
             raise ValueError(f"spacing_mm must be > 0, got {spacing_mm}")
-        params = self.sample(generator)
-        target = self.target(high, params)
-        clean = self.forward(target, spacing_mm, params)
-        low = self.noise(clean, params, generator, high=target, spacing_mm=spacing_mm)
+        params = self.fit(high, spacing_mm, self.sample(generator))
+        return params, self.target(high, params)
+
+    def pack(
+        self,
+        low: torch.Tensor,
+        target: torch.Tensor,
+        spacing_mm: float,
+        params: Any,
+        generator: torch.Generator,
+        extra: dict[str, Any] | None = None,
+        noisy: torch.Tensor | None = None,
+        guide: torch.Tensor | None = None,
+    ) -> DegradedPair:
+        """The `DegradedPair` with its record: task, scale, the parameters, `extra` (values
+        only known after the noise, e.g. PET prompts), shapes, spacings and the seed."""
         record = {
             "task": self.task,
             "scale": self.scale,
             **params_record(params),
+            **(extra or {}),
             "high_shape": list(target.shape),
             "low_shape": list(low.shape),
             "high_spacing_mm": spacing_mm,
             "low_spacing_mm": spacing_mm * self.scale,
             "generator_seed": generator.initial_seed(),
         }
-        return DegradedPair(low.contiguous(), target.contiguous(), record)
+        return DegradedPair(
+            low.contiguous(),
+            target.contiguous(),
+            record,
+            None if noisy is None else noisy.contiguous(),
+            None if guide is None else guide.contiguous(),
+        )
+
+    def __call__(
+        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+    ) -> DegradedPair:
+        params, target = self.prepare(high, spacing_mm, generator)
+        clean = self.forward(target, spacing_mm, params)
+        low = self.noise(clean, params, generator, high=high, spacing_mm=spacing_mm)
+        return self.pack(low, target, spacing_mm, params, generator)
+
+
+class NoiseThenDownsample(SampledDegradation):
+    """Tasks whose noise is inserted on the high grid, before the grid change:
+
+        target = crop(x)            x cropped to a multiple of `scale`
+        forward(target) = D(target) D: `downsample` by `scale` with `method` (a copy at 1)
+        noise(clean, high=x) = D(noisy(x)),  noisy = target + n
+
+    so `low - clean = D(n)`. `noisy` (None: no noise) is the task's noise model; `__call__`
+    is the base composition that also keeps `noisy` in the pair (the noise alone can be shown).
+    """
+
+    method: str
+
+    def resample(self, image: torch.Tensor) -> torch.Tensor:
+        return image.clone() if self.scale == 1 else downsample(image, self.scale, self.method)
+
+    def target(self, high: torch.Tensor, params: Any) -> torch.Tensor:
+        return crop_to_multiple(high, self.scale)
+
+    def forward(self, high: torch.Tensor, spacing_mm: float, params: Any) -> torch.Tensor:
+        return self.resample(high)
+
+    def noisy(
+        self, high: torch.Tensor, spacing_mm: float, params: Any, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        """The noisy target on the high grid for the input `high`; None: the task adds none."""
+        return None
+
+    def noise(
+        self,
+        clean: torch.Tensor,
+        params: Any,
+        generator: torch.Generator,
+        *,
+        high: torch.Tensor,
+        spacing_mm: float,
+    ) -> torch.Tensor:
+        noisy = self.noisy(high, spacing_mm, params, generator)
+        return clean if noisy is None else self.resample(noisy)
+
+    def __call__(
+        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
+    ) -> DegradedPair:
+        params, target = self.prepare(high, spacing_mm, generator)
+        noisy = self.noisy(high, spacing_mm, params, generator)
+        low = self.forward(target, spacing_mm, params) if noisy is None else self.resample(noisy)
+        return self.pack(low, target, spacing_mm, params, generator, noisy=noisy)

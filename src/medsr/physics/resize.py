@@ -158,3 +158,17 @@ def lr_spacing(spacing_mm: float, scale: int) -> float:
     if not (math.isfinite(spacing_mm) and spacing_mm > 0):
         raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
     return spacing_mm * scale
+
+
+def zoom_centre(image: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The central `1 / zoom` of `(..., H, W)` resampled (bicubic) back to `(H, W)`: the same
+    field reconstructed on a grid `zoom` times finer (at least 2 pixels are kept per axis)."""
+    if not zoom >= 1:
+        raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
+    batch, lead = _as_batch(image)
+    height, width = batch.shape[-2:]
+    rows, cols = max(2, round(height / zoom)), max(2, round(width / zoom))
+    top, left = (height - rows) // 2, (width - cols) // 2
+    centre = batch[..., top : top + rows, left : left + cols]
+    out = F.interpolate(centre, size=(height, width), mode="bicubic", align_corners=False)
+    return out.reshape(*lead, height, width)
