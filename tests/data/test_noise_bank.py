@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from medsr.data.datasets import PatchSource, dihedral
-from medsr.data.noise_bank import NoiseBankPairs, _zoom_centre
+from medsr.data.noise_bank import NoiseBankPairs
 from medsr.image import seeded_generator
 from medsr.io.samples import is_available, load_sample
-from medsr.physics.resize import downsample
+from medsr.physics.resize import downsample, zoom_centre
 from medsr.physics.tasks import make_task
 
 pytestmark = pytest.mark.skipif(not is_available("ct-small"), reason="needs pydicom's CT_small")
@@ -22,7 +22,9 @@ def volume():  # type: ignore[no-untyped-def]
 
 
 def bank(volume, cache_dir: Path | None = None, **kwargs) -> NoiseBankPairs:  # type: ignore[no-untyped-def]
-    task = make_task("ldct-x2", num_views=180)  # fewer views: a fast test of the same physics
+    # fewer views: a fast test of the same physics; gain and zoom are the task's ranges
+    ranges = {k: kwargs.pop(k) for k in ("noise_gain", "zoom") if k in kwargs}
+    task = make_task("ldct-x2", num_views=180, **ranges)
     return NoiseBankPairs(
         [volume],
         task,
@@ -44,6 +46,11 @@ def test_items_are_aligned_patches_of_whole_slice_noise(volume) -> None:  # type
     assert 1e2 < pairs.incident_photons[0] < 1e6
     operator = pairs.operator(0)
     assert operator.incident_photons == pairs.incident_photons[0]
+    # calibrated as `medsr degrade` calibrates: the task's own `for_scan` on the volume
+    scan = make_task("ldct-x2", num_views=180).for_scan(
+        torch.from_numpy(volume.array), volume.spacing[-1]
+    )
+    assert pairs.scan_task(0) == scan and scan.scan_incident_photons == pairs.incident_photons[0]
     projection = operator.project(torch.from_numpy(volume.array), volume.spacing[-1])
     first = operator.noise(projection, seeded_generator(0, 0, 0))[0]
     assert torch.allclose(noise[0], first, atol=1e-4)
@@ -113,11 +120,11 @@ def test_noise_gain_scales_the_noise_and_zoom_resamples_both_patches(volume) -> 
             a["high"][None, :, 8:24, 8:24], size=(32, 32), mode="bicubic", align_corners=False
         )[0]
         assert torch.allclose(b["high"], high, atol=1e-4)
-        expected = downsample(high + 2.5 * _zoom_centre(noise, 2.0), 2, "area")
+        expected = downsample(high + 2.5 * zoom_centre(noise, 2.0), 2, "area")
         assert torch.allclose(b["low"], expected, atol=1e-3)
     # a finer grid makes the noise coarser in pixels: neighbouring pixels correlate more
     noise = plain.bank[(0, 0)][0][None]
-    assert neighbour_correlation(_zoom_centre(noise, 2.0)) > neighbour_correlation(noise) + 0.2
+    assert neighbour_correlation(zoom_centre(noise, 2.0)) > neighbour_correlation(noise) + 0.2
 
 
 def test_gain_and_zoom_draws_stay_in_range_and_bad_ranges_are_refused(volume) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +144,8 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
     task = make_task("ldct", num_views=180)
     options = {"patch_size": 32, "num_samples": 6, "seed": 3, "realisations": 2}
     plain = NoiseBankPairs([volume], task, noise_level_unit=50.0, **options)  # type: ignore[arg-type]
-    louder = NoiseBankPairs([volume], task, noise_level_unit=50.0, noise_gain=(3.0, 3.0), **options)  # type: ignore[arg-type]
+    loud_task = make_task("ldct", num_views=180, noise_gain=(3.0, 3.0))
+    louder = NoiseBankPairs([volume], loud_task, noise_level_unit=50.0, **options)  # type: ignore[arg-type]
     for index in range(len(plain)):
         item, loud = plain[index], louder[index]
         assert item["low"].shape == (2, 32, 32) and item["high"].shape == (1, 32, 32)
@@ -154,12 +162,11 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
     # "added": the noise the model should remove, gain x sqrt(s1^2 - s0^2), a fixed share
     added = NoiseBankPairs(
         [volume],
-        task,
+        loud_task,  # type: ignore[arg-type]
         noise_level_unit=50.0,
         noise_level_of="added",
-        noise_gain=(3.0, 3.0),
-        **options,
-    )  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
+    )
     for index in range(len(added)):
         r = added[index]["params"]["sample"]["realisation"]
         s0, s1 = added.noise_levels[(0, 0)][[0, 1 + r]].tolist()

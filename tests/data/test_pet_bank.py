@@ -15,6 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bank(**options: object) -> PetBankPairs:
+    ranges = {"counts_range": options.pop("counts_range")} if "counts_range" in options else {}
     settings = {
         "patch_size": 32,
         "num_samples": 6,
@@ -23,7 +24,8 @@ def bank(**options: object) -> PetBankPairs:
         "normalize": lambda x: x / 10.0,
         **options,
     }
-    return PetBankPairs([body_phantom()], make_task("petct", anatomy="body"), **settings)  # type: ignore[arg-type]
+    task = make_task("petct", anatomy="body", **ranges)  # the task draws the counts
+    return PetBankPairs([body_phantom()], task, **settings)  # type: ignore[arg-type]
 
 
 def test_guide_channels_map_windows_and_reject_bad_ones() -> None:
@@ -95,15 +97,20 @@ def test_rejects_a_non_petct_task() -> None:
 
 
 def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> None:
-    task = make_task("petct", anatomy="body", lesion_count=(0, 0), texture_amplitude=0.0)
+    task = make_task(
+        "petct",
+        anatomy="body",
+        lesion_count=(0, 0),
+        texture_amplitude=0.0,
+        counts_range=(1e4, 1e7),
+    )
     data = PetBankPairs(
         [body_phantom()],
-        task,
+        task,  # type: ignore[arg-type]
         patch_size=32,
         num_samples=6,
         realisations=4,
         min_foreground=0.3,
-        counts_range=(1e4, 1e7),
     )
     drawn = [data.params[(0, 0, r)]["counts"] for r in range(4)]
     assert all(1e4 <= c <= 1e7 for c in drawn) and len(set(drawn)) == 4
@@ -116,7 +123,7 @@ def test_counts_range_and_anatomies_vary_the_realisations(tmp_path: object) -> N
     assert bank(counts_range=(1e4, 1e7))[0]["params"]["counts"] == [1e4, 1e7]
     cycled = bank(realisations=2, anatomies=["body", "head"])
     assert cycled[0]["params"]["anatomy"] == ["body", "head"]
-    assert [cycled._task_of(r, torch.Generator()).anatomy for r in range(3)] == [
+    assert [cycled._task_of(r).anatomy for r in range(3)] == [
         "body",
         "head",
         "body",

@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medsr.physics.noise import ImageDomainNoise, RandomImageDomainNoise, white_noise_like
+from medsr.physics.degradation import params_record
+from medsr.physics.noise import ImageDomainNoise, white_noise_like
+from medsr.physics.tasks import make_task
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -63,15 +65,22 @@ def test_input_is_not_modified() -> None:
     assert torch.equal(image, before)
 
 
-def test_random_sampler_draws_in_range_and_logs() -> None:
-    sampler = RandomImageDomainNoise(sd_range=(2.0, 8.0), poisson_scale_range=(1.0, 100.0))
-    draws = [sampler(gen(seed)) for seed in range(20)]
-    for operator, params in draws:
+def test_legacy_task_sample_draws_in_range_and_logs() -> None:
+    """The legacy task's `sample` is the random sampler: training and `degrade` draw alike."""
+    task = make_task(
+        "ldct-legacy-x4", gaussian_sd_range=(2.0, 8.0), poisson_scale_range=(1.0, 100.0)
+    )
+    draws = [task.sample(gen(seed)) for seed in range(20)]
+    for params in draws:
+        operator = task.operator(params)  # type: ignore[attr-defined]
         assert 2.0 <= operator.gaussian_sd <= 8.0
         assert operator.poisson_scale is not None and 1.0 <= operator.poisson_scale <= 100.0
-        assert params["gaussian_sd"] == operator.gaussian_sd
-    assert len({op.gaussian_sd for op, _ in draws}) == 20
-    assert sampler(gen(7))[1] == sampler(gen(7))[1]
+        assert params_record(params)["gaussian_sd"] == operator.gaussian_sd
+    assert len({p.gaussian_sd for p in draws}) == 20
+    assert task.sample(gen(7)) == task.sample(gen(7))
+    # a pair logs the values it was made with: those of its generator's draw
+    pair = task(torch.full((1, 16, 16), 40.0), 1.0, gen(7))
+    assert pair.params["gaussian_sd"] == task.sample(gen(7)).gaussian_sd
 
 
 @pytest.mark.parametrize(
@@ -89,8 +98,8 @@ def test_invalid_arguments_raise(kwargs: dict[str, float]) -> None:
 
 def test_invalid_ranges_raise() -> None:
     with pytest.raises(ValueError, match="sd_range"):
-        RandomImageDomainNoise(sd_range=(5.0, 1.0))
+        make_task("ldct-legacy-x4", gaussian_sd_range=(5.0, 1.0))
     with pytest.raises(ValueError, match="poisson_scale_range"):
-        RandomImageDomainNoise(sd_range=(1.0, 2.0), poisson_scale_range=(0.0, 1.0))
+        make_task("ldct-legacy-x4", gaussian_sd_range=(1.0, 2.0), poisson_scale_range=(0.0, 1.0))
     with pytest.raises(ValueError, match="sd"):
         white_noise_like(torch.zeros(2), -1.0, gen())

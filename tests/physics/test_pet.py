@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from medsr.io.samples import is_available, load_sample
+from medsr.physics.degradation import params_record
 from medsr.physics.pet import (
     CLASSES,
     PetFromCT,
-    RandomPetFromCT,
     activity_from_ct,
     mu511_from_hu,
 )
@@ -197,10 +197,17 @@ def test_petct_task_pair_and_guide(head_small: tuple[torch.Tensor, float]) -> No
     assert params["scale"] == 2 and params["count_fraction"] == 0.25
     assert params["low_spacing_mm"] == pytest.approx(2 * spacing)
     # count_fraction 1 gives the full-count image of the same simulation.
+    # The task's `sample` draws the activity's seed; the counts noise follows from the generator.
     full = make_task("petct", scale=2, num_views=60, counts=1e6, count_fraction=1.0)
-    simulation = PetFromCT(grid_factor=2, num_views=60, counts=1e6)(ct[:126], spacing, gen(2))
+    generator = gen(2)
+    seed = full.sample(generator).activity_seed  # type: ignore[attr-defined]
+    assert seed == params["activity_seed"]  # the same draw as the low-count pair's
+    simulation = PetFromCT(grid_factor=2, num_views=60, counts=1e6)(
+        ct[:126], spacing, gen(seed), noise_generator=generator
+    )
     assert simulation.pet is not None
     torch.testing.assert_close(full(ct[None, :126], spacing, gen(2)).low[0], simulation.pet)
+    torch.testing.assert_close(pair.low[0], simulation.pet_low)
     # The target is the activity with a 2 mm blur: lesions keep most of their contrast.
     lesion = simulation.activity.lesions[0]
     assert float(simulation.target[lesion.row, lesion.col]) > 0.8 * lesion.suv
@@ -223,13 +230,23 @@ def test_bad_arguments_are_refused(overrides: dict[str, object]) -> None:
         PetFromCT(**overrides)  # type: ignore[arg-type]
 
 
-def test_random_sampler_draws_in_range_and_logs() -> None:
-    sampler = RandomPetFromCT()
-    operator, params = sampler(gen(7))
-    again, _ = sampler(gen(7))
-    assert operator == again and params == operator.describe()
+def test_task_sample_draws_in_range_and_logs() -> None:
+    """The petct task's `sample` is the random sampler (training and `degrade` alike)."""
+    task = make_task(
+        "petct",
+        counts_range=(5e5, 2e6),
+        psf_fwhm_mm_range=(4.5, 6.0),
+        randoms_fraction_range=(0.25, 0.45),
+        postfilter_fwhm_mm_range=(3.0, 5.0),
+    )
+    params = task.sample(gen(7))
+    operator = task.operator(params)  # type: ignore[attr-defined]
+    again = task.operator(task.sample(gen(7)))  # type: ignore[attr-defined]
+    record = params_record(params)  # the log holds every setting of the operator drawn
+    assert operator == again
+    assert all(record[k] == v for k, v in operator.describe().items() if k != "grid_factor")
     assert 5e5 <= operator.counts <= 2e6 and 4.5 <= operator.psf_fwhm_mm <= 6.0
     assert 0.25 <= operator.randoms_fraction <= 0.45
-    assert sampler(gen(8))[0] != operator
+    assert task.operator(task.sample(gen(8))) != operator  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="counts_range"):
-        RandomPetFromCT(counts_range=(2e6, 5e5))
+        make_task("petct", counts_range=(2e6, 5e5))

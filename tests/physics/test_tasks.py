@@ -45,6 +45,8 @@ def test_registry_has_the_documented_tasks() -> None:
         "ldct-x4",
         "ldct-legacy-x4",
         "xray-x4",
+        "xray-blind-x2",
+        "xray-blind-x4",
         "petct",
     }
     assert set(TASKS) == expected

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from medsr.physics.degradation import params_record
+from medsr.physics.tasks import make_task
 from medsr.physics.xray import (
     RadiographDegradation,
-    RandomRadiographDegradation,
     gaussian_blur,
 )
 
@@ -113,15 +114,26 @@ def test_same_seed_same_output_different_seed_differs() -> None:
     assert not torch.equal(operator(image, gen(1)), operator(image, gen(2)))
 
 
-def test_random_sampler_ranges_and_reproducibility() -> None:
-    sampler = RandomRadiographDegradation((1e3, 1e5), (0.0, 5.0), (0.5, 1.5))
+def test_task_sample_ranges_and_reproducibility() -> None:
+    """The radiograph task's `sample` is the random sampler (training and `degrade` alike)."""
+    task = make_task(
+        "xray-x4",
+        incident_photons_range=(1e3, 1e5),
+        electronic_noise_sd_range=(0.0, 5.0),
+        blur_sigma_px_range=(0.5, 1.5),
+    )
     for seed in range(20):
-        operator, params = sampler(gen(seed))
+        params = task.sample(gen(seed))
+        operator = task.operator(params)  # type: ignore[attr-defined]
         assert 1e3 <= operator.incident_photons <= 1e5
         assert 0.0 <= operator.electronic_noise_sd <= 5.0
         assert 0.5 <= operator.blur_sigma_px <= 1.5
-        assert params["incident_photons"] == operator.incident_photons
-    assert sampler(gen(3))[1] == sampler(gen(3))[1]
+        assert params_record(params)["incident_photons"] == operator.incident_photons
+    assert task.sample(gen(3)) == task.sample(gen(3))
+    pair = task(two_regions(), 1.0, gen(3))  # the pair logs its generator's draw
+    assert pair.params["incident_photons"] == task.sample(gen(3)).incident_photons
+    with pytest.raises(ValueError, match="incident_photons_range"):
+        make_task("xray-x4", incident_photons_range=(0.0, 1e3))
 
 
 @pytest.mark.parametrize(

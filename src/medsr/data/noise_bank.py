@@ -9,8 +9,15 @@ draws `realisations` noise images of the full slice up front (the bank); an item
 aligned patch of (normal-dose slice, normal-dose slice + one realisation), augmented alike,
 and only the patch-level rest of the task is applied: the area downsample by `scale`.
 
-Two optional training augmentations widen what one volume teaches, both applied to the
-(normal-dose patch, noise patch) pair before they are added:
+The bank does not re-implement the task: each source is calibrated by the task's own
+`for_scan` on its whole volume (the I0 policy of `medsr.physics.low_dose_task`, the one of
+`medsr degrade` and `medsr evaluate`), each realisation is the task's `unit_noise` for a
+`sample` of it, and each item draws its own `sample` (gain and zoom), composes the patch
+with the task's `insert` and downsamples it with the task's `forward`.
+
+Two optional training augmentations of the task (its `noise_gain` and `zoom` ranges) widen
+what one volume teaches, both applied to the (normal-dose patch, noise patch) pair before
+they are added:
 - `noise_gain`: the noise image times a log-uniform gain. Quantum noise of a reconstruction
   scales as sqrt(1/d - 1) with the dose fraction d at a fixed texture, so a gain g stands for
   another dose (or another patient size) at the same scanner; the electronic-noise share,
@@ -36,25 +43,18 @@ identity degradation), so items are reproducible from `(seed, epoch, index)` as 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
-from medsr.data.slice_bank import (
-    Progress,
-    SliceBank,
-    check_bank_arguments,
-    check_range,
-    identity_degradation,
-    log_uniform,
-)
+from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
 from medsr.image import Volume, seeded_generator
 from medsr.physics.ct import LowDoseCT
-from medsr.physics.ct_calibration import calibrate_incident_photons
-from medsr.physics.resize import downsample
-from medsr.physics.tasks import LowDoseCTTask
+from medsr.physics.degradation import params_record
+from medsr.physics.low_dose_task import LowDoseCTTask
 
 
 class NoiseBankPairs(SliceBank):
@@ -66,7 +66,8 @@ class NoiseBankPairs(SliceBank):
     Args:
         sources: volumes (HU) with the slices allowed, as for `OnTheFlyPairs`.
         task: the `LowDoseCTTask` (`make_task("ldct-x4", ...)`): its dose, I0, views,
-            filter and its `scale` and downsampling `method`.
+            filter, `scale` and downsampling `method`, and its `noise_gain` and `zoom`
+            ranges, drawn per item (validation sets leave them off).
         patch_size: high-resolution patch size, a multiple of `task.scale`.
         realisations: K noise draws per slice in the bank.
         bank_seed: seed of the bank; realisation r of slice k of source i is drawn from a
@@ -91,18 +92,12 @@ class NoiseBankPairs(SliceBank):
         bank_seed: int = 0,
         progress: Progress | None = None,
         cache_dir: str | Path | None = None,
-        noise_gain: tuple[float, float] = (1.0, 1.0),
-        zoom: tuple[float, float] = (1.0, 1.0),
         noise_level_unit: float | None = None,
         noise_level_of: str = "input",
     ) -> None:
-        if not isinstance(task, LowDoseCTTask):
+        if getattr(task, "bank", None) != "noise":
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
-        check_range("noise_gain", noise_gain)
-        check_range("zoom", zoom)
-        if zoom[0] < 1:
-            raise ValueError(f"zoom must be >= 1 (a finer grid), got {zoom}")
         if noise_level_of not in ("input", "added"):
             raise ValueError(f"noise_level_of must be 'input' or 'added', got {noise_level_of!r}")
         if noise_level_unit is not None and (task.scale != 1 or not noise_level_unit > 0):
@@ -110,10 +105,6 @@ class NoiseBankPairs(SliceBank):
                 f"noise_level_unit needs an x1 task and a value > 0, got "
                 f"{noise_level_unit} for scale {task.scale}"
             )
-        self.noise_gain, self.zoom = (
-            (float(noise_gain[0]), float(noise_gain[1])),
-            (float(zoom[0]), float(zoom[1])),
-        )
         self.patches = OnTheFlyPairs(
             sources,
             identity_degradation,
@@ -127,45 +118,29 @@ class NoiseBankPairs(SliceBank):
         )
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
-        self.incident_photons: dict[int, float] = {}  # calibrated I0 per source
-        self.calibration_slice: dict[int, int] = {}
+        self.scan_tasks: dict[int, LowDoseCTTask] = {}  # the task calibrated per source
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
         self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
 
-    def operator(self, source_index: int) -> LowDoseCT:
-        """The low-dose operator of one source, with I0 calibrated once per volume.
+    def scan_task(self, source_index: int) -> LowDoseCTTask:
+        """The task calibrated on one source's whole volume (`for_scan`: I0 once per scan, on
+        its reference slice, the policy of `medsr.physics.low_dose_task`); cached."""
+        if source_index not in self.scan_tasks:
+            volume = self.patches.sources[source_index].volume
+            scan = torch.from_numpy(np.ascontiguousarray(volume.array))
+            self.scan_tasks[source_index] = self.task.for_scan(scan, float(volume.spacing[-1]))
+        return self.scan_tasks[source_index]
 
-        With the task's `incident_photons=None`, I0 is fitted (`calibrate_incident_photons`) on
-        the source's own noise in the middle slice of its slices that has uniform soft tissue,
-        as a scanner's I0 belongs to the scan, not to each slice; the result is cached.
-        """
-        if source_index in self.incident_photons:
-            return self.task.operator(self.incident_photons[source_index])
-        if self.task.incident_photons is not None:
-            return self.task.operator()
-        volume = self.patches.sources[source_index].volume
-        slices = sorted(k for i, k in self.slice_index if i == source_index)
-        middle = len(slices) // 2
-        for k in sorted(slices, key=lambda k: abs(slices.index(k) - middle)):
-            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
-            try:
-                calibration = calibrate_incident_photons(
-                    image,
-                    float(volume.spacing[-1]),
-                    windows=(self.task.filter_window,),
-                    num_views=self.task.num_views,
-                    mu_water_per_cm=self.task.mu_water_per_cm,
-                )
-            except ValueError:
-                continue  # no uniform soft tissue in this slice: try the next one
-            self.incident_photons[source_index] = calibration.incident_photons
-            self.calibration_slice[source_index] = k
-            return self.task.operator(calibration.incident_photons)
-        raise ValueError(
-            f"no slice of source {source_index} has uniform soft tissue to calibrate I0 on; "
-            "set the task's incident_photons"
-        )
+    @property
+    def incident_photons(self) -> dict[int, float | None]:
+        """The I0 of each source (given, or calibrated on its scan)."""
+        return {i: t.sample(torch.Generator()).incident_photons for i, t in self.scan_tasks.items()}
+
+    def operator(self, source_index: int) -> LowDoseCT:
+        """The low-dose operator of one source (its I0 calibrated on its scan)."""
+        task = self.scan_task(source_index)
+        return task.operator(task.sample(torch.Generator()))
 
     def _load_or_build(
         self, progress: Progress | None, cache_dir: str | Path | None
@@ -175,24 +150,37 @@ class NoiseBankPairs(SliceBank):
             stored = torch.load(path, weights_only=True)
             for key, value in stored.items():
                 if key.startswith("I0,"):
-                    self.incident_photons[int(key[3:])] = float(value)
+                    i, slice_key = int(key[3:]), f"I0 slice,{key[3:]}"
+                    k = int(stored[slice_key]) if slice_key in stored else None
+                    self.scan_tasks[i] = replace(
+                        self.task, scan_incident_photons=float(value), calibration_slice=k
+                    )
             return {(i, k): stored[f"{i},{k}"] for i, k in self.slice_index}
-        operators = {i: self.operator(i) for i in {i for i, _ in self.slice_index}}
+        for i in sorted({i for i, _ in self.slice_index}):
+            self.scan_task(i)
         bank: dict[tuple[int, int], torch.Tensor] = {}
         entries = progress(self.slice_index) if progress else self.slice_index
         for i, k in entries:
-            operator = operators[i]
+            # the task's noise of the whole slice (no crop: scale 1) at unit gain and no zoom,
+            # which the items draw
+            task = replace(self.scan_task(i), scale=1, noise_gain=(1.0, 1.0), zoom=(1.0, 1.0))
             volume = self.patches.sources[i].volume
-            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))
-            projection = operator.project(image, float(volume.spacing[-1]))
+            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))[None]
             g = seeded_generator(self.bank_seed, i, k)
-            draws = [operator.noise(projection, g)[0] for _ in range(self.realisations)]
+            params = task.sample(g)
+            spacing = float(volume.spacing[-1])
+            draws = [
+                task.unit_noise(image, spacing, params, g)[0] for _ in range(self.realisations)
+            ]
             bank[(i, k)] = torch.stack(draws).float()
         if path is not None:
             from medsr.checkpoint import save_atomic
 
             stored = {f"{i},{k}": v for (i, k), v in bank.items()}
-            stored |= {f"I0,{i}": torch.tensor(v) for i, v in self.incident_photons.items()}
+            for i, task in self.scan_tasks.items():
+                if task.scan_incident_photons is not None:
+                    stored[f"I0,{i}"] = torch.tensor(task.scan_incident_photons)
+                    stored[f"I0 slice,{i}"] = torch.tensor(task.calibration_slice)
             save_atomic(stored, path)
         return bank
 
@@ -218,13 +206,11 @@ class NoiseBankPairs(SliceBank):
         noise = dihedral(
             self.bank[(i, k)][r, row : row + p, col : col + p][None], sample["augment"]
         )
-        high = item["high"]
-        gain, zoom = log_uniform(self.noise_gain, g), log_uniform(self.zoom, g)
-        if zoom > 1:
-            high, noise = _zoom_centre(high, zoom), _zoom_centre(noise, zoom)
-        low = high + gain * noise
-        if self.scale > 1:
-            low = downsample(low, self.scale, self.task.method)
+        task = self.scan_task(i)
+        drawn = task.sample(g)  # this item's gain and zoom; the rest as the bank's
+        gain, zoom = drawn.noise_gain, drawn.zoom
+        high, noisy = task.insert(item["high"], noise, drawn)
+        low = task.forward(noisy, float(self.patches.sources[i].volume.spacing[-1]), drawn)
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
         if self.noise_level_unit:
@@ -234,22 +220,10 @@ class NoiseBankPairs(SliceBank):
             sample["noise_level_hu"] = level
             low = torch.cat([low, torch.full_like(low, level / self.noise_level_unit)])
         params = {
-            **self.operator(i).describe(),
+            **params_record(drawn),
             "task": self.task.task,
             "scale": self.scale,
-            "method": self.task.method,
             "noise_model": "ct-projection-domain, whole-slice bank",
             "sample": {**sample, "realisation": r, "noise_gain": gain, "zoom": zoom},
         }
         return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
-
-
-def _zoom_centre(patch: torch.Tensor, zoom: float) -> torch.Tensor:
-    """The central `p / zoom` square of a `(1, p, p)` patch, resampled (bicubic) back to `p`."""
-    p = patch.shape[-1]
-    m = max(2, round(p / zoom))
-    start = (p - m) // 2
-    centre = patch[None, :, start : start + m, start : start + m]
-    return torch.nn.functional.interpolate(
-        centre, size=(p, p), mode="bicubic", align_corners=False
-    )[0]

@@ -9,9 +9,11 @@ grid, each realisation with its own lesions, texture and counts noise) and an it
 aligned crop of one realisation: the CT patch `(p, p)`, the PET patch `(p/s, p/s)` whose
 pixels cover exactly those CT pixels, and the target patch `(p, p)`, augmented alike.
 
-One volume teaches more when its realisations differ in what a scan varies most: the counts
-(`counts_range`: each realisation's counts per slice drawn log-uniform, so the noise level
-varies as between a small head slice and a large body slice) and the activity pattern
+Each realisation is the task's own pair (`PetCtTask.__call__`: its `sample`, the activity and
+the acquisition) for a generator seeded from `(bank_seed, i, k, r)`. One volume teaches more
+when its realisations differ in what a scan varies most: the counts (the task's
+`counts_range`: each realisation's counts per slice drawn log-uniform by its `sample`, so the
+noise level varies as between a small head slice and a large body slice) and the activity pattern
 (`anatomies`: realisation r uses `anatomies[r % n]`, e.g. "head" and "body", which gives a
 head slice the body's uptake with no brain).
 
@@ -29,14 +31,7 @@ import numpy as np
 import torch
 
 from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
-from medsr.data.slice_bank import (
-    Progress,
-    SliceBank,
-    check_bank_arguments,
-    check_range,
-    identity_degradation,
-    log_uniform,
-)
+from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
 from medsr.image import Volume, seeded_generator
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
@@ -69,7 +64,8 @@ class PetBankPairs(SliceBank):
     Args:
         sources, patch_size, num_samples, seed, min_foreground, augment: as `OnTheFlyPairs`
             (patch corners are moved down to multiples of `task.scale`).
-        task: the `PetCtTask` (`make_task("petct", ...)`).
+        task: the `PetCtTask` (`make_task("petct", ...)`), with its ranges (`counts_range`,
+            ...) drawn per realisation.
         normalize: SUV -> model units, for the PET and the target.
         guide_windows: HU windows of the CT guide channels (`guide_channels`).
         realisations: simulations per slice in the bank.
@@ -77,8 +73,6 @@ class PetBankPairs(SliceBank):
             `(bank_seed, i, k, r)`.
         progress: wraps the iteration over slices while the bank is built (e.g. tqdm).
         cache_dir: where to keep the bank (`pet_bank-<hash>.pt`); None: no cache.
-        counts_range: `(low, high)` counts per slice, drawn log-uniform per realisation;
-            None: the task's `counts`.
         anatomies: activity models cycled over the realisations; None: the task's `anatomy`.
     """
 
@@ -97,20 +91,15 @@ class PetBankPairs(SliceBank):
         bank_seed: int = 0,
         progress: Progress | None = None,
         cache_dir: str | Path | None = None,
-        counts_range: tuple[float, float] | None = None,
         anatomies: Sequence[str] | None = None,
     ) -> None:
-        if not isinstance(task, PetCtTask):
+        if getattr(task, "bank", None) != "pet":
             raise ValueError(f"task must be a PetCtTask (make_task('petct')), got {task!r}")
         check_bank_arguments(realisations, patch_size, task.scale)
-        if counts_range is not None:
-            check_range("counts_range", counts_range)
         for anatomy in anatomies or ():
             replace(task, anatomy=anatomy)  # validates the name
-        self.counts_range, self.anatomies = counts_range, list(anatomies or [])
-        self.bank_options = (
-            (counts_range, tuple(self.anatomies)) if (counts_range or anatomies) else None
-        )
+        self.anatomies = list(anatomies or [])
+        self.bank_options = tuple(self.anatomies) or None
         guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
         self.patches = OnTheFlyPairs(
             sources,
@@ -146,7 +135,7 @@ class PetBankPairs(SliceBank):
             targets, lows, ct = [], [], torch.empty(0)
             for r in range(self.realisations):
                 g = seeded_generator(self.bank_seed, i, k, r)
-                pair = self._task_of(r, g)(image, float(volume.spacing[-1]), g)
+                pair = self._task_of(r)(image, float(volume.spacing[-1]), g)
                 targets.append(pair.high[0])
                 lows.append(pair.low[0])
                 ct = pair.guide[0] if pair.guide is not None else image[0]
@@ -162,14 +151,11 @@ class PetBankPairs(SliceBank):
             )
         return bank
 
-    def _task_of(self, realisation: int, generator: torch.Generator) -> PetCtTask:
-        """The task of one realisation: its own counts and anatomy when ranges are set."""
-        changes: dict[str, object] = {}
-        if self.counts_range is not None:
-            changes["counts"] = log_uniform(self.counts_range, generator)
-        if self.anatomies:
-            changes["anatomy"] = self.anatomies[realisation % len(self.anatomies)]
-        return replace(self.task, **changes) if changes else self.task  # type: ignore[arg-type]
+    def _task_of(self, realisation: int) -> PetCtTask:
+        """The task of one realisation: its own anatomy when `anatomies` are set."""
+        if not self.anatomies:
+            return self.task
+        return replace(self.task, anatomy=self.anatomies[realisation % len(self.anatomies)])
 
     def __getitem__(self, index: int) -> Item:
         item = self.patches[index]
@@ -188,7 +174,7 @@ class PetBankPairs(SliceBank):
             low, high = self.normalize(low), self.normalize(high)
         guide = guide_channels(ct[0], self.guide_windows)
         packed = pack_inputs(low[None], guide[None], s)[0]
-        counts = list(self.counts_range) if self.counts_range else self.task.counts
+        counts = list(self.task.counts_range) if self.task.counts_range else self.task.counts
         params = {
             "task": self.task.task,
             "scale": s,

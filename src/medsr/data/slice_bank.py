@@ -35,21 +35,6 @@ def check_bank_arguments(realisations: int, patch_size: int, scale: int) -> None
         raise ValueError(f"patch_size {patch_size} must be a multiple of scale {scale}")
 
 
-def check_range(name: str, bounds: tuple[float, float]) -> None:
-    """ValueError unless `bounds` is `(low, high)` with `0 < low <= high`."""
-    if not 0 < bounds[0] <= bounds[1]:
-        raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {bounds}")
-
-
-def log_uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
-    """A draw log-uniform in `[low, high]`; exactly `low` when the two are equal (no draw)."""
-    low, high = bounds
-    if low == high:
-        return float(low)
-    u = float(torch.rand((), generator=generator))
-    return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
-
-
 class SliceBank(Dataset[Item]):
     """Base of the banks: `patches` picks the patches; subclasses build and read the bank."""
 

@@ -1,8 +1,10 @@
 """Evaluation pairs: made from real images with a task's physics, or read from `medsr degrade`.
 
 Each input gives one 2-D pair. A 3-D volume contributes one slice (`slice_index`, default
-the middle one). Input `k` of a run seeded with `seed` is degraded with seed
-`slice_seed(seed, k)`, which is logged: `medsr degrade --seed <that seed>` remakes the pair.
+the middle one), degraded as `medsr degrade --slice` degrades it: the task is calibrated on
+the whole volume first (`for_scan`, e.g. low-dose CT's I0 once per scan). Input `k` of a run
+seeded with `seed` is degraded with seed `slice_seed(seed, k)`, which is logged:
+`medsr degrade --seed <that seed>` remakes the pair.
 
 The CT metric window is chosen per image (`choose_window`): a named window, or `auto` from
 the body part read in the sample name, DICOM BodyPartExamined / descriptions and file name.
@@ -93,14 +95,15 @@ def _slice(volume: Volume, slice_index: int | None) -> Volume:
 
 
 def central_crop(volume: Volume, size: int | None) -> Volume:
-    """The central `size x size` region of a 2-D image (unchanged when `size` is None)."""
+    """The central `size x size` region of an image, or of every slice of a volume
+    (unchanged when `size` is None)."""
     if size is None:
         return volume
     if size < 16:
         raise ValueError(f"input crop must be >= 16 pixels, got {size}")
     height, width = volume.shape[-2:]
     top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
-    out = volume.with_array(volume.array[top : top + size, left : left + size])
+    out = volume.with_array(volume.array[..., top : top + size, left : left + size])
     out.metadata = {**volume.metadata, "input_crop": [top, left, size]}
     return out
 
@@ -119,10 +122,12 @@ def make_pairs(
         raise ValueError("no evaluation data given")
     pairs = []
     for k, source in enumerate(sources):
-        volume = central_crop(_slice(read_source(source), slice_index), input_crop)
+        scan = central_crop(read_source(source), input_crop)
+        volume = _slice(scan, slice_index)  # the image of the pair
+        index = int(volume.metadata["slice_index"]) if scan.is_volume else None
         image_seed = slice_seed(seed, k)
         high, low, params, _ = degrade_volume(
-            volume, task, seed=image_seed, **dict(task_overrides or {})
+            scan, task, seed=image_seed, slice_index=index, **dict(task_overrides or {})
         )
         slice_params = params.pop("slices")[0]
         name = source.removeprefix("sample:") if source.startswith("sample:") else Path(source).name

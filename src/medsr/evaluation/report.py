@@ -109,7 +109,7 @@ def conditions(
         "; ".join(
             f"{q.name}: {_fmt(q.params.get('incident_photons'))}"
             + (
-                " (calibrated on the image's own noise)"
+                " (calibrated once on its scan's own noise)"
                 if q.params.get("incident_photons_calibrated")
                 else ""
             )

@@ -6,12 +6,16 @@ from the input:
 
     r = low - A(output)          (H, W), in the image unit (HU for CT)
 
+`A` is the task's own `forward` (the degradation contract, `medsr.physics.degradation`) for
+one `sample` of the registered task's defaults (a fixed seed), so the map uses the operator
+training used; an unknown task name means area downsampling by the scale. For example:
+
 | task | A (noise is left out) |
 |---|---|
 | x2, x4, x8, ldct-x2, ldct-x4, ldct-legacy-x4 | area (box) downsample by the scale |
 | ldct | identity (same grid) |
-| xray-x4 | Gaussian detector blur (the task's sigma, output pixels), then area binning; the
-  log-domain binning of `RadiographDegradation` is linearised (exact for a uniform bin) |
+| xray-x4 | Gaussian detector blur (the task's sigma, output pixels) of the transmission, area
+  binning, back through the log (the noise-free read-out of `RadiographDegradation`) |
 
 How to read it. `score = RMS(r) / sd_in`, where `sd_in` is the input's noise SD (measured by
 Immerkaer's Laplacian estimator, robust median form, unless given):
@@ -39,9 +43,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from medsr.physics.resize import downsample
-from medsr.physics.tasks import TASKS, DownsampleTask, RadiographTask, make_task
-from medsr.physics.xray import gaussian_blur
+from medsr.physics.degradation import SampledDegradation
+from medsr.physics.tasks import TASKS, DownsampleTask, make_task
 
 LOCAL_SIGMA = 2.0
 """Gaussian window (input pixels) of the local RMS map."""
@@ -61,17 +64,22 @@ class ConsistencyResult:
     description: str
 
 
-def forward_model(output: np.ndarray, task: str, scale: int) -> np.ndarray:
-    """The deterministic degradation of `task` applied to `output` `(sH, sW)` -> `(H, W)`."""
-    spec = make_task(task) if task in TASKS else DownsampleTask(task="custom", scale=scale)
-    if getattr(spec, "scale", scale) != scale:
-        raise ValueError(f"task {task!r} has scale {getattr(spec, 'scale', None)}, got {scale}")
+def _task(task: str, scale: int) -> SampledDegradation:
+    """The registered task `task` (its defaults), or area downsampling for an unknown name."""
+    found = make_task(task) if task in TASKS else DownsampleTask(task="custom", scale=scale)
+    if found.scale != scale:
+        raise ValueError(f"task {task!r} has scale {found.scale}, got {scale}")
+    return found
+
+
+def forward_model(output: np.ndarray, task: str, scale: int, spacing_mm: float = 1.0) -> np.ndarray:
+    """The deterministic degradation of `task` applied to `output` `(sH, sW)` -> `(H, W)`:
+    the task's `forward` for one `sample` of its defaults (module doc). `spacing_mm`, the
+    output's pixel spacing, matters only to tasks with blurs in mm (petct)."""
+    degradation = _task(task, scale)
+    params = degradation.sample(torch.Generator().manual_seed(0))
     x = torch.from_numpy(np.ascontiguousarray(output, dtype=np.float32)).double()
-    if isinstance(spec, RadiographTask) and spec.blur_sigma_px > 0:
-        x = gaussian_blur(x, spec.blur_sigma_px)
-    if scale > 1:
-        x = downsample(x, scale, getattr(spec, "method", "area"))
-    return x.float().numpy()
+    return degradation.forward(x[None], spacing_mm, params)[0].float().numpy()
 
 
 def estimate_noise_sd(image: np.ndarray) -> float:
@@ -110,7 +118,7 @@ def consistency_map(
     local = np.sqrt(ndimage.gaussian_filter(residual.astype(np.float64) ** 2, LOCAL_SIGMA))
     local /= sd_in
     score = float(np.sqrt(np.mean(residual.astype(np.float64) ** 2)) / sd_in)
-    denoising = task in TASKS and not isinstance(make_task(task), DownsampleTask)
+    denoising = task in TASKS and make_task(task).adds_noise
     expected = "~1 (the removed noise)" if denoising else "~0"
     description = (
         f"RMS(input - A(output)) / input noise SD = {score:.3g} (consistent: {expected}; "

@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 
-from medsr.physics.noise import check_range, draw_uniform
 from medsr.physics.pet_activity import (
     ANATOMIES,
     CLASSES,
@@ -47,7 +46,6 @@ __all__ = [
     "Lesion",
     "PetFromCT",
     "PetSimulation",
-    "RandomPetFromCT",
     "activity_from_ct",
     "mu511_from_hu",
 ]
@@ -157,20 +155,11 @@ class PetFromCT:
     def describe(self) -> dict[str, Any]:
         return asdict(self)
 
-    def __call__(
-        self,
-        ct_hu: torch.Tensor,
-        spacing_mm: float,
-        generator: torch.Generator,
-        *,
-        full_count: bool = True,
-    ) -> PetSimulation:
-        """Simulate `ct_hu` `(H, W)` in HU with square pixels of `spacing_mm`.
-
-        The generator draws, in order, the activity's values (`activity_from_ct`), then the
-        seed of the Poisson and binomial draws. `full_count=False` skips the full-count
-        reconstruction (the data are drawn all the same, so `pet_low` does not change).
-        """
+    def activity(
+        self, ct_hu: torch.Tensor, spacing_mm: float, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ActivityMap]:
+        """`(ct, activity)`: the CT `(H, W)` cropped to a multiple of `grid_factor` and its
+        activity map, whose random values (texture, lesions) come from `generator`."""
         if ct_hu.ndim != 2:
             raise ValueError(f"ct_hu must be (H, W), got shape {tuple(ct_hu.shape)}")
         if not spacing_mm > 0:
@@ -186,6 +175,29 @@ class PetFromCT:
             texture_amplitude=self.texture_amplitude,
             anatomy=self.anatomy,
         )
+        return ct, activity
+
+    def target(self, activity: ActivityMap, spacing_mm: float) -> torch.Tensor:
+        """The super-resolution target: the activity blurred by `target_fwhm_mm`."""
+        return blur_fwhm(activity.activity, self.target_fwhm_mm, spacing_mm)
+
+    def __call__(
+        self,
+        ct_hu: torch.Tensor,
+        spacing_mm: float,
+        generator: torch.Generator,
+        *,
+        full_count: bool = True,
+        noise_generator: torch.Generator | None = None,
+    ) -> PetSimulation:
+        """Simulate `ct_hu` `(H, W)` in HU with square pixels of `spacing_mm`.
+
+        The generator draws, in order, the activity's values (`activity_from_ct`), then the
+        seed of the Poisson and binomial draws (from `noise_generator` when given).
+        `full_count=False` skips the full-count reconstruction (the data are drawn all the
+        same, so `pet_low` does not change).
+        """
+        ct, activity = self.activity(ct_hu, spacing_mm, generator)
         mu = mu511_from_hu(ct)
         trues = simulate_trues(
             activity.activity,
@@ -202,7 +214,8 @@ class PetFromCT:
             raise ValueError("the activity map is empty: no body found in the CT slice")
         efficiency = self.counts / ((1 + self.randoms_fraction) * total)
         background = self.randoms_fraction * efficiency * total * background_shape(trues, pixel_mm)
-        noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        noise_source = generator if noise_generator is None else noise_generator
+        noise_seed = int(torch.randint(0, 2**62, (1,), generator=noise_source))
         noise = torch.Generator().manual_seed(noise_seed)
         prompts = torch.poisson(efficiency * trues + background, generator=noise)
         keep = torch.full_like(prompts, self.count_fraction)
@@ -224,7 +237,7 @@ class PetFromCT:
 
         pet = reconstruct(prompts, 1.0) if full_count else None
         pet_low = reconstruct(prompts_low, self.count_fraction)
-        target = blur_fwhm(activity.activity, self.target_fwhm_mm, spacing_mm)
+        target = self.target(activity, spacing_mm)
         params = {
             **self.describe(),
             **{k: v for k, v in activity.params.items() if k not in self.describe()},
@@ -241,36 +254,3 @@ class PetFromCT:
             "unit": "SUV",
         }
         return PetSimulation(ct, activity, target, mu, pet, pet_low, prompts, prompts_low, params)
-
-
-@dataclass(frozen=True)
-class RandomPetFromCT:
-    """Draws a `PetFromCT`: counts log-uniform in `counts_range`, PSF FWHM, randoms fraction
-    and post-filter FWHM uniform in theirs; `fixed` holds the other arguments.
-
-    `sampler(generator) -> (operator, params)`; `params` holds the drawn values to log.
-    """
-
-    counts_range: tuple[float, float] = (5e5, 2e6)
-    psf_fwhm_mm_range: tuple[float, float] = (4.5, 6.0)
-    randoms_fraction_range: tuple[float, float] = (0.25, 0.45)
-    postfilter_fwhm_mm_range: tuple[float, float] = (3.0, 5.0)
-    count_fraction: float = 0.25
-    grid_factor: int = 4
-
-    def __post_init__(self) -> None:
-        check_range("counts_range", self.counts_range, positive=True)
-        check_range("psf_fwhm_mm_range", self.psf_fwhm_mm_range)
-        check_range("randoms_fraction_range", self.randoms_fraction_range)
-        check_range("postfilter_fwhm_mm_range", self.postfilter_fwhm_mm_range)
-
-    def __call__(self, generator: torch.Generator) -> tuple[PetFromCT, dict[str, Any]]:
-        operator = PetFromCT(
-            counts=draw_uniform(*self.counts_range, generator, log=True),
-            psf_fwhm_mm=draw_uniform(*self.psf_fwhm_mm_range, generator),
-            randoms_fraction=draw_uniform(*self.randoms_fraction_range, generator),
-            postfilter_fwhm_mm=draw_uniform(*self.postfilter_fwhm_mm_range, generator),
-            count_fraction=self.count_fraction,
-            grid_factor=self.grid_factor,
-        )
-        return operator, operator.describe()

@@ -1,14 +1,19 @@
 """The named degradation tasks: how each (low, high) training pair is made.
 
-`make_task("ldct-x4")` returns a `Degradation` (see `degradation.py`):
-`task(high (C, H, W), spacing_mm, generator) -> DegradedPair(low, high, params)`. The high
-image is the input cropped to a multiple of the scale; `params` lists every parameter, so a
-pair can be remade from its log. `degrade_volume` applies a task to every slice of a `Volume`.
+Every task follows the contract of `degradation.py`: `sample(generator) -> params` (every
+random parameter of one pair, a JSON-able dataclass), `forward(high, spacing_mm, params)`
+(the deterministic, noise-free low image), `noise(clean, params, generator, high=...)`, and
+`for_scan(volume)` for settings calibrated once per scan. `make_task("ldct-x4")` returns one;
+called as `task(high (C, H, W), spacing_mm, generator)` it returns a
+`DegradedPair(low, high, params)`. The high image is the input cropped to a multiple of the
+scale; `params` lists every parameter, so a pair can be remade from its log.
+`degrade_volume` applies a task to every slice of a `Volume`. Adding a task is one class and
+one line in `TASKS`.
 
 | task | low image |
 |---|---|
 | x2, x4, x8 | area (box) downsample of the high image |
-| ldct | 25 % dose, projection-domain noise (`LowDoseCT`), same grid |
+| ldct | 25 % dose, projection-domain noise, same grid (`low_dose_task.py`, its I0 policy) |
 | ldct-x2, ldct-x4 | 25 % dose, then area downsample of the low-dose image |
 | ldct-legacy-x4 | image-domain Poisson + Gaussian noise (`ImageDomainNoise`), then x4 |
 | xray-x4 | radiograph blur, 4x4 detector binning, quantum + electronic noise |
@@ -19,29 +24,40 @@ pair can be remade from its log. `degrade_volume` applies a task to every slice 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 
 from medsr._version import __version__
 from medsr.image import Volume, rescaled_in_plane
-from medsr.physics.ct import LowDoseCT
-from medsr.physics.ct_calibration import calibrate_incident_photons
-from medsr.physics.degradation import Degradation, DegradedPair
+from medsr.physics.degradation import (
+    NoiseThenDownsample,
+    SampledDegradation,
+    check_range,
+    draw_range,
+)
+from medsr.physics.low_dose_task import LowDoseCTTask, LowDoseParams
 from medsr.physics.noise import ImageDomainNoise
 from medsr.physics.pet_task import PetCtTask
-from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, downsample
+from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple
 from medsr.physics.unknown_resize import UnknownResizeTask
 from medsr.physics.xray import RadiographDegradation, image_range
 
-
-def _check_input(high: torch.Tensor, spacing_mm: float) -> None:
-    if high.ndim != 3:
-        raise ValueError(f"high must be (C, H, W), got shape {tuple(high.shape)}")
-    if not spacing_mm > 0:
-        raise ValueError(f"spacing_mm must be > 0, got {spacing_mm}")
+__all__ = [
+    "TASKS",
+    "DownsampleTask",
+    "LegacyNoiseTask",
+    "LowDoseCTTask",
+    "LowDoseParams",
+    "PetCtTask",
+    "RadiographTask",
+    "UnknownResizeTask",
+    "degrade_volume",
+    "make_task",
+    "slice_seed",
+]
 
 
 def _check_task(task: Any, scales: tuple[int, ...] = (1, *SCALES)) -> None:
@@ -52,128 +68,58 @@ def _check_task(task: Any, scales: tuple[int, ...] = (1, *SCALES)) -> None:
         raise ValueError(f"method must be one of {DOWNSAMPLE_METHODS}, got {task.method!r}")
 
 
-def _resample(image: torch.Tensor, scale: int, method: str) -> torch.Tensor:
-    return image.clone() if scale == 1 else downsample(image, scale, method)
-
-
-def _pair(
-    task: Any,
-    low: torch.Tensor,
-    high: torch.Tensor,
-    spacing_mm: float,
-    generator: torch.Generator,
-    extra: Mapping[str, Any],
-    noisy: torch.Tensor | None = None,
-) -> DegradedPair:
-    params = {
-        **asdict(task),
-        **extra,
-        "high_shape": list(high.shape),
-        "low_shape": list(low.shape),
-        "high_spacing_mm": spacing_mm,
-        "low_spacing_mm": spacing_mm * task.scale,
-        "generator_seed": generator.initial_seed(),
-    }
-    return DegradedPair(low.contiguous(), high.contiguous(), params, noisy)
+def _as_range(task: Any, name: str) -> None:
+    """Store a `[low, high]` range argument (e.g. from YAML) as a tuple of floats."""
+    bounds = getattr(task, name)
+    if bounds is not None:
+        if len(bounds) != 2:
+            raise ValueError(f"{name} must be (low, high), got {bounds}")
+        object.__setattr__(task, name, (float(bounds[0]), float(bounds[1])))
 
 
 @dataclass(frozen=True)
-class DownsampleTask:
-    """Super-resolution only: `low = downsample(high, scale, method)`."""
+class DownsampleParams:
+    """`DownsampleTask` draws nothing: its one setting, logged."""
+
+    method: str
+
+
+@dataclass(frozen=True)
+class DownsampleTask(NoiseThenDownsample):
+    """Super-resolution only: `low = forward(high) = downsample(high, scale, method)`."""
 
     task: str
     scale: int
     method: str = "area"
 
+    adds_noise: ClassVar[bool] = False
+
     def __post_init__(self) -> None:
         _check_task(self, SCALES)
 
-    def __call__(
-        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-    ) -> DegradedPair:
-        _check_input(high, spacing_mm)
-        cropped = crop_to_multiple(high, self.scale)
-        return _pair(
-            self, _resample(cropped, self.scale, self.method), cropped, spacing_mm, generator, {}
-        )
-
-
-_LOW_DOSE = LowDoseCT()  # the operator's defaults are the task's: one place to change them
+    def sample(self, generator: torch.Generator) -> DownsampleParams:
+        return DownsampleParams(self.method)
 
 
 @dataclass(frozen=True)
-class LowDoseCTTask:
-    """Low-dose CT by projection-domain noise insertion, then optional downsampling.
+class LegacyParams:
+    """One draw of `LegacyNoiseTask.sample` (JSON-able; units of the image)."""
 
-    The high image (HU) is cropped to a multiple of `scale`; noise for `dose_fraction` is
-    inserted on that grid, and the noisy image is downsampled (the scanner's reduced dose and
-    coarser grid). The other arguments are those of `LowDoseCT`, except that
-    `incident_photons=None` (the default) calibrates I0 on each image's own noise in uniform
-    ROIs (`calibrate_incident_photons` with this `filter_window`), so the low-dose image has
-    SD / sqrt(dose) whatever scanner made the input.
-    """
-
-    task: str
-    scale: int = 1
-    method: str = "area"
-    dose_fraction: float = _LOW_DOSE.dose_fraction
-    incident_photons: float | None = None
-    electronic_noise_variance: float | None = _LOW_DOSE.electronic_noise_variance
-    num_views: int = _LOW_DOSE.num_views
-    filter_window: str = _LOW_DOSE.filter_window
-    mu_water_per_cm: float = _LOW_DOSE.mu_water_per_cm
-
-    def __post_init__(self) -> None:
-        _check_task(self)
-
-    def operator(self, incident_photons: float | None = None) -> LowDoseCT:
-        return LowDoseCT(
-            dose_fraction=self.dose_fraction,
-            incident_photons=incident_photons
-            or self.incident_photons
-            or _LOW_DOSE.incident_photons,
-            electronic_noise_variance=self.electronic_noise_variance,
-            num_views=self.num_views,
-            filter_window=self.filter_window,
-            mu_water_per_cm=self.mu_water_per_cm,
-        )
-
-    def __call__(
-        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-    ) -> DegradedPair:
-        _check_input(high, spacing_mm)
-        cropped = crop_to_multiple(high, self.scale)
-        projection = self.operator().project(cropped, spacing_mm)
-        calibrated = self.incident_photons is None
-        incident_photons = self.incident_photons
-        if incident_photons is None:
-            incident_photons = calibrate_incident_photons(
-                cropped.reshape(-1, *cropped.shape[-2:])[0],
-                spacing_mm,
-                windows=(self.filter_window,),
-                num_views=self.num_views,
-                mu_water_per_cm=self.mu_water_per_cm,
-                projection=projection,
-            ).incident_photons
-        operator = self.operator(incident_photons)
-        noise = operator.noise(projection, generator).reshape(cropped.shape)
-        noisy = cropped + noise
-        low = _resample(noisy, self.scale, self.method)
-        extra = {
-            "noise_model": "ct-projection-domain",
-            "unit": "HU",
-            "incident_photons_calibrated": calibrated,
-            **operator.describe(),
-        }
-        return _pair(self, low, cropped, spacing_mm, generator, extra, noisy)
+    method: str
+    gaussian_sd: float
+    poisson_scale: float | None
+    offset: float | None
+    noise_model: str = "image-domain"
 
 
 @dataclass(frozen=True)
-class LegacyNoiseTask:
+class LegacyNoiseTask(NoiseThenDownsample):
     """Image-domain Poisson + Gaussian noise (older SRGAN CT projects), then downsampling.
 
     Defaults (HU): offset 1024 (air at 0 counts), 20 counts/HU and 5 HU Gaussian give about
     9 HU SD in water, near the projection-domain 25 % dose level of head CT (PHYSICS.md).
+    `gaussian_sd_range` (uniform) and `poisson_scale_range` (log-uniform), when set, are
+    drawn per pair instead of the fixed values.
     """
 
     task: str
@@ -182,28 +128,65 @@ class LegacyNoiseTask:
     gaussian_sd: float = 5.0
     poisson_scale: float | None = 20.0
     offset: float | None = 1024.0
+    gaussian_sd_range: tuple[float, float] | None = None
+    poisson_scale_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_task(self)
+        for name in ("gaussian_sd_range", "poisson_scale_range"):
+            _as_range(self, name)
+        check_range("gaussian_sd_range", self.gaussian_sd_range)
+        check_range("poisson_scale_range", self.poisson_scale_range, positive=True)
+        ImageDomainNoise(self.gaussian_sd, self.poisson_scale, self.offset)  # validates them
 
-    def __call__(
-        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-    ) -> DegradedPair:
-        _check_input(high, spacing_mm)
-        operator = ImageDomainNoise(self.gaussian_sd, self.poisson_scale, self.offset)
-        cropped = crop_to_multiple(high, self.scale)
-        noisy = operator(cropped, generator)
-        low = _resample(noisy, self.scale, self.method)
-        return _pair(self, low, cropped, spacing_mm, generator, operator.describe(), noisy)
+    def sample(self, generator: torch.Generator) -> LegacyParams:
+        return LegacyParams(
+            method=self.method,
+            gaussian_sd=draw_range(self.gaussian_sd_range, self.gaussian_sd, generator),
+            poisson_scale=draw_range(
+                self.poisson_scale_range, self.poisson_scale, generator, log=True
+            ),
+            offset=self.offset,
+        )
+
+    def operator(self, params: LegacyParams) -> ImageDomainNoise:
+        return ImageDomainNoise(params.gaussian_sd, params.poisson_scale, params.offset)
+
+    def noisy(
+        self,
+        high: torch.Tensor,
+        spacing_mm: float,
+        params: LegacyParams,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        return self.operator(params)(self.target(high, params), generator)
 
 
 @dataclass(frozen=True)
-class RadiographTask:
+class RadiographParams:
+    """One draw of `RadiographTask.sample`; `value_range` is filled in by `fit` from the image
+    when the task leaves it None."""
+
+    method: str
+    incident_photons: float
+    electronic_noise_sd: float
+    blur_sigma_px: float
+    attenuation_range: float
+    value_range: tuple[float, float] | None
+    binning: int
+    noise_model: str = "radiograph-poisson-gaussian"
+
+
+@dataclass(frozen=True)
+class RadiographTask(SampledDegradation):
     """Radiograph: detector blur, `scale x scale` binning and Poisson-Gaussian noise on the
     binned detector signal (`RadiographDegradation`, model in `xray.py`).
 
-    `incident_photons` is per low-resolution (detector) pixel where the image is darkest;
-    `blur_sigma_px` is in high-resolution pixels; `value_range` None uses each image's range.
+    `forward` is the noise-free read-out `lo + (hi - lo) * -ln(Nd / I0) / k` of the mean
+    detected quanta `Nd`; `noise` draws the quanta of the same detector pixels. `incident_photons`
+    is per low-resolution (detector) pixel where the image is darkest; `blur_sigma_px` is in
+    high-resolution pixels; `value_range` None uses each image's range. The `*_range`
+    arguments, when set, are drawn per pair (I0 log-uniform, the others uniform).
     """
 
     task: str
@@ -213,36 +196,84 @@ class RadiographTask:
     blur_sigma_px: float = 1.0
     attenuation_range: float = 4.0
     value_range: tuple[float, float] | None = None
+    incident_photons_range: tuple[float, float] | None = None
+    electronic_noise_sd_range: tuple[float, float] | None = None
+    blur_sigma_px_range: tuple[float, float] | None = None
     method: str = field(default="area", init=False)
 
     def __post_init__(self) -> None:
         _check_task(self)
+        names = ("incident_photons_range", "electronic_noise_sd_range", "blur_sigma_px_range")
+        for name in names:
+            _as_range(self, name)
+            check_range(name, getattr(self, name), positive=name == names[0])
+        self.operator(self.sample(torch.Generator()))  # validates the fixed values
 
-    def __call__(
-        self, high: torch.Tensor, spacing_mm: float, generator: torch.Generator
-    ) -> DegradedPair:
-        _check_input(high, spacing_mm)
-        cropped = crop_to_multiple(high, self.scale)
-        operator = RadiographDegradation(
-            incident_photons=self.incident_photons,
-            electronic_noise_sd=self.electronic_noise_sd,
-            blur_sigma_px=self.blur_sigma_px,
+    def sample(self, generator: torch.Generator) -> RadiographParams:
+        return RadiographParams(
+            method=self.method,
+            incident_photons=draw_range(
+                self.incident_photons_range, self.incident_photons, generator, log=True
+            ),
+            electronic_noise_sd=draw_range(
+                self.electronic_noise_sd_range, self.electronic_noise_sd, generator
+            ),
+            blur_sigma_px=draw_range(self.blur_sigma_px_range, self.blur_sigma_px, generator),
             attenuation_range=self.attenuation_range,
-            value_range=self.value_range or image_range(cropped),
+            value_range=self.value_range,
+            binning=self.scale,
+        )
+
+    def operator(self, params: RadiographParams) -> RadiographDegradation:
+        return RadiographDegradation(
+            incident_photons=params.incident_photons,
+            electronic_noise_sd=params.electronic_noise_sd,
+            blur_sigma_px=params.blur_sigma_px,
+            attenuation_range=params.attenuation_range,
+            value_range=params.value_range,
             scale=self.scale,
         )
-        return _pair(
-            self, operator(cropped, generator), cropped, spacing_mm, generator, operator.describe()
-        )
+
+    def target(self, high: torch.Tensor, params: RadiographParams) -> torch.Tensor:
+        return crop_to_multiple(high, self.scale)
+
+    def fit(
+        self, high: torch.Tensor, spacing_mm: float, params: RadiographParams
+    ) -> RadiographParams:
+        if params.value_range is not None:
+            return params
+        return replace(params, value_range=image_range(self.target(high, params)))
+
+    def forward(
+        self, high: torch.Tensor, spacing_mm: float, params: RadiographParams
+    ) -> torch.Tensor:
+        operator = self.operator(params)
+        lo, hi = operator.range_of(high)
+        transmission = operator.mean_counts(high) / params.incident_photons
+        value = lo + (hi - lo) * (-torch.log(transmission) / params.attenuation_range)
+        return value.to(high.dtype if high.is_floating_point() else torch.float32)
+
+    def noise(
+        self,
+        clean: torch.Tensor,
+        params: RadiographParams,
+        generator: torch.Generator,
+        *,
+        high: torch.Tensor,
+        spacing_mm: float,
+    ) -> torch.Tensor:
+        # The quanta are drawn on the detector signal of the input (float64), whose
+        # noise-free read-out is `clean`.
+        return self.operator(params)(self.target(high, params), generator)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A named task: its factory, default arguments and the modalities it makes sense for."""
+    """A named task: its class, default arguments and the modalities it makes sense for."""
 
     name: str
     description: str
-    factory: Callable[..., Degradation]
+    factory: Callable[..., SampledDegradation]  # a dataclass: its fields are the arguments
     defaults: Mapping[str, Any]
     modalities: tuple[str, ...] | None = None  # None: any modality
 
@@ -291,7 +322,7 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def make_task(name: str, **overrides: Any) -> Degradation:
+def make_task(name: str, **overrides: Any) -> SampledDegradation:
     """The degradation of task `name`, with constructor arguments replaced by `overrides`.
 
     Example: `make_task("ldct-x4", dose_fraction=0.1, incident_photons=3e5)`.
@@ -299,7 +330,11 @@ def make_task(name: str, **overrides: Any) -> Degradation:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
     spec = TASKS[name]
-    allowed = {f.name for f in fields(spec.factory) if f.init} - {"task"}  # type: ignore[arg-type]
+    allowed = {
+        f.name
+        for f in fields(spec.factory)  # type: ignore[arg-type]
+        if f.init and "set_by" not in f.metadata
+    } - {"task"}
     unknown = set(overrides) - allowed
     if unknown:
         raise ValueError(
@@ -332,8 +367,10 @@ def degrade_volume(
 ) -> DegradedVolume:
     """Apply a task to an image, one slice of a volume, or every slice.
 
-    Slice `k` uses `torch.Generator().manual_seed(slice_seed(seed, k))`, so any slice can be
-    remade alone. Returns `(high, low, params, noisy)`: the high volume cropped to a multiple of the
+    The task is first calibrated on the whole scan (`task.for_scan`, e.g. the I0 of
+    low-dose CT), also when one slice is asked for. Slice `k` then uses
+    `torch.Generator().manual_seed(slice_seed(seed, k))`, so any slice can be remade alone.
+    Returns `(high, low, params, noisy)`: the high volume cropped to a multiple of the
     scale, the low volume on the coarser grid (in-plane spacing times the scale, origin moved to
     the centre of the first low-resolution pixel), the parameters of every slice, and for
     noise tasks the noisy image on the high grid (else None).
@@ -344,7 +381,10 @@ def degrade_volume(
             f"task {task_name!r} is for {'/'.join(spec.modalities)} images, "
             f"got modality {volume.modality!r}"
         )
-    task = make_task(task_name, **overrides)
+    # The projector and the physics take one in-plane spacing: the column spacing.
+    spacing_mm = float(volume.spacing[-1])
+    scan = torch.from_numpy(np.ascontiguousarray(volume.array))
+    task = make_task(task_name, **overrides).for_scan(scan, spacing_mm)
     if slice_index is not None and volume.is_volume:
         volume = volume.slice(slice_index)
     elif slice_index not in (None, 0, -1):
@@ -358,8 +398,7 @@ def degrade_volume(
     for position in progress(positions) if progress else positions:
         seed_k = slice_seed(seed, indices[position])
         high = torch.from_numpy(np.ascontiguousarray(images[position]))[None]
-        # The projector and the physics take one in-plane spacing: the column spacing.
-        pair = task(high, float(volume.spacing[-1]), torch.Generator().manual_seed(seed_k))
+        pair = task(high, spacing_mm, torch.Generator().manual_seed(seed_k))
         lows.append(pair.low[0].numpy())
         highs.append(pair.high[0].numpy())
         if pair.noisy is not None:

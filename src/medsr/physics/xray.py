@@ -36,7 +36,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from medsr.physics.noise import check_range, draw_uniform
 from medsr.physics.resize import crop_to_multiple, downsample
 
 MIN_COUNTS = 0.5
@@ -158,35 +157,3 @@ class RadiographDegradation:
             "value_range": self.value_range,
             "binning": self.scale,
         }
-
-
-@dataclass(frozen=True)
-class RandomRadiographDegradation:
-    """Draws a `RadiographDegradation`: I0 log-uniform in `incident_photons_range`, the
-    electronic noise SD and blur SD uniform in their ranges; other arguments fixed.
-
-    `sampler(generator) -> (operator, params)`; `params` holds the drawn values to log.
-    """
-
-    incident_photons_range: tuple[float, float] = (1e3, 1e5)
-    electronic_noise_sd_range: tuple[float, float] = (0.0, 5.0)
-    blur_sigma_px_range: tuple[float, float] = (0.5, 1.5)
-    attenuation_range: float = 4.0
-    value_range: tuple[float, float] | None = None
-    scale: int = 1
-
-    def __post_init__(self) -> None:
-        check_range("incident_photons_range", self.incident_photons_range, positive=True)
-        check_range("electronic_noise_sd_range", self.electronic_noise_sd_range)
-        check_range("blur_sigma_px_range", self.blur_sigma_px_range)
-
-    def __call__(self, generator: torch.Generator) -> tuple[RadiographDegradation, dict[str, Any]]:
-        operator = RadiographDegradation(
-            incident_photons=draw_uniform(*self.incident_photons_range, generator, log=True),
-            electronic_noise_sd=draw_uniform(*self.electronic_noise_sd_range, generator),
-            blur_sigma_px=draw_uniform(*self.blur_sigma_px_range, generator),
-            attenuation_range=self.attenuation_range,
-            value_range=self.value_range,
-            scale=self.scale,
-        )
-        return operator, operator.describe()

@@ -23,8 +23,7 @@ from medsr.data.sources import read_images, source_from_dict, split_files
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
 from medsr.image import Volume
 from medsr.io.samples import load_sample
-from medsr.physics.pet_task import PetCtTask
-from medsr.physics.tasks import LowDoseCTTask, make_task
+from medsr.physics.tasks import make_task
 from medsr.training.config import DataConfig, NormalizationConfig
 
 
@@ -138,6 +137,20 @@ def _pair(values: list[float], name: str) -> tuple[float, float] | None:
     return float(values[0]), float(values[1])
 
 
+def _task_ranges(config: DataConfig, bank: str | None, augment: bool) -> dict[str, Any]:
+    """The task's training-only ranges (`sample` draws them) from the data config, by the
+    bank the task uses; validation (`augment` False) draws none."""
+    if bank == "noise":
+        off = (1.0, 1.0)
+        return {
+            "noise_gain": (config.noise_gain[0], config.noise_gain[1]) if augment else off,
+            "zoom": (config.zoom[0], config.zoom[1]) if augment else off,
+        }
+    if bank == "pet" and augment and config.pet_counts_range:
+        return {"counts_range": _pair(config.pet_counts_range, "data.pet_counts_range")}
+    return {}
+
+
 def _dataset(
     sources: list[PatchSource],
     config: DataConfig,
@@ -149,16 +162,21 @@ def _dataset(
     guide_windows: list[list[float]] | None = None,
 ) -> Dataset[Item]:
     task = make_task(config.task, **config.task_overrides)
-    if getattr(task, "scale", config.scale) != config.scale:
+    if task.scale != config.scale:
         raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
-    if isinstance(task, PetCtTask):  # whole-slice PET simulations, drawn once (pet_bank.py)
-        counts_range = _pair(config.pet_counts_range, "data.pet_counts_range")
+    if ranges := _task_ranges(config, task.bank, augment):
+        task = make_task(config.task, **{**config.task_overrides, **ranges})
+    bar = None
+    if progress and task.bank:  # the whole-slice banks take a while to build
         from tqdm import tqdm
 
-        bar = (lambda it: tqdm(list(it), desc="PET bank", unit="slice")) if progress else None
+        def bar(it: Any) -> Any:
+            return tqdm(list(it), desc=f"{task.bank} bank", unit="slice")
+
+    if task.bank == "pet":  # whole-slice PET simulations, drawn once (pet_bank.py)
         return PetBankPairs(
             sources,
-            task,
+            task,  # type: ignore[arg-type]
             config.patch_size,
             num_samples,
             seed,
@@ -170,17 +188,12 @@ def _dataset(
             bank_seed=seed,
             progress=bar,
             cache_dir=config.cache_dir,
-            counts_range=counts_range if augment else None,
             anatomies=(config.pet_anatomies or None) if augment else None,
         )
-    if isinstance(task, LowDoseCTTask):
-        from tqdm import tqdm
-
-        bar = (lambda it: tqdm(list(it), desc="noise bank", unit="slice")) if progress else None
-        off = (1.0, 1.0)
+    if task.bank == "noise":  # whole-slice low-dose noise, drawn once (noise_bank.py)
         return NoiseBankPairs(
             sources,
-            task,
+            task,  # type: ignore[arg-type]
             config.patch_size,
             num_samples,
             seed,
@@ -191,8 +204,6 @@ def _dataset(
             bank_seed=seed,
             progress=bar,
             cache_dir=config.cache_dir,
-            noise_gain=(config.noise_gain[0], config.noise_gain[1]) if augment else off,
-            zoom=(config.zoom[0], config.zoom[1]) if augment else off,
             noise_level_unit=config.noise_level_unit,
             noise_level_of=config.noise_level_of,
         )
