@@ -242,7 +242,7 @@ def enhance(
 
     Under `torchrun --nproc-per-node N -m medsr.cli enhance ...` each process enhances its
     share of the inputs and rank 0 prints one summary."""
-    from medsr.inference.batch import enhance_paths
+    from medsr.apps.enhance import enhance_paths
     from medsr.inference.shard import join_shard, leave_shard
 
     with _user_errors():
@@ -390,7 +390,7 @@ def fuse(
 
     CT and PET must have the same PatientID and FrameOfReferenceUID; a PET in Bq/mL is
     converted to SUVbw (decay-corrected) from its DICOM tags."""
-    from medsr.inference.fusion_batch import fuse_paths
+    from medsr.apps.fuse import fuse_paths
 
     with _user_errors():
         fuse_paths(

@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from medsr.apps.fuse import fuse_paths
 from medsr.image import Volume, Window
 from medsr.inference import Predictor
 from medsr.inference.fusion import FusionPredictor
-from medsr.inference.fusion_batch import fuse_paths, fused_overlay
 from medsr.inference.resample import coarse_geometry
 from medsr.io import read, write
 from medsr.physics.resize import upsample
+from medsr.viz.overlays import fused_overlay
 
 PET_WINDOW = {
     "kind": "window",

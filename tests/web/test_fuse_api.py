@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from medsr.image import Window  # noqa: E402
 from medsr.inference import Predictor  # noqa: E402
 from medsr.inference.fusion import FusionPredictor  # noqa: E402
-from medsr.inference.fusion_batch import fused_overlay  # noqa: E402
 from medsr.io import read  # noqa: E402
 from medsr.physics.resize import upsample  # noqa: E402
+from medsr.viz.overlays import fused_overlay  # noqa: E402
 from medsr.web.app import create_app  # noqa: E402
 from medsr.web.limits import Settings  # noqa: E402
 

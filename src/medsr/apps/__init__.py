@@ -2,6 +2,8 @@
 
 | module | command |
 |---|---|
+| `enhance.py` | `medsr enhance`: files, folders, series in; derived files out, never replacing |
+| `fuse.py` | `medsr fuse`: CT + PET in; the enhanced PET and a fused picture out |
 | `degrade.py` | `medsr degrade`: low/high pairs of files, parameters JSON, comparison strips |
 | `demo.py` | `medsr demo`: every shipped model on a bundled sample, one report |
 

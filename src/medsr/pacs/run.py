@@ -1,7 +1,7 @@
 """`medsr pacs`: find series (QIDO-RS), retrieve (WADO-RS), enhance, store back (STOW-RS).
 
 Each selected series goes through the code `medsr enhance` runs on a DICOM folder: the
-retrieved instances are written to a work folder, `inference.batch.enhance_job` reads them
+retrieved instances are written to a work folder, `apps.enhance.enhance_job` reads them
 as one series and writes a derived DICOM series (same study and frame of reference, new
 Series and SOP Instance UIDs, DERIVED, research-use marking, each slice referencing its
 source instance), and those files are sent into the source study. Nothing of the source
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian
 
+from medsr.apps.enhance import enhance_job, plan_jobs
 from medsr.inference import Predictor, resolve_model, sha256_file
-from medsr.inference.batch import enhance_job, plan_jobs
 from medsr.inference.shard import Shard
 from medsr.pacs.query import Selection, SeriesRef, find_series, instance_uids
 from medsr.pacs.state import State

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medsr.apps.enhance import output_tag
 from medsr.image import Volume, Window
 from medsr.inference import consistency_map
-from medsr.inference.batch import output_tag
 from medsr.inference.fusion import FusionPredictor
-from medsr.inference.fusion_batch import DEFAULT_CT_WINDOW, default_suv_max, fused_overlay
+from medsr.viz.overlays import DEFAULT_CT_WINDOW, default_suv_max, fused_overlay
 from medsr.web.limits import Settings, Unprocessable
 from medsr.web.models import describe_model
 from medsr.web.service import (

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsr.apps.enhance import output_tag
 from medsr.image import Volume
 from medsr.inference import Predictor, consistency_map
-from medsr.inference.batch import output_tag
 from medsr.io.errors import MedsrIOError
 from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
 from medsr.web.models import describe_model
