@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from medsr.image import Volume
 from medsr.io import write
 from medsr.io.samples import read_source
+from medsr.physics.pet_task import SUV_WINDOW, PetCtVolumes
 from medsr.physics.tasks import degrade_volume
-from medsr.viz.strips import pair_strip
+from medsr.viz.strips import pair_strip, petct_strip
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
 
@@ -60,8 +65,6 @@ def degrade_files(
     progress = progress if n_slices > 1 else None
     given = {k: v for k, v in overrides.items() if v is not None}
     if pet:
-        from medsr.physics.pet_task import degrade_petct, petct_strip
-
         result = degrade_petct(volume, seed, slice_index, progress, **given)
         params = result.params
         volumes = (result.ct, result.target, result.pet_low, result.pet)
@@ -104,3 +107,43 @@ def degrade_files(
             )
         )
     return written
+
+
+def degrade_petct(
+    volume: Volume,
+    seed: int = 0,
+    slice_index: int | None = None,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
+    **overrides: Any,
+) -> PetCtVolumes:
+    """`degrade_volume(volume, "petct", ...)` at `count_fraction` and at full count.
+
+    Both runs use the same slice seeds, so they share the activity and the prompts; the
+    low-count data are the binomial thinning of the full-count data.
+    """
+    if volume.modality != "CT":
+        raise ValueError(f"task 'petct' is for CT images, got modality {volume.modality!r}")
+    low = degrade_volume(volume, "petct", seed, slice_index, progress, **overrides)
+    full = degrade_volume(
+        volume, "petct", seed, slice_index, None, **{**overrides, "count_fraction": 1.0}
+    )
+    if slice_index is not None and volume.is_volume:
+        volume = volume.slice(slice_index)
+    scale = int(low.params["slices"][0]["scale"])
+    height, width = volume.shape[-2] // scale * scale, volume.shape[-1] // scale * scale
+    ct = volume.with_array(np.ascontiguousarray(volume.array[..., :height, :width]))
+
+    def as_pet(result: Volume) -> Volume:
+        return replace(result, modality="PT", unit="SUV", window=SUV_WINDOW)
+
+    params = {
+        **low.params,
+        "outputs": {
+            "ct": "CT, HU",
+            "hr": "target activity, SUV",
+            "lr": "PET, count_fraction of the counts, SUV",
+            "lr_fullcount": "PET, SUV",
+        },
+        "full_count": {"prompts": [s["prompts"] for s in full.params["slices"]]},
+    }
+    return PetCtVolumes(ct, as_pet(low.high), as_pet(full.low), as_pet(low.low), params)

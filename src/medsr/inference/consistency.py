@@ -143,10 +143,7 @@ def save_consistency(
     """Write `<stem>_consistency.png` (the worst slice's map with a colour bar),
     `<stem>_consistency.npy` (the raw residual, `(H, W)` or `(D, H, W)`, image units) and
     `<stem>_consistency.json` (scores per slice; `score` is the worst slice's)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from medsr.viz.consistency import consistency_picture
 
     if not results:
         raise ValueError("no consistency results to save")
@@ -157,17 +154,8 @@ def save_consistency(
     stem.parent.mkdir(parents=True, exist_ok=True)
     worst = max(range(len(results)), key=lambda k: results[k].score)
     shown = results[worst]
-    limit = 4.0 * shown.noise_sd
-    figure, axes = plt.subplots(figsize=(6.4, 5.4), dpi=120)
-    image = axes.imshow(shown.map, cmap="RdBu_r", vmin=-limit, vmax=limit)
-    bar = figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
-    bar.set_label(f"input - degraded output ({unit}); +-4 noise SD")
     where = f"slice {worst}, " if len(results) > 1 else ""
-    axes.set_title(f"consistency: {where}score {shown.score:.3g} (noise SD units)", fontsize=9)
-    axes.set_axis_off()
-    figure.tight_layout()
-    figure.savefig(paths[0])
-    plt.close(figure)
+    consistency_picture(shown.map, shown.noise_sd, shown.score, paths[0], unit, where)
     stack = np.stack([r.map for r in results]) if len(results) > 1 else results[0].map
     np.save(paths[1], stack.astype(np.float32))
     summary = {

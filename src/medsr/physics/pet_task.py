@@ -12,19 +12,16 @@ A two-input generator takes `(guide, low)` and predicts `high`; a single-input o
 `guide`. `low` and `high` share the unit (SUV), `guide` has its own (normalise it apart).
 `count_fraction=1` gives the full-count PET. H and W are cropped to multiples of `scale`.
 
-`degrade_petct` runs the task over a `Volume` for `medsr degrade --task petct` and returns
-the CT, the target, the full-count and the low-count PET as volumes; `petct_strip` draws
-CT | activity | PET | PET low-count with the lesions circled.
+`apps.degrade.degrade_petct` runs the task over a `Volume` for `medsr degrade --task petct`
+and returns the CT, the target, the full-count and the low-count PET as `PetCtVolumes`;
+`viz.strips.petct_strip` draws CT | activity | PET | PET low-count with the lesions circled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
-import numpy as np
 import torch
 
 from medsr.image import Volume, Window
@@ -207,131 +204,13 @@ class PetCtTask(SampledDegradation):
 
 
 class PetCtVolumes(NamedTuple):
-    """What `degrade_petct` returns: `ct` (HU) and `target` (SUV) on the cropped CT grid,
-    `pet` (full count) and `pet_low` (`count_fraction`) on the PET grid, in SUV; `params`
-    as `degrade_volume`'s, with the full-count prompts per slice under `full_count`."""
+    """What `apps.degrade.degrade_petct` returns: `ct` (HU) and `target` (SUV) on the cropped
+    CT grid, `pet` (full count) and `pet_low` (`count_fraction`) on the PET grid, in SUV;
+    `params` as `degrade_volume`'s, with the full-count prompts per slice under
+    `full_count`."""
 
     ct: Volume
     target: Volume
     pet: Volume
     pet_low: Volume
     params: dict[str, Any]
-
-
-def degrade_petct(
-    volume: Volume,
-    seed: int = 0,
-    slice_index: int | None = None,
-    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
-    **overrides: Any,
-) -> PetCtVolumes:
-    """`degrade_volume(volume, "petct", ...)` at `count_fraction` and at full count.
-
-    Both runs use the same slice seeds, so they share the activity and the prompts; the
-    low-count data are the binomial thinning of the full-count data.
-    """
-    from medsr.physics.tasks import degrade_volume  # tasks registers this module's task
-
-    if volume.modality != "CT":
-        raise ValueError(f"task 'petct' is for CT images, got modality {volume.modality!r}")
-    low = degrade_volume(volume, "petct", seed, slice_index, progress, **overrides)
-    full = degrade_volume(
-        volume, "petct", seed, slice_index, None, **{**overrides, "count_fraction": 1.0}
-    )
-    if slice_index is not None and volume.is_volume:
-        volume = volume.slice(slice_index)
-    scale = int(low.params["slices"][0]["scale"])
-    height, width = volume.shape[-2] // scale * scale, volume.shape[-1] // scale * scale
-    ct = volume.with_array(np.ascontiguousarray(volume.array[..., :height, :width]))
-
-    def as_pet(result: Volume) -> Volume:
-        return replace(result, modality="PT", unit="SUV", window=SUV_WINDOW)
-
-    params = {
-        **low.params,
-        "outputs": {
-            "ct": "CT, HU",
-            "hr": "target activity, SUV",
-            "lr": "PET, count_fraction of the counts, SUV",
-            "lr_fullcount": "PET, SUV",
-        },
-        "full_count": {"prompts": [s["prompts"] for s in full.params["slices"]]},
-    }
-    return PetCtVolumes(ct, as_pet(low.high), as_pet(full.low), as_pet(low.low), params)
-
-
-def petct_strip(
-    result: PetCtVolumes, path: str | Path, ct_window: Window | None = None, dpi: int = 100
-) -> Path:
-    """PNG of the middle slice: CT | target activity (lesions circled) | PET | PET low-count.
-
-    PET panels are shown with nearest enlargement (their pixels stay visible) on the same
-    SUV scale as the activity.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from medsr.viz.strips import to_size
-
-    def middle(v: Volume) -> np.ndarray:
-        return v.array[v.num_slices // 2] if v.is_volume else v.array
-
-    info = result.params["slices"][result.ct.num_slices // 2]
-    ct, target = middle(result.ct), middle(result.target)
-    window = ct_window or result.ct.window or Window(40.0, 400.0)
-    vmax = max(1.0, float(np.percentile(target, 99.8)))
-    spacing, pet_mm = result.ct.spacing[-1], result.pet.spacing[-1]
-    fraction = info["count_fraction"]
-    panels = [
-        (
-            f"CT {ct.shape[0]}x{ct.shape[1]}, {spacing:.3g} mm\nC {window.center:g} / W "
-            f"{window.width:g} HU",
-            ct,
-            "gray",
-            window.low,
-            window.high,
-        ),
-        (
-            f"target activity (SUV), {info['target_fwhm_mm']:g} mm blur\n"
-            f"{len(info['lesions'])} lesions circled",
-            target,
-            "gray_r",
-            0.0,
-            vmax,
-        ),
-        (
-            f"PET {result.pet.shape[-2]}x{result.pet.shape[-1]}, {pet_mm:.3g} mm\n"
-            f"{result.params['full_count']['prompts'][result.ct.num_slices // 2]:.3g} prompts",
-            middle(result.pet),
-            "gray_r",
-            0.0,
-            vmax,
-        ),
-        (
-            f"PET low count ({fraction:g})\n{info['prompts_low']:.3g} prompts",
-            middle(result.pet_low),
-            "gray_r",
-            0.0,
-            vmax,
-        ),
-    ]
-    figure, axes = plt.subplots(1, 4, figsize=(14.0, 3.9))
-    for axis, (title, image, cmap, low, high) in zip(axes, panels, strict=True):
-        shown = axis.imshow(to_size(image, ct.shape), cmap=cmap, vmin=low, vmax=high)
-        axis.set_title(title, fontsize=9)
-        axis.set_axis_off()
-        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
-    for lesion in info["lesions"]:
-        radius = lesion["radius_mm"] / spacing + 3
-        axes[1].add_patch(
-            plt.Circle(
-                (lesion["col"], lesion["row"]), radius, color="tab:red", fill=False, linewidth=0.8
-            )
-        )
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
-    return path

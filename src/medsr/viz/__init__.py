@@ -6,6 +6,7 @@
 | `figures.py` | `medsr evaluate`: comparison grids, metric bars, radial NPS curves |
 | `samples.py` | training: validation samples at each sample step (`train()` writes them) |
 | `overlays.py` | `medsr fuse` and the web page: the PET colour map over the CT |
+| `consistency.py` | `medsr enhance --consistency`: the map of input - degraded output |
 
 Import a module of this package only where a picture is drawn (inside the function): the
 layers below it (image, io, physics, models, data, checkpoint) never import it, nor does

@@ -1,9 +1,11 @@
-"""A comparison picture: titled panels side by side, e.g. normal dose | low dose | noise."""
+"""Comparison pictures: titled panels side by side, e.g. normal dose | low dose | noise, and
+the PET/CT strip of `medsr degrade --task petct`."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,7 +14,10 @@ matplotlib.use("Agg")  # files only, never a window (also on headless servers)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from medsr.image import Window  # noqa: E402
+from medsr.image import Volume, Window  # noqa: E402
+
+if TYPE_CHECKING:
+    from medsr.physics.pet_task import PetCtVolumes
 
 
 def to_size(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -129,3 +134,74 @@ def pair_strip(
         (difference_title, difference),
     ]
     return comparison_strip(panels, path, window, unit=unit, differences={2})
+
+
+def petct_strip(
+    result: PetCtVolumes, path: str | Path, ct_window: Window | None = None, dpi: int = 100
+) -> Path:
+    """PNG of the middle slice: CT | target activity (lesions circled) | PET | PET low-count.
+
+    PET panels are shown with nearest enlargement (their pixels stay visible) on the same
+    SUV scale as the activity.
+    """
+
+    def middle(v: Volume) -> np.ndarray:
+        return v.array[v.num_slices // 2] if v.is_volume else v.array
+
+    info = result.params["slices"][result.ct.num_slices // 2]
+    ct, target = middle(result.ct), middle(result.target)
+    window = ct_window or result.ct.window or Window(40.0, 400.0)
+    vmax = max(1.0, float(np.percentile(target, 99.8)))
+    spacing, pet_mm = result.ct.spacing[-1], result.pet.spacing[-1]
+    fraction = info["count_fraction"]
+    panels = [
+        (
+            f"CT {ct.shape[0]}x{ct.shape[1]}, {spacing:.3g} mm\nC {window.center:g} / W "
+            f"{window.width:g} HU",
+            ct,
+            "gray",
+            window.low,
+            window.high,
+        ),
+        (
+            f"target activity (SUV), {info['target_fwhm_mm']:g} mm blur\n"
+            f"{len(info['lesions'])} lesions circled",
+            target,
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+        (
+            f"PET {result.pet.shape[-2]}x{result.pet.shape[-1]}, {pet_mm:.3g} mm\n"
+            f"{result.params['full_count']['prompts'][result.ct.num_slices // 2]:.3g} prompts",
+            middle(result.pet),
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+        (
+            f"PET low count ({fraction:g})\n{info['prompts_low']:.3g} prompts",
+            middle(result.pet_low),
+            "gray_r",
+            0.0,
+            vmax,
+        ),
+    ]
+    figure, axes = plt.subplots(1, 4, figsize=(14.0, 3.9))
+    for axis, (title, image, cmap, low, high) in zip(axes, panels, strict=True):
+        shown = axis.imshow(to_size(image, ct.shape), cmap=cmap, vmin=low, vmax=high)
+        axis.set_title(title, fontsize=9)
+        axis.set_axis_off()
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    for lesion in info["lesions"]:
+        radius = lesion["radius_mm"] / spacing + 3
+        axes[1].add_patch(
+            plt.Circle(
+                (lesion["col"], lesion["row"]), radius, color="tab:red", fill=False, linewidth=0.8
+            )
+        )
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path
