@@ -172,3 +172,47 @@ def test_integer_png_in_gives_same_depth_and_scale_out(tmp_path: Path, bits: int
     assert np.median(np.abs(blocks - stored)) < tolerance
     # medsr reads back exactly the integers a viewer sees (intercept 0, slope 1).
     np.testing.assert_array_equal(read(out / "cxr_x4.png").array, written.astype(np.float32))
+
+
+_OPENED: list[str] | None = None  # files opened while a test watches (audit hook below)
+
+
+def _record_opens(event: str, args: tuple[object, ...]) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], (str, Path)):
+        _OPENED.append(str(Path(args[0]).resolve()))
+
+
+sys.addaudithook(_record_opens)  # audit hooks stay for the process; idle unless watching
+
+
+def test_enhance_reads_the_checkpoint_once_and_the_dicom_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`medsr enhance x.dcm --model ct-ldct-x4`: one open of the shipped checkpoint (payload
+    and sha256 from the same bytes) and one of the DICOM file (one parse; the derived DICOM's
+    header comes from it)."""
+    global _OPENED
+    from medsr.inference.registry import MODELS
+
+    source = Path(get_testdata_file("CT_small.dcm")).resolve()
+    checkpoint = MODELS["ct-ldct-x4"].path.resolve()
+    parses: list[str] = []
+    dcmread = pydicom.dcmread
+
+    def counting_dcmread(path: object, *args: object, **kwargs: object) -> object:
+        parses.append(str(path))
+        return dcmread(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pydicom, "dcmread", counting_dcmread)
+    _OPENED = []
+    try:
+        command = ["enhance", str(source), "-o", str(tmp_path), "--model", "ct-ldct-x4"]
+        result = runner.invoke(app, command)
+        opened = list(_OPENED)
+    finally:
+        _OPENED = None
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "CT_small_x4.dcm").is_file()
+    assert opened.count(str(checkpoint)) == 1, opened
+    assert opened.count(str(source)) == 1, opened
+    assert len(parses) == 1, parses

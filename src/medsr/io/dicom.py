@@ -39,6 +39,10 @@ NON_IMAGE_SOP_PREFIXES = {
     "1.2.840.10008.1.3.10": "media storage directory (DICOMDIR)",
 }
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+FIRST_PIXEL_TAG = 0x7FE00008  # FloatPixelData; PixelData is (7FE0,0010)
+HEADERS_KEY = "dicom_headers"
+"""`Volume.metadata[HEADERS_KEY]`: `{path: header}` of the files read, pixel data left out,
+so a derived DICOM is written from them without parsing its sources a second time."""
 _META_KEYWORDS = (
     "PatientID",
     "StudyInstanceUID",
@@ -276,9 +280,19 @@ def pet_suv_tags(datasets: list[Dataset]) -> dict[str, Any]:
     }
 
 
+def header_of(ds: Dataset) -> Dataset:
+    """A copy of `ds` up to its pixel data, as `dcmread(..., stop_before_pixels=True)` reads
+    it (file meta kept); the decoded pixels stay with `ds`."""
+    header = Dataset({tag: element for tag, element in ds.items() if tag < FIRST_PIXEL_TAG})
+    if hasattr(ds, "file_meta"):
+        header.file_meta = ds.file_meta
+    return header
+
+
 def _metadata(datasets: list[Dataset], paths: list[Path]) -> dict[str, Any]:
     first = datasets[0]
     meta: dict[str, Any] = {"source": "dicom", "paths": [str(p) for p in paths]}
+    meta[HEADERS_KEY] = {str(p): header_of(ds) for ds, p in zip(datasets, paths, strict=True)}
     for keyword in _META_KEYWORDS:
         if keyword in first and first.get(keyword) not in (None, ""):
             meta[keyword] = str(first.get(keyword))

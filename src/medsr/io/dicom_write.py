@@ -45,6 +45,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medsr._version import __version__
 from medsr.image import Volume
+from medsr.io.dicom import HEADERS_KEY
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import CT_RANGE_HU, encode
 
@@ -313,7 +314,7 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
     if not overwrite and (existing := [str(p) for p in paths if p.exists()]):
         raise FileExistsError(f"will not overwrite {', '.join(existing[:3])}")
     stored, intercept, slope, value_notes = _stored_values(volume)
-    cache: dict[str, Dataset | None] = {}
+    cache: dict[str, Dataset | None] = dict(volume.metadata.get(HEADERS_KEY) or {})  # as read
     sources = _sources(volume, cache)
     records = _slice_records(volume)
     derivation, series_description = describe_derivation(volume.metadata)
