@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from medsr.models import FUSION_GENERATORS, GENERATORS
+from medsr.physics.tasks import TASKS
 from medsr.training.config import config_from_dict, load_config, parse_override
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
@@ -28,7 +29,7 @@ def test_shipped_configs_load_in_both_phases(path: Path, phase: str) -> None:
     assert config.phase == phase
     assert config.model.name in {**GENERATORS, **FUSION_GENERATORS}
     assert config.model.kwargs["scale"] == config.data.scale
-    assert config.data.scale == (1 if config.data.task == "ldct" else 4)
+    assert config.data.scale == TASKS[config.data.task].defaults["scale"]
     if config.data.split == "source":  # evaluation never shares a source with training
         assert not set(config.data.samples) & set(config.data.validation_samples)
     else:
