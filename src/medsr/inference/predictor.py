@@ -205,7 +205,7 @@ class Predictor:
 
         In-plane spacing is divided by the scale and the origin moved to the centre of the
         first output pixel (slice spacing unchanged). `metadata` keeps the source's entries
-        and adds `metadata["inference"]` (`Provenance`: model, architecture, task, scale,
+        and adds `metadata[PROVENANCE_KEY]` (`Provenance`: model, architecture, task, scale,
         checkpoint sha256, versions, backend, tiles, `research_use_only: True`) and
         `metadata["research_use_only"] = True`.
         """

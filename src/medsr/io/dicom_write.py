@@ -44,7 +44,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medsr._version import __version__
-from medsr.image import Volume
+from medsr.image import Provenance, Volume
 from medsr.io.dicom import HEADERS_KEY
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import CT_RANGE_HU, encode
@@ -159,18 +159,16 @@ def _match(sources: list[Dataset], position: np.ndarray, normal: np.ndarray) -> 
 
 
 def describe_derivation(metadata: dict[str, Any]) -> tuple[str, str]:
-    """(DerivationDescription, SeriesDescription) from `metadata["inference"]` if present."""
-    info = metadata.get("inference") or {}
-    model = info.get("model", "unknown model")
-    scale = info.get("scale", "?")
-    digest = str(info.get("checkpoint_sha256", "unknown"))[:12]
+    """(DerivationDescription, SeriesDescription) from the image's `Provenance` (the
+    defaults of an image of unknown origin when it has none)."""
+    made = Provenance.from_metadata(metadata) or Provenance()
+    digest = str(made.checkpoint_sha256)[:12]
     derivation = (
-        f"medsr {__version__}: {info.get('task', 'enhancement')} x{scale} by model {model} "
-        f"({info.get('architecture', '?')}, trained with medsr "
-        f"{info.get('model_medsr_version', '?')}, checkpoint sha256 {digest}); "
-        "RESEARCH USE ONLY, not for diagnosis"
+        f"medsr {__version__}: {made.task} x{made.scale} by model {made.model} "
+        f"({made.architecture}, trained with medsr {made.model_medsr_version}, "
+        f"checkpoint sha256 {digest}); RESEARCH USE ONLY, not for diagnosis"
     )
-    series = f"medsr RESEARCH USE ONLY x{scale} {model}"[:64]  # LO: 64 characters
+    series = f"medsr RESEARCH USE ONLY x{made.scale} {made.model}"[:64]  # LO: 64 characters
     return derivation[:1024], series
 
 

@@ -1,0 +1,30 @@
+"""medsr.image: the helpers written once for every layer above."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medsr.image import PROVENANCE_KEY, Provenance, Volume, rescaled_in_plane
+
+
+def test_rescaled_in_plane_coarser_then_finer_returns_to_the_grid() -> None:
+    direction = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    volume = Volume(np.zeros((2, 8, 8)), (2.0, 0.5, 0.6), origin=(10, 20, 30), direction=direction)
+    spacing, origin = rescaled_in_plane(volume, 4)
+    # the first low pixel's centre: 1.5 input pixels along columns (0.6 mm) and rows (0.5 mm)
+    assert spacing == (2.0, 2.0, 2.4)
+    assert origin == pytest.approx((10 + 1.5 * 0.5, 20 + 1.5 * 0.6, 30))
+    coarse = Volume(np.zeros((2, 2, 2)), spacing, origin=origin, direction=direction)
+    back_spacing, back_origin = rescaled_in_plane(coarse, 4, finer=True)
+    assert back_spacing == pytest.approx((2.0, 0.5, 0.6))
+    assert back_origin == pytest.approx((10, 20, 30))
+
+
+def test_provenance_round_trips_through_metadata() -> None:
+    made = Provenance("m", "srresnet", "x4", 4, "ab" * 32, "0.1", tiles=(256, 32))
+    metadata = made.stamp({"source": "png"})
+    assert metadata["research_use_only"] is True and metadata["source"] == "png"
+    assert metadata[PROVENANCE_KEY]["tile_size"] == 256 and "guide" not in metadata[PROVENANCE_KEY]
+    assert Provenance.from_metadata(metadata) == made
+    assert Provenance.from_metadata({}) is None
