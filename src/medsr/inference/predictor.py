@@ -40,6 +40,7 @@ def load_torch_model(
         checkpoint = read_checkpoint(checkpoint)
     return checkpoint.image_model(use_ema)
 
+
 def with_noise_level(run: Runner, level: float) -> Runner:
     """`run` with a constant noise-level channel appended to every tile (FFDNet-style input,
     Zhang et al. 2018): the model sees how noisy the whole image is, not just the tile."""
@@ -227,4 +228,3 @@ class Predictor:
             origin=origin,
             metadata=metadata,
         )
-
