@@ -76,7 +76,8 @@ def _match_by_position(
             f"cannot match low and high images: file names differ and {names[:3]} carry no "
             "DICOM slice position; give files with the same names in both folders"
         )
-    gaps = np.diff(sorted(highs)) if len(highs) > 1 else np.array([np.inf])
+    known = [float(z) for z in highs if z is not None]
+    gaps = np.diff(sorted(known)) if len(known) > 1 else np.array([np.inf])
     tolerance = 0.5 * float(np.min(gaps[gaps > 0])) if np.any(gaps > 0) else 0.5
     pairs = []
     for i, z in enumerate(lows):

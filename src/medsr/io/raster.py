@@ -137,17 +137,24 @@ def encode(
     return stored.astype(np.uint8 if bits == 8 else np.uint16), lo, slope
 
 
-INTEGER_DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
+INTEGER_DTYPES: dict[str, type[np.unsignedinteger[Any]]] = {
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+}
 
 
-def input_integer_scale(volume: Volume) -> tuple[type[np.unsignedinteger], float, float] | None:
+IntegerScale = tuple[type[np.unsignedinteger[Any]], float, float]
+
+
+def input_integer_scale(volume: Volume) -> IntegerScale | None:
     """`(dtype, intercept, slope)` of the integer PNG/TIFF `volume` was read from (kept in
     its metadata through `medsr enhance`), or None when it came from elsewhere."""
     meta = volume.metadata
     dtype = INTEGER_DTYPES.get(str(meta.get("stored_dtype")))
     if dtype is None or meta.get("source") not in ("png", "tif", "tiff"):
         return None
-    return dtype, float(meta.get("stored_intercept", 0.0)), float(meta.get("quantisation_step", 1.0))
+    intercept = float(meta.get("stored_intercept", 0.0))
+    return dtype, intercept, float(meta.get("quantisation_step", 1.0))
 
 
 def encode_like_input(volume: Volume) -> tuple[np.ndarray, float, float] | None:

@@ -95,14 +95,12 @@ class SRResNet(Configurable):
             self.upsample: nn.Module = nn.Sequential(
                 *(PixelShuffleUpsample(num_features) for _ in range(stages))
             )
-            self.conv_last = nn.Conv2d(num_features, out_channels, 9, padding=4)
+            self.conv_last: nn.Module = nn.Conv2d(num_features, out_channels, 9, padding=4)
         else:
             self.upsample = nn.Identity()
-            self.conv_last = nn.Sequential(
-                nn.Conv2d(num_features, out_channels * scale**2, 3, padding=1),
-                nn.PixelShuffle(scale),
-            )
-            icnr_init(self.conv_last[0], scale)
+            subpixel = nn.Conv2d(num_features, out_channels * scale**2, 3, padding=1)
+            icnr_init(subpixel, scale)
+            self.conv_last = nn.Sequential(subpixel, nn.PixelShuffle(scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels)
