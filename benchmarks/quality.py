@@ -28,6 +28,7 @@ import torch
 
 from medsr.evaluation import run_evaluation
 from medsr.inference.registry import MODELS, available_models
+from medsr.training.config import load_config, upgrade_config
 
 CARDS = Path(__file__).resolve().parent.parent / "docs" / "models"
 
@@ -281,7 +282,7 @@ def per_image_table(rows: list[dict[str, str]], methods: list[str], ct: bool) ->
 
 def write_card(name: str, sections: list[str]) -> Path:
     payload = torch.load(MODELS[name].path, weights_only=True)
-    config, training = payload["config"], payload.get("training", {})
+    config, training = upgrade_config(payload["config"]), payload.get("training", {})
     generator = payload["generator"]
     data = config.get("data", {})
     minutes = training.get("train_seconds", 0) / 60
@@ -379,14 +380,12 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def recipe(name: str, config: dict[str, Any]) -> str:
     """The `medsr train` command that reproduces the shipped model: its YAML plus the
     overrides (the smaller CPU config) that differ from the file, read off the stored config."""
-    from medsr.training.config import load_config
-
     if name not in CONFIG_FILES:
         return "(no single YAML; see the card)"
     path = Path("configs") / CONFIG_FILES[name]
     phase = config.get("phase", "pretrain")
     default = _flatten(load_config(path, [f"phase={phase}"]).to_dict())
-    stored = _flatten(config)
+    stored = _flatten(upgrade_config(config))  # older checkpoints store flat data keys
     skipped = ("name", "phase", "phase_overrides", "model.name", "device")
     overrides = []
     for key, value in stored.items():
@@ -398,18 +397,19 @@ def recipe(name: str, config: dict[str, Any]) -> str:
 
 def _augmentation_text(data: dict[str, Any]) -> str:
     parts = ["dihedral (flips, quarter turns)" if data.get("augment", True) else "none"]
-    if data.get("noise_gain", [1.0, 1.0]) != [1.0, 1.0]:
-        parts.append(f"noise x log-uniform {data['noise_gain']} (other doses)")
-    if data.get("zoom", [1.0, 1.0]) != [1.0, 1.0]:
-        parts.append(f"finer grid x log-uniform {data['zoom']} (bicubic, noise texture coarser)")
-    if data.get("pet_counts_range"):
-        parts.append(f"PET counts per slice log-uniform {data['pet_counts_range']}")
-    if data.get("pet_anatomies"):
-        parts.append(f"PET activity models {data['pet_anatomies']}")
-    if data.get("noise_level_unit"):
+    ldct, pet = data.get("ldct", {}), data.get("pet", {})
+    if ldct.get("noise_gain", [1.0, 1.0]) != [1.0, 1.0]:
+        parts.append(f"noise x log-uniform {ldct['noise_gain']} (other doses)")
+    if ldct.get("zoom", [1.0, 1.0]) != [1.0, 1.0]:
+        parts.append(f"finer grid x log-uniform {ldct['zoom']} (bicubic, noise texture coarser)")
+    if pet.get("counts_range"):
+        parts.append(f"PET counts per slice log-uniform {pet['counts_range']}")
+    if pet.get("anatomies"):
+        parts.append(f"PET activity models {pet['anatomies']}")
+    if ldct.get("noise_level_unit"):
         parts.append(
             f"non-blind: input channel 2 = the slice's noise SD (uniform ROIs) / "
-            f"{data['noise_level_unit']} HU"
+            f"{ldct['noise_level_unit']} HU"
         )
     return "; ".join(parts)
 

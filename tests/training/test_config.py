@@ -5,9 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from medsr.checkpoint import read_checkpoint
 from medsr.models import FUSION_GENERATORS, GENERATORS
 from medsr.physics.tasks import TASKS
-from medsr.training.config import config_from_dict, load_config, parse_override
+from medsr.training.config import (
+    LowDoseConfig,
+    PetConfig,
+    config_from_dict,
+    load_config,
+    parse_override,
+)
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
@@ -102,6 +109,45 @@ def test_phase_overrides_apply_under_the_command_line(tmp_path: Path) -> None:
     assert cli.training.lr == pytest.approx(5e-4)
     # the stored dict rebuilds the same config (phase overrides are not applied twice)
     assert config_from_dict(cli.to_dict()) == replace(cli, phase_overrides={})
+
+
+def test_old_flat_data_keys_load_into_the_task_sections() -> None:
+    """Checkpoints store their run's config: the keys before `data.ldct` / `data.pet` load."""
+    old = {
+        "data": {
+            "task": "ldct",
+            "scale": 1,
+            "patch_size": 48,
+            "validation_folders": [],
+            "noise_gain": [0.3, 3.5],
+            "zoom": [1.0, 2.0],
+            "noise_level_unit": 50.0,
+            "noise_level_of": "added",
+            "pet_counts_range": [],
+            "pet_anatomies": ["head"],
+        },
+        "model": {"in_channels": 2, "scale": 1},
+        "training": {"discriminator_lr": None},
+    }
+    config = config_from_dict(old)
+    assert config.data.ldct == LowDoseConfig([0.3, 3.5], [1.0, 2.0], 50.0, "added")
+    assert config.data.pet == PetConfig([], ["head"])
+    assert config_from_dict(config.to_dict()) == config
+    assert "noise_gain" not in config.to_dict()["data"]
+    # old dotted keys on the command line (and in phase_overrides) too
+    assert config_from_dict(old, ["data.zoom=[1.0, 1.5]"]).data.ldct.zoom == [1.0, 1.5]
+    with pytest.raises(ValueError, match="data.validation_folders is no longer supported"):
+        config_from_dict({"data": {"validation_folders": ["x"]}})
+    with pytest.raises(ValueError, match="data.zoom and data.ldct.zoom both given"):
+        config_from_dict({"data": {"zoom": [1.0, 2.0], "ldct": {"zoom": [1.0, 2.0]}}})
+
+
+def test_shipped_checkpoints_configs_load() -> None:
+    for path in sorted((Path(__file__).parents[2] / "src/medsr/weights").glob("*.pt")):
+        stored = read_checkpoint(path).config
+        config = config_from_dict(stored)
+        assert config.data.task == stored["data"]["task"], path.name
+        assert config.data.ldct.noise_gain == stored["data"].get("noise_gain", [1.0, 1.0])
 
 
 def test_parse_override_and_missing_file(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ phase_overrides: {gan: {training.lr: 1.0e-4}}           # applied when phase is 
 `load_config(path, ["training.max_steps=10", "model.num_blocks=2"])` applies the file, then
 `phase_overrides[phase]`, then the command-line pairs (values parsed as YAML), then checks
 every value against the field's type (or the model constructor's signature). Unknown keys
-raise `ValueError` listing the valid ones.
+raise `ValueError` listing the valid ones. Dicts with the keys of older versions (stored in
+checkpoints) load through `upgrade_config`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,38 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from medsr.data.sources import source_from_dict
 from medsr.models import DISCRIMINATORS, FUSION_GENERATORS, GENERATORS
 from medsr.physics.tasks import TASKS
+
+
+@dataclass
+class LowDoseConfig:
+    """`data.ldct`: training-only options of the `ldct*` tasks' noise bank.
+
+    The noise is inserted on whole slices once, in a bank of `data.noise_bank_size`
+    realisations per slice (`medsr.data.noise_bank`); training items may take a log-uniform
+    `noise_gain` (another dose) and `zoom` (a finer grid), both `[low, high]`, `[1, 1]` = off,
+    never applied to validation. `noise_level_unit` (HU, x1 `ldct` only): a non-blind
+    denoiser, whose input gets the slice's noise SD / `noise_level_unit` as a second channel
+    (model `in_channels: 2`): the input's (`noise_level_of: input`) or the added noise's
+    (`added`, see noise_bank).
+    """
+
+    noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    noise_level_unit: float | None = None
+    noise_level_of: Literal["input", "added"] = "input"
+
+
+@dataclass
+class PetConfig:
+    """`data.pet`: training-only options of the `petct` bank (`medsr.data.pet_bank`): each
+    realisation's counts per slice drawn log-uniform in `counts_range` and its activity model
+    cycled over `anatomies`; empty = the task's own values."""
+
+    counts_range: list[float] = field(default_factory=list)
+    anatomies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -39,25 +70,18 @@ class DataConfig:
 
     `split: slab` takes the one 3-D volume of `samples` and splits its slices into a training
     slab, `gap_slices` unused slices, then a validation slab (`split_by_slab`).
-    `split: source` trains on `samples` + `folders` and validates on `validation_samples` +
-    `validation_folders`, which must not share a source. `sources` adds folders of images
-    with a seeded, patient-wise hold-out (`medsr.data.sources`: `{kind: image-folder, path,
-    holdout, seed, scales}`): their held-out images join the validation set. Evaluation
-    never sees a training source or slab. For `ldct*` tasks the noise is inserted on whole slices once, in a bank
-    of `noise_bank_size` realisations per slice (`medsr.data.noise_bank`); their training
-    items may take a log-uniform `noise_gain` (another dose) and `zoom` (a finer grid), both
-    `[low, high]`, `[1, 1]` = off, never applied to validation. `petct` banks may draw each
-    realisation's counts per slice log-uniform in `pet_counts_range` and cycle its activity
-    model over `pet_anatomies` (`medsr.data.pet_bank`); empty = the task's own values.
-    `noise_level_unit` (HU, x1 `ldct` only): a non-blind denoiser, whose input gets the
-    slice's noise SD / `noise_level_unit` as a second channel (model `in_channels: 2`):
-    the input's (`noise_level_of: input`) or the added noise's (`added`, see noise_bank).
+    `split: source` trains on `samples` + `folders` and validates on `validation_samples`,
+    which must not share a source. `sources` adds image folders and public datasets on disk
+    (`medsr.data.sources`: `{kind: image-folder | chestxray14 | lidc-idri | tcia-ldct, path,
+    ...}`), split by patient: their held-out images join the validation set. Evaluation never
+    sees a training source or slab. `noise_bank_size`: whole-slice realisations per slice of
+    the `ldct*` and `petct` banks; their other options are the task sections `ldct` and
+    `pet`. `num_workers`: DataLoader worker processes (batches do not depend on it).
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
     folders: list[str] = field(default_factory=list)
     validation_samples: list[str] = field(default_factory=list)
-    validation_folders: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     task: str = "x4"
     task_overrides: dict[str, Any] = field(default_factory=dict)
@@ -70,12 +94,8 @@ class DataConfig:
     min_foreground: float = 0.5
     augment: bool = True
     noise_bank_size: int = 4
-    noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
-    noise_level_unit: float | None = None
-    noise_level_of: Literal["input", "added"] = "input"
-    pet_counts_range: list[float] = field(default_factory=list)
-    pet_anatomies: list[str] = field(default_factory=list)
+    ldct: LowDoseConfig = field(default_factory=LowDoseConfig)
+    pet: PetConfig = field(default_factory=PetConfig)
     cache_dir: str | None = None
     num_workers: int = 0
 
@@ -153,7 +173,6 @@ class TrainingConfig:
 
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1e-4
-    discriminator_lr: float | None = None
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
     schedule: Literal["cosine", "step", "constant"] = "cosine"
@@ -338,6 +357,43 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+# Keys of configs written before `data` had per-task sections. Checkpoints store the config
+# of their run (`medsr train --resume`, `training/release.py` and benchmarks/quality.py read
+# it back), so the old spelling stays loadable: old dotted key -> new dotted key.
+MOVED_KEYS = {
+    "data.noise_gain": "data.ldct.noise_gain",
+    "data.zoom": "data.ldct.zoom",
+    "data.noise_level_unit": "data.ldct.noise_level_unit",
+    "data.noise_level_of": "data.ldct.noise_level_of",
+    "data.pet_counts_range": "data.pet.counts_range",
+    "data.pet_anatomies": "data.pet.anatomies",
+}
+# Keys no config, test or document used: dropped, loadable only at the value they always had.
+DROPPED_KEYS: dict[str, Any] = {"data.validation_folders": [], "training.discriminator_lr": None}
+
+
+def upgrade_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of config dict `data` (a YAML file's, a checkpoint's) with the keys of
+    `MOVED_KEYS` moved into their sections and those of `DROPPED_KEYS` removed; ValueError
+    for a dropped key set to another value, or a key given in both spellings."""
+    data = copy.deepcopy(data)
+    for key, value in [*DROPPED_KEYS.items(), *MOVED_KEYS.items()]:
+        section_name, name = key.split(".")
+        section = data.get(section_name)
+        if not isinstance(section, dict) or name not in section:
+            continue
+        old = section.pop(name)
+        if key in DROPPED_KEYS:
+            if old != value:
+                raise ValueError(f"{key} is no longer supported (got {old!r})")
+            continue
+        new_section, new_name = value.split(".")[1:]
+        if new_name in (section.get(new_section) or {}):
+            raise ValueError(f"{key} and {value} both given; keep {value}")
+        _set_dotted(data, value, old)
+    return data
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """`"training.lr=2e-4"` -> `("training.lr", "2e-4")`; the value is parsed as YAML."""
     key, sep, raw = text.partition("=")
@@ -368,11 +424,16 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"model.scale {config.model.kwargs['scale']} != data.scale {d.scale}")
     if n.kind == "window" and not n.high > n.low:
         raise ValueError(f"normalization: high {n.high} must be > low {n.low}")
-    if len(t.betas) != 2 or len(n.percentiles) != 2 or len(d.noise_gain) != 2 or len(d.zoom) != 2:
+    pairs = (t.betas, n.percentiles, d.ldct.noise_gain, d.ldct.zoom)
+    if any(len(values) != 2 for values in pairs):
         raise ValueError(
-            f"training.betas, normalization.percentiles, data.noise_gain and "
-            f"data.zoom need 2 values: {t.betas}, {n.percentiles}, "
-            f"{d.noise_gain}, {d.zoom}"
+            f"training.betas, normalization.percentiles, data.ldct.noise_gain and "
+            f"data.ldct.zoom need 2 values: {t.betas}, {n.percentiles}, "
+            f"{d.ldct.noise_gain}, {d.ldct.zoom}"
+        )
+    if d.pet.counts_range and len(d.pet.counts_range) != 2:
+        raise ValueError(
+            f"data.pet.counts_range must be [] or [low, high], got {d.pet.counts_range}"
         )
     if not (0 <= t.ema_decay < 1 and t.lr > 0 and 0 < d.train_fraction < 1):
         raise ValueError(
@@ -384,10 +445,12 @@ def _validate(config: TrainConfig) -> None:
 
         get_window(config.evaluation.window)
     _validate_fusion(config)
+    for entry in d.sources:  # kind and keys known, values in range (`medsr.data.sources`)
+        source_from_dict(entry)
     channels = config.model.kwargs.get("in_channels", 1)
-    if d.noise_level_unit is not None and (channels != 2 or not d.task.startswith("ldct")):
+    if d.ldct.noise_level_unit is not None and (channels != 2 or not d.task.startswith("ldct")):
         raise ValueError(
-            f"data.noise_level_unit needs an ldct task and model.in_channels 2, "
+            f"data.ldct.noise_level_unit needs an ldct task and model.in_channels 2, "
             f"got {d.task!r} and {channels}"
         )
     if unknown := set(config.phase_overrides) - {"pretrain", "gan"}:
@@ -420,7 +483,7 @@ def _validate_fusion(config: TrainConfig) -> None:
 
 def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> TrainConfig:
     """Build and validate a `TrainConfig` from a plain dict plus `key=value` overrides."""
-    data = copy.deepcopy(data)
+    data = upgrade_config(data)
     cli = [parse_override(o) for o in overrides or []]
     # The phase may come from the command line; its overrides go under the CLI's.
     phase = next((v for k, v in reversed(cli) if k == "phase"), data.get("phase", "pretrain"))
@@ -428,7 +491,7 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -
     if not isinstance(phase_overrides, dict):
         raise ValueError(f"phase_overrides must be a mapping, got {phase_overrides!r}")
     for key, value in [*(phase_overrides.get(phase) or {}).items(), *cli]:
-        _set_dotted(data, key, value)
+        _set_dotted(data, MOVED_KEYS.get(key, key), value)
     config: TrainConfig = _build(TrainConfig, data)
     _validate(config)
     return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,12 +20,13 @@ from medsr.checkpoint import Normalization
 from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, collate_pairs
 from medsr.data.noise_bank import NoiseBankPairs
 from medsr.data.pet_bank import PetBankPairs
-from medsr.data.sources import read_images, source_from_dict, split_files
+from medsr.data.public.tcia_ldct import TciaLdctPairs
+from medsr.data.sources import TciaLdctSource, source_from_dict
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
 from medsr.image import Volume
 from medsr.io.samples import load_sample
 from medsr.physics.tasks import make_task
-from medsr.training.config import DataConfig, NormalizationConfig
+from medsr.training.config import DataConfig, LowDoseConfig, NormalizationConfig
 
 
 @dataclass
@@ -60,64 +62,65 @@ def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
     return out
 
 
-def _folder_sources(config: DataConfig) -> tuple[list[Volume], list[Volume], list[str]]:
+def _source_images(config: DataConfig) -> tuple[list[Volume], list[Volume], list[str]]:
     """The images of `data.sources`, split into training and held-out (`data/sources.py`)."""
-    from medsr.io import read
-
     train: list[Volume] = []
     validation: list[Volume] = []
     statements = []
     for entry in config.sources:
-        source = source_from_dict(entry)
-        train_files, held_files, statement = split_files(source)
-        train += read_images(train_files, source.scales, read)
-        validation += read_images(held_files, source.scales, read)
-        statements.append(statement)
+        images = source_from_dict(entry).read()
+        train += images.train
+        validation += images.validation
+        statements.append(images.statement)
     return train, validation, statements
+
+
+def _slab_split(
+    volumes: list[Volume], config: DataConfig
+) -> tuple[list[PatchSource], list[PatchSource], str]:
+    if len(volumes) != 1 or not volumes[0].is_volume:
+        raise ValueError("data.split slab needs exactly one 3-D volume in samples/folders")
+    volume = volumes[0]
+    name = str(volume.metadata.get("sample") or volume.metadata.get("path") or "volume")
+    slab = split_by_slab(volume.num_slices, config.train_fraction, config.gap_slices, name=name)
+    train = [PatchSource(volume, name, slices=slab.train)]
+    return train, [PatchSource(volume, name, slices=slab.validation)], slab.describe()
+
+
+def _source_ids(group: list[PatchSource]) -> list[str]:
+    """Each source's id (patient, sample or path), also set as its `source_id`."""
+    ids = []
+    for source in group:
+        meta = source.volume.metadata
+        source.source_id = str(meta.get("source_id") or meta.get("sample") or meta.get("path"))
+        ids.append(source.source_id)
+    return ids
 
 
 def _sources(
     config: DataConfig, normalization: NormalizationConfig
 ) -> tuple[list[PatchSource], list[PatchSource], str]:
-    folder_train, folder_validation, folder_statements = _folder_sources(config)
+    folder_train, folder_validation, folder_statements = _source_images(config)
     train_volumes = _read_sources(config.samples, config.folders) + folder_train
     if not train_volumes:
         raise ValueError("data.samples and data.folders are both empty: nothing to train on")
     if normalization.kind == "percentile":  # mapped before the degradation (stated in config)
         train_volumes = [_percentile_normalize(v, normalization.percentiles) for v in train_volumes]
     if config.split == "slab":
-        if len(train_volumes) != 1 or not train_volumes[0].is_volume:
-            raise ValueError("data.split slab needs exactly one 3-D volume in samples/folders")
-        volume = train_volumes[0]
-        name = str(volume.metadata.get("sample") or volume.metadata.get("path") or "volume")
-        slab = split_by_slab(volume.num_slices, config.train_fraction, config.gap_slices, name=name)
-        train = [PatchSource(volume, name, slices=slab.train)]
-        validation = [PatchSource(volume, name, slices=slab.validation)]
-        return train, validation, slab.describe()
-    val_volumes = (
-        _read_sources(config.validation_samples, config.validation_folders) + folder_validation
-    )
+        return _slab_split(train_volumes, config)
+    val_volumes = _read_sources(config.validation_samples, []) + folder_validation
     if not val_volumes:
-        raise ValueError("data.split source needs validation_samples or validation_folders")
+        raise ValueError("data.split source needs validation_samples or data.sources")
     if normalization.kind == "percentile":
         val_volumes = [_percentile_normalize(v, normalization.percentiles) for v in val_volumes]
     train = [PatchSource(v, None) for v in train_volumes]
     validation = [PatchSource(v, None) for v in val_volumes]
-    ids = {}
-    for name, group in (("train", train), ("validation", validation)):
-        ids[name] = [
-            str(
-                v.volume.metadata.get("source_id")
-                or v.volume.metadata.get("sample")
-                or v.volume.metadata.get("path")
-            )
-            for v in group
-        ]
-        for source, source_id in zip(group, ids[name], strict=True):
-            source.source_id = source_id
+    ids = {"train": _source_ids(train), "validation": _source_ids(validation)}
     assert_disjoint_sources(**ids)
     if folder_statements:
-        named = [i for i in ids["train"] if not i.isdigit()]
+        # the named samples and files besides the sources' patients (public sets tag theirs)
+        public = {v.metadata["source_id"] for v in folder_train if "data_source" in v.metadata}
+        named = [i for i in ids["train"] if not i.isdigit() and i not in public]
         statement = "split by source: " + "; ".join(folder_statements)
         statement += f"; also train {sorted(set(named))}" if named else ""
     else:
@@ -128,13 +131,25 @@ def _sources(
     return train, validation, statement
 
 
-def _pair(values: list[float], name: str) -> tuple[float, float] | None:
-    """`[low, high]` as a tuple, `[]` as None."""
-    if not values:
+def _real_pairs(config: DataConfig, normalization: NormalizationConfig) -> TciaLdctSource | None:
+    """The `tcia-ldct` source whose real low/full-dose pairs are all the data, or None."""
+    sources = [source_from_dict(entry) for entry in config.sources]
+    real = [s for s in sources if isinstance(s, TciaLdctSource) and s.use == "real-pairs"]
+    if not real:
         return None
-    if len(values) != 2:
-        raise ValueError(f"{name} must be [] or [low, high], got {values}")
-    return float(values[0]), float(values[1])
+    needs = {
+        "task ldct (the pairs share one grid)": config.task == "ldct",
+        "split source": config.split == "source",
+        "normalization.kind window": normalization.kind == "window",
+        "no other data (data.samples: [], no folders, validation_samples or other sources)": (
+            not (config.samples or config.folders or config.validation_samples)
+            and len(sources) == 1
+        ),
+        "no data.ldct options (they shape simulated noise)": config.ldct == LowDoseConfig(),
+    }
+    if missing := [need for need, met in needs.items() if not met]:
+        raise ValueError("data.sources tcia-ldct use: real-pairs needs " + "; ".join(missing))
+    return real[0]
 
 
 def _task_ranges(config: DataConfig, bank: str | None, augment: bool) -> dict[str, Any]:
@@ -142,13 +157,27 @@ def _task_ranges(config: DataConfig, bank: str | None, augment: bool) -> dict[st
     bank the task uses; validation (`augment` False) draws none."""
     if bank == "noise":
         off = (1.0, 1.0)
+        gain, zoom = config.ldct.noise_gain, config.ldct.zoom
         return {
-            "noise_gain": (config.noise_gain[0], config.noise_gain[1]) if augment else off,
-            "zoom": (config.zoom[0], config.zoom[1]) if augment else off,
+            "noise_gain": (gain[0], gain[1]) if augment else off,
+            "zoom": (zoom[0], zoom[1]) if augment else off,
         }
-    if bank == "pet" and augment and config.pet_counts_range:
-        return {"counts_range": _pair(config.pet_counts_range, "data.pet_counts_range")}
+    if bank == "pet" and augment and config.pet.counts_range:
+        counts = config.pet.counts_range  # [low, high] (checked by the config)
+        return {"counts_range": (float(counts[0]), float(counts[1]))}
     return {}
+
+
+def _bank_progress(progress: bool, bank: str | None) -> Callable[[Any], Any] | None:
+    """A tqdm wrapper for building a whole-slice bank (it takes a while), or None."""
+    if not (progress and bank):
+        return None
+    from tqdm import tqdm
+
+    def bar(it: Any) -> Any:
+        return tqdm(list(it), desc=f"{bank} bank", unit="slice")
+
+    return bar
 
 
 def _dataset(
@@ -166,46 +195,31 @@ def _dataset(
         raise ValueError(f"data.scale {config.scale} differs from task {config.task!r} scale")
     if ranges := _task_ranges(config, task.bank, augment):
         task = make_task(config.task, **{**config.task_overrides, **ranges})
-    bar = None
-    if progress and task.bank:  # the whole-slice banks take a while to build
-        from tqdm import tqdm
-
-        def bar(it: Any) -> Any:
-            return tqdm(list(it), desc=f"{task.bank} bank", unit="slice")
-
+    common = (sources, task, config.patch_size, num_samples, seed, config.min_foreground)
+    bar = _bank_progress(progress, task.bank)
     if task.bank == "pet":  # whole-slice PET simulations, drawn once (pet_bank.py)
         return PetBankPairs(
-            sources,
-            task,  # type: ignore[arg-type]
-            config.patch_size,
-            num_samples,
-            seed,
-            config.min_foreground,
+            *common,  # type: ignore[arg-type]
             augment,
             normalize,
             guide_windows or [],
-            config.noise_bank_size,
+            realisations=config.noise_bank_size,
             bank_seed=seed,
             progress=bar,
             cache_dir=config.cache_dir,
-            anatomies=(config.pet_anatomies or None) if augment else None,
+            anatomies=(config.pet.anatomies or None) if augment else None,
         )
     if task.bank == "noise":  # whole-slice low-dose noise, drawn once (noise_bank.py)
         return NoiseBankPairs(
-            sources,
-            task,  # type: ignore[arg-type]
-            config.patch_size,
-            num_samples,
-            seed,
-            config.min_foreground,
+            *common,  # type: ignore[arg-type]
             augment,
             normalize,
-            config.noise_bank_size,
+            realisations=config.noise_bank_size,
             bank_seed=seed,
             progress=bar,
             cache_dir=config.cache_dir,
-            noise_level_unit=config.noise_level_unit,
-            noise_level_of=config.noise_level_of,
+            noise_level_unit=config.ldct.noise_level_unit,
+            noise_level_of=config.ldct.noise_level_of,
         )
     return OnTheFlyPairs(
         sources,
@@ -220,6 +234,32 @@ def _dataset(
     )
 
 
+def _model_normalization(
+    config: DataConfig, normalization: NormalizationConfig, unit: str
+) -> Normalization:
+    """The intensity map the checkpoint stores and inference applies (`medsr.checkpoint`)."""
+    options: dict[str, Any] = {}
+    if config.task == "petct":  # the target and the PET are in SUV; the CT is a guide
+        unit = "SUV"
+        options |= {"guide_windows": [list(w) for w in normalization.guide_windows]}
+        options["guide_unit"] = "HU"
+    ldct = config.ldct
+    if ldct.noise_level_unit is not None:  # the predictor adds the same channel
+        options["noise_level_unit"] = float(ldct.noise_level_unit)
+        if ldct.noise_level_of == "added":  # from the input's noise and the task's dose
+            task = make_task(config.task, **config.task_overrides)
+            options["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
+    window = normalization.kind == "window"
+    return Normalization(
+        normalization.kind,
+        normalization.low if window else None,
+        normalization.high if window else None,
+        (normalization.percentiles[0], normalization.percentiles[1]),
+        unit,
+        options,
+    )
+
+
 def build_data(
     config: DataConfig,
     normalization: NormalizationConfig,
@@ -229,39 +269,38 @@ def build_data(
 ) -> TrainingData:
     """Sources, split, training dataset (`items_per_step` = batch x world size items per
     epoch, one epoch per step) and the validation pairs, drawn once with `seed + 1`."""
-    train_sources, val_sources, statement = _sources(config, normalization)
-    unit = train_sources[0].volume.unit if normalization.kind == "window" else "[0, 1]"
-    guide = None
-    options: dict[str, Any] = {}
-    if config.task == "petct":  # the target and the PET are in SUV; the CT is a guide
-        unit, guide = "SUV", [list(w) for w in normalization.guide_windows]
-        options |= {"guide_windows": guide, "guide_unit": "HU"}
-    if config.noise_level_unit is not None:  # the predictor adds the same channel
-        options["noise_level_unit"] = float(config.noise_level_unit)
-        if config.noise_level_of == "added":  # from the input's noise and the task's dose
-            task = make_task(config.task, **config.task_overrides)
-            options["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
     window = normalization.kind == "window"
-    model_normalization = Normalization(
-        normalization.kind,
-        normalization.low if window else None,
-        normalization.high if window else None,
-        (normalization.percentiles[0], normalization.percentiles[1]),
-        unit,
-        options,
-    )
-    stored = model_normalization.to_dict()  # what the checkpoint stores, inference reads
-    # percentile: each volume was mapped by its own percentiles before the degradation
-    normalize: Callable[[torch.Tensor], torch.Tensor] | None = (
-        model_normalization.forward if window else None
-    )
-    train = _dataset(
-        train_sources, config, items_per_step, seed, config.augment, normalize, progress, guide
-    )
-    validation = _dataset(
-        val_sources, config, config.num_validation, seed + 1, False, normalize, progress, guide
-    )
+    train: Dataset[Item]
+    validation: Dataset[Item]
+    if real := _real_pairs(config, normalization):
+        pairs, statement = real.split()
+        model_normalization = _model_normalization(config, normalization, "HU")
+        real_pairs = partial(
+            TciaLdctPairs,
+            patch_size=config.patch_size,
+            min_foreground=config.min_foreground,
+            normalize=model_normalization.forward,
+        )
+        train = real_pairs(pairs.train, num_samples=items_per_step, seed=seed)
+        validation = real_pairs(
+            pairs.validation, num_samples=config.num_validation, seed=seed + 1, augment=False
+        )
+    else:
+        train_sources, val_sources, statement = _sources(config, normalization)
+        unit = train_sources[0].volume.unit if window else "[0, 1]"
+        model_normalization = _model_normalization(config, normalization, unit)
+        # percentile: each volume was mapped by its own percentiles before the degradation
+        normalize = model_normalization.forward if window else None
+        guide = model_normalization.options.get("guide_windows")
+        train = _dataset(
+            train_sources, config, items_per_step, seed, config.augment, normalize, progress, guide
+        )
+        validation = _dataset(
+            val_sources, config, config.num_validation, seed + 1, False, normalize, progress, guide
+        )
     batch = collate_pairs([validation[i] for i in range(len(validation))])  # type: ignore[arg-type]
+    stored = model_normalization.to_dict()  # what the checkpoint stores, inference reads
+    unit = str(model_normalization.unit)
     return TrainingData(train, batch["low"], batch["high"], statement, stored, unit)
 
 

@@ -158,7 +158,7 @@ def train(
             dist.broadcast_state(model, parameters=True)
 
     opt_g = _optimizer(generator.parameters(), tc, tc.lr)
-    d_lr = tc.discriminator_lr or tc.lr
+    d_lr = tc.lr
     opt_d = _optimizer(discriminator.parameters(), tc, d_lr) if discriminator else None
     ema = EMA(generator, tc.ema_decay)
     perceptual = None
