@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,16 +8,13 @@ from torch.utils.data import DataLoader
 
 from medsr.data.datasets import (
     OnTheFlyPairs,
-    PairsOnDisk,
     PatchSamplingError,
     PatchSource,
     collate_pairs,
     dihedral,
-    find_pairs,
     item_generator,
 )
 from medsr.image import Volume
-from medsr.io import write
 from medsr.io.samples import load_sample
 from medsr.physics.degradation import DegradedPair
 
@@ -179,62 +174,3 @@ def test_radiograph_threshold_is_a_fraction_of_the_range() -> None:
     data = OnTheFlyPairs([Volume(array, (0.2, 0.2), modality="DX")], AreaDown(), 16, 2, 20)
     assert data.thresholds[0] == pytest.approx(100.0)
     assert all(data[i]["params"]["sample"]["col"] > 32 - 8 for i in range(20))
-
-
-def _write_pairs(folder: Path, suffix: str, layout: str) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    highs = []
-    for name in ("a", "b"):
-        high = rng.normal(0, 100, (32, 48)).round().astype(np.float32)
-        low = F.avg_pool2d(torch.from_numpy(high)[None, None], 2)[0, 0].numpy()
-        if layout == "suffix":
-            paths = folder / f"{name}_lr{suffix}", folder / f"{name}_hr{suffix}"
-        else:
-            (folder / "low").mkdir(exist_ok=True)
-            (folder / "high").mkdir(exist_ok=True)
-            paths = folder / "low" / f"{name}{suffix}", folder / "high" / f"{name}{suffix}"
-        write(Volume(low, (2.0, 2.0), modality="CT", unit="HU"), paths[0])
-        write(Volume(high, (1.0, 1.0), modality="CT", unit="HU"), paths[1])
-        highs.append(high)
-    return highs
-
-
-LAYOUTS = [(".npy", "suffix"), (".tif", "suffix"), (".nii.gz", "folders"), (".png", "folders")]
-
-
-@pytest.mark.parametrize(("suffix", "layout"), LAYOUTS)
-def test_pairs_on_disk_round_trip(tmp_path: Path, suffix: str, layout: str) -> None:
-    highs = _write_pairs(tmp_path, suffix, layout)
-    data = PairsOnDisk(tmp_path)
-    assert [name for name, _, _ in data.pairs] == ["a", "b"]
-    item = data[1]
-    assert item["high"].shape == (1, 32, 48) and item["low"].shape == (1, 16, 24)
-    assert np.allclose(item["high"][0].numpy(), highs[1], atol=0.05)
-    assert torch.allclose(item["low"], F.avg_pool2d(item["high"][None], 2)[0], atol=0.05)
-
-
-def test_pairs_on_disk_aligned_random_crops(tmp_path: Path) -> None:
-    _write_pairs(tmp_path, ".npy", "suffix")
-    data = PairsOnDisk(tmp_path, crop_size=8, scale=2, augment=True, seed=1)
-    crops = set()
-    for i in range(len(data)):
-        for epoch in range(4):
-            data.set_epoch(epoch)
-            item = data[i]
-            assert item["low"].shape == (1, 4, 4) and item["high"].shape == (1, 8, 8)
-            assert torch.allclose(item["low"], F.avg_pool2d(item["high"][None], 2)[0], atol=1e-4)
-            crops.add((item["params"]["crop"]["row"], item["params"]["crop"]["col"]))
-    assert len(crops) > 3
-    with pytest.raises(ValueError, match="not x3"):
-        PairsOnDisk(tmp_path, crop_size=9, scale=3)[0]
-
-
-def test_unmatched_files_are_listed(tmp_path: Path) -> None:
-    _write_pairs(tmp_path, ".npy", "suffix")
-    (tmp_path / "b_hr.npy").unlink()
-    np.save(tmp_path / "c_hr.npy", np.zeros((4, 4), np.float32))
-    with pytest.raises(ValueError, match=r"2 file\(s\) without a partner.*b_lr.npy.*c_hr.npy"):
-        find_pairs(tmp_path)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no image pairs"):
-        find_pairs(tmp_path / "empty")

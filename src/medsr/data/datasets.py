@@ -1,8 +1,9 @@
-"""Training datasets: pairs made on the fly from real images, and pairs read from disk.
+"""Training datasets: pairs made on the fly from real images.
 
 `OnTheFlyPairs` draws high-quality patches from 2-D images or slices of 3-D volumes, skips
 air and background, augments (flips / quarter turns) and degrades them with a `Degradation`.
-`PairsOnDisk` reads pairs written by `medsr degrade`. Item `i` of an epoch is reproducible:
+(Pairs that `medsr degrade` wrote are read by `medsr.evaluation.pairs.read_pairs`; real
+low/full-dose pairs by `medsr.data.public.TciaLdctPairs`.) Item `i` of an epoch is reproducible:
 all its randomness comes from a generator seeded from `(seed, epoch, i)`, so results do not
 depend on DataLoader workers or on the order items are asked for.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,124 +224,3 @@ def collate_pairs(batch: Sequence[Item]) -> Item:
         "high": torch.stack([item["high"] for item in batch]),
         "params": [item["params"] for item in batch],
     }
-
-
-PAIR_EXTENSIONS = (".nii.gz", ".nii", ".png", ".tif", ".tiff", ".npy", ".dcm")
-
-
-def _split_name(path: Path) -> tuple[str, str] | None:
-    name = path.name.lower()
-    ext = next((e for e in PAIR_EXTENSIONS if name.endswith(e)), None)
-    return None if ext is None else (path.name[: -len(ext)], ext)
-
-
-def _strip(stem: str, suffix: str) -> str:
-    return stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
-
-
-def find_pairs(root: str | Path) -> list[tuple[str, Path, Path]]:
-    """`(name, low path, high path)` in `root`: `low/` + `high/` folders matched by name,
-    else `<stem>_lr.<ext>` + `<stem>_hr.<ext>`. Unmatched files raise `ValueError` listing them."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"pair folder not found: {root}")
-    if (root / "low").is_dir() and (root / "high").is_dir():
-        sides = {
-            side: {
-                _strip(sp[0], suffix): p
-                for p in sorted((root / side).iterdir())
-                if (sp := _split_name(p))
-            }
-            for side, suffix in (("low", "_lr"), ("high", "_hr"))
-        }
-    else:
-        sides = {"low": {}, "high": {}}
-        for p in sorted(root.iterdir()):
-            split = _split_name(p)
-            if split is None:
-                continue
-            for side, suffix in (("low", "_lr"), ("high", "_hr")):
-                if split[0].lower().endswith(suffix):
-                    sides[side][_strip(split[0], suffix)] = p
-    low, high = sides["low"], sides["high"]
-    unmatched = sorted(str(low[n]) for n in low.keys() - high.keys())
-    unmatched += sorted(str(high[n]) for n in high.keys() - low.keys())
-    if unmatched:
-        raise ValueError(f"{len(unmatched)} file(s) without a partner in {root}: {unmatched}")
-    if not low:
-        raise ValueError(f"no image pairs (<stem>_lr/_hr or low/ + high/) found in {root}")
-    return [(name, low[name], high[name]) for name in sorted(low)]
-
-
-def _read_2d(path: Path) -> Volume:
-    from medsr.io import read
-
-    volume = read(path)
-    if volume.is_volume and volume.num_slices == 1:
-        volume = volume.slice(0)
-    if volume.is_volume:
-        raise ValueError(f"{path} is a 3-D volume {volume.shape}; PairsOnDisk needs 2-D images")
-    return volume
-
-
-class PairsOnDisk(Dataset[Item]):
-    """Pairs from a folder (see `find_pairs`), read lazily with `medsr.io.read`.
-
-    Items: `low` `(1, h, w)`, `high` `(1, H, W)`, `params` (`name`, paths, `crop`). With
-    `crop_size` (HR pixels, a multiple of `scale`) each item is a random aligned crop: LR
-    `[r, r + crop/scale)` and HR `[s r, s r + crop)`, seeded from `(seed, epoch, index)`.
-    """
-
-    def __init__(
-        self,
-        root: str | Path,
-        crop_size: int | None = None,
-        scale: int = 1,
-        seed: int = 0,
-        augment: bool = False,
-        normalize: Normalize | None = None,
-    ) -> None:
-        if crop_size is not None and (crop_size < 1 or scale < 1 or crop_size % scale):
-            raise ValueError(f"crop_size {crop_size} must be a positive multiple of scale {scale}")
-        self.pairs = find_pairs(root)
-        self.crop_size, self.scale, self.seed, self.epoch = crop_size, scale, seed, 0
-        self.augment, self.normalize = augment, normalize
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> Item:
-        name, low_path, high_path = self.pairs[index]
-        low = torch.tensor(_read_2d(low_path).array)[None]
-        high = torch.tensor(_read_2d(high_path).array)[None]
-        s, g = self.scale, item_generator(self.seed, self.epoch, index % len(self))
-        params: dict[str, Any] = {
-            "name": name,
-            "low_path": str(low_path),
-            "high_path": str(high_path),
-            "crop": None,
-        }
-        if self.crop_size is not None:
-            if tuple(high.shape[-2:]) != (low.shape[-2] * s, low.shape[-1] * s):
-                raise ValueError(
-                    f"{name}: high {tuple(high.shape[-2:])} is not x{s} of low "
-                    f"{tuple(low.shape[-2:])}; check `scale`"
-                )
-            c = self.crop_size // s
-            if min(low.shape[-2:]) < c:
-                raise ValueError(f"{name}: low {tuple(low.shape[-2:])} smaller than crop {c}")
-            row = int(torch.randint(0, low.shape[-2] - c + 1, (1,), generator=g))
-            col = int(torch.randint(0, low.shape[-1] - c + 1, (1,), generator=g))
-            low = low[:, row : row + c, col : col + c]
-            high = high[:, s * row : s * (row + c), s * col : s * (col + c)]
-            params["crop"] = {"row": row, "col": col, "size": c, "scale": s}
-        if self.augment:
-            op = int(torch.randint(0, NUM_DIHEDRAL, (1,), generator=g))
-            low, high = dihedral(low, op), dihedral(high, op)
-            params["augment"] = op
-        if self.normalize is not None:
-            low, high = self.normalize(low), self.normalize(high)
-        return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
