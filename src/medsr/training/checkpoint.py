@@ -1,4 +1,5 @@
-"""Training checkpoints: keep-last-K + best, resuming, and the global RNG states.
+"""Training checkpoints: the payload of a run's state, resuming it, keep-last-K + best, and
+the global RNG states.
 
 The file format, atomic writes and rebuilding a model from a file belong to
 `medsr.checkpoint` (below training and inference), re-exported here for the loop:
@@ -7,6 +8,7 @@ The file format, atomic writes and rebuilding a model from a file belong to
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from pathlib import Path
@@ -15,7 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsr._version import __version__
 from medsr.checkpoint import FORMAT, load_checkpoint, load_generator, save_atomic
+from medsr.training.config import TrainConfig
+from medsr.training.state import TrainState
 
 __all__ = [
     "BEST_NAME",
@@ -25,10 +30,14 @@ __all__ = [
     "load_checkpoint",
     "load_generator",
     "prune_checkpoints",
+    "restore",
+    "resume",
     "rng_state",
     "save_atomic",
+    "save_checkpoints",
     "set_rng_state",
     "step_path",
+    "training_payload",
 ]
 
 STEP_PATTERN = re.compile(r"^step_(\d{8})\.pt$")
@@ -65,6 +74,18 @@ def prune_checkpoints(folder: str | Path, keep_last: int) -> list[Path]:
     return removed
 
 
+def save_checkpoints(
+    payload: dict[str, Any], folder: Path, step: int, due: bool, is_best: bool, keep_last: int
+) -> None:
+    """`payload` as `step_<step>.pt` when `due` (keeping the newest `keep_last`), and as
+    `best.pt` when `is_best`."""
+    if due:
+        save_atomic(payload, step_path(folder, step))
+        prune_checkpoints(folder, keep_last)
+    if is_best:
+        save_atomic(payload, folder / BEST_NAME)
+
+
 def rng_state() -> dict[str, Any]:
     """Every global RNG state, as tensors and plain values (loadable with weights_only)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
@@ -94,3 +115,75 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _model_spec(name: str, model: Any) -> dict[str, Any]:
+    return {"name": name, "config": model.config(), "state_dict": model.state_dict()}
+
+
+def training_payload(
+    state: TrainState,
+    config: TrainConfig,
+    step: int,
+    normalization: dict[str, Any],
+    split: str,
+    metrics: dict[str, float],
+    best_psnr: float,
+) -> dict[str, Any]:
+    """Everything `restore` needs to continue bit-identically after `step` steps, plus what
+    inference reads (generator spec, EMA weights, normalisation, config, split statement)."""
+    d, opt_d, scaler = state.discriminator, state.opt_d, state.scaler
+    return {
+        "format": FORMAT,
+        "medsr_version": __version__,
+        "step": step,
+        "config": config.to_dict(),
+        "normalization": normalization,
+        "split": split,
+        "metrics": metrics,
+        "best_psnr": best_psnr,
+        "generator": _model_spec(config.model.name, state.generator),
+        "discriminator": None if d is None else _model_spec(config.discriminator.name, d),
+        "ema": state.ema.state_dict(),
+        "ema_updates": state.ema.num_updates,
+        "optimizers": {
+            "generator": state.opt_g.state_dict(),
+            "discriminator": None if opt_d is None else opt_d.state_dict(),
+        },
+        "scheduler": {"kind": config.training.schedule, "step": step},
+        "scaler": None if scaler is None else scaler.state_dict(),
+        "rng": rng_state(),
+    }
+
+
+def restore(
+    state: TrainState, payload: dict[str, Any], path: str | Path
+) -> tuple[int, float, dict[str, float]]:
+    """Load a `training_payload` into `state` and the global RNGs; returns its `(step,
+    best_psnr, metrics)`. A pretrain checkpoint cannot resume the gan phase."""
+    state.generator.load_state_dict(payload["generator"]["state_dict"])
+    state.ema.load_state_dict(payload["ema"], payload["ema_updates"])
+    state.opt_g.load_state_dict(payload["optimizers"]["generator"])
+    if state.discriminator is not None and state.opt_d is not None:
+        if payload["discriminator"] is None:
+            raise ValueError(
+                f"{path} has no discriminator (a pretrain checkpoint?); "
+                "use it as `pretrained` for the gan phase"
+            )
+        state.discriminator.load_state_dict(payload["discriminator"]["state_dict"])
+        state.opt_d.load_state_dict(payload["optimizers"]["discriminator"])
+    if state.scaler is not None and payload.get("scaler"):
+        state.scaler.load_state_dict(payload["scaler"])
+    set_rng_state(payload["rng"])
+    return payload["step"], payload["best_psnr"], payload["metrics"]
+
+
+def resume(
+    state: TrainState, resume: str | Path | None, folder: Path, device: torch.device
+) -> tuple[int, float, dict[str, float]]:
+    """`(step, best_psnr, metrics)` to start from: `(0, -inf, {})` for a fresh start, else
+    those of checkpoint `resume` (`"auto"`: the latest in `folder`, if any), restored."""
+    path = latest_checkpoint(folder) if str(resume) == "auto" else resume
+    if path is None:
+        return 0, -math.inf, {}
+    return restore(state, load_checkpoint(path, map_location=device), path)

@@ -304,6 +304,15 @@ def build_data(
     return TrainingData(train, batch["low"], batch["high"], statement, stored, unit)
 
 
+def check_metric_unit(window: str | None, unit: str) -> None:
+    """A CT metric window (`evaluation.window`) needs images in HU."""
+    if window and unit != "HU":
+        raise ValueError(
+            f"evaluation.window {window!r} needs HU images, got {unit!r}; "
+            "set evaluation.window=null"
+        )
+
+
 class _StepItems(Dataset[Item]):
     """Item `(step, index)` = item `index` of the dataset at epoch `step`."""
 

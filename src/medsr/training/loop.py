@@ -19,19 +19,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medsr._version import __version__
 from medsr.losses import PerceptualLoss
 from medsr.metrics.ct import describe_window, get_window, windowed_psnr, windowed_ssim
 from medsr.metrics.image import psnr, ssim
-from medsr.models import build_discriminator, build_generator
 from medsr.physics.resize import upsample
 from medsr.training import checkpoint as ckpt
 from medsr.training import distributed as dist
 from medsr.training.config import TrainConfig, TrainingConfig
-from medsr.training.data import TrainingData, build_data, step_loader
-from medsr.training.ema import EMA
+from medsr.training.data import TrainingData, build_data, check_metric_unit, step_loader
 from medsr.training.gan import StepOptions, discriminator_step, generator_step
 from medsr.training.logging import MetricsLog
+from medsr.training.state import TrainState
 
 DEBUG_STATE_ENV = "MEDSR_DEBUG_STATE_DIR"  # tests: every rank writes its final weights there
 
@@ -47,13 +45,6 @@ def learning_rate(step: int, config: TrainingConfig, base: float) -> float:
         return base * config.step_gamma ** (step // config.step_every)
     progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     return config.min_lr + (base - config.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _optimizer(params: Any, config: TrainingConfig, lr: float) -> torch.optim.Optimizer:
-    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(
-        params, lr=lr, betas=(config.betas[0], config.betas[1]), weight_decay=config.weight_decay
-    )
 
 
 def metric_label(config: TrainConfig) -> str:
@@ -105,142 +96,152 @@ def evaluate(
     return metrics, output, bicubic
 
 
+def _setup_process(config: TrainConfig) -> tuple[torch.device, dist.DistributedInfo]:
+    """Device, process group, threads and global seeds (the same on every rank, so the
+    initial weights are identical)."""
+    device = dist.pick_device(config.device)
+    info = dist.setup_distributed(device)
+    if config.training.precision == "fp16" and device.type != "cuda":
+        raise ValueError("training.precision fp16 needs CUDA; use fp32 or bf16 on the CPU")
+    if config.num_threads is not None:  # 2 threads on 2 busy cores can be 20x slower than 1
+        torch.set_num_threads(config.num_threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    return device, info
+
+
+def _perceptual_loss(config: TrainConfig, device: torch.device) -> PerceptualLoss | None:
+    """The VGG feature loss of the gan phase, when it has a weight."""
+    loss = config.losses.perceptual
+    if loss.weight <= 0 or config.phase != "gan":
+        return None
+    if not loss.weights_path:
+        raise ValueError("losses.perceptual.weight > 0 needs losses.perceptual.weights_path")
+    return PerceptualLoss(loss.weights_path, loss.layers).to(device)
+
+
+def _step_options(config: TrainingConfig, device: torch.device, state: TrainState) -> StepOptions:
+    dtype = torch.float16 if config.precision == "fp16" else torch.bfloat16
+    enabled = config.precision != "fp32"
+    return StepOptions(
+        autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=enabled),
+        scaler=state.scaler,
+        grad_clip=config.grad_clip,
+        sync_gradients=dist.average_gradients,
+    )
+
+
+def _train_step(
+    state: TrainState,
+    batch: dict[str, Any],
+    config: TrainConfig,
+    options: StepOptions,
+    perceptual: PerceptualLoss | None,
+    device: torch.device,
+) -> dict[str, float]:
+    """One update of the discriminator (phase gan) and the generator, then the EMA."""
+    low, high = batch["low"].to(device), batch["high"].to(device)
+    generator, discriminator = state.generator, state.discriminator
+    generator.train()
+    with options.autocast():
+        fake = generator(low)
+    logs: dict[str, float] = {"lr": state.opt_g.param_groups[0]["lr"]}
+    if discriminator is not None and state.opt_d is not None:
+        kind = config.losses.adversarial.kind
+        logs |= discriminator_step(discriminator, state.opt_d, high, fake, kind, options)
+    logs |= generator_step(
+        generator, state.opt_g, fake, high, config.losses, options, discriminator, perceptual
+    )
+    if state.scaler is not None:
+        state.scaler.update()
+    for model in state.models():
+        dist.broadcast_state(model)
+    state.ema.update(generator)
+    return logs
+
+
+def _validate(
+    state: TrainState,
+    data: TrainingData,
+    config: TrainConfig,
+    device: torch.device,
+    log: MetricsLog,
+    output: Path,
+    done: int,
+) -> dict[str, float]:
+    """Metrics of the EMA generator and of bicubic upsampling, logged and printed; the
+    sample grid when due (shown on the metric window for CT, else on [0, 1])."""
+    label = metric_label(config)
+    metrics, output_images, bicubic = evaluate(state.ema.model, data, config, device)
+    log.write("validation", done, {f"{k} ({label})": v for k, v in metrics.items()})
+    tqdm.write(
+        f"step {done}: PSNR {metrics['psnr_model']:.2f} dB (bicubic "
+        f"{metrics['psnr_bicubic']:.2f}), SSIM {metrics['ssim_model']:.4f} "
+        f"(bicubic {metrics['ssim_bicubic']:.4f}) on {label}"
+    )
+    if done % config.intervals.sample_every == 0 or done == config.training.max_steps:
+        from medsr.viz.samples import save_sample_grid
+
+        show = (0.0, 1.0)
+        if config.evaluation.window:
+            window, norm = get_window(config.evaluation.window), data.normalization
+            low, high = norm["low"], norm["high"]
+            show = tuple((v - low) / (high - low) for v in (window.low, window.high))
+        save_sample_grid(
+            output / "samples" / f"step_{done:08d}.png",
+            bicubic,
+            output_images,
+            data.validation_high,
+            show,
+            f"{config.name} step {done}: LR bicubic | output (EMA) | target | error; {label}",
+        )
+    return metrics
+
+
+def _write_debug_state(state: TrainState, rank: int) -> None:
+    """Tests: every rank's final weights, to check that the ranks stayed in step."""
+    if debug := os.environ.get(DEBUG_STATE_ENV):
+        Path(debug).mkdir(parents=True, exist_ok=True)
+        weights = {
+            "generator": state.generator.state_dict(),
+            "ema": state.ema.state_dict(),
+            "discriminator": None
+            if state.discriminator is None
+            else state.discriminator.state_dict(),
+        }
+        torch.save(weights, Path(debug) / f"rank{rank}.pt")
+
+
 def train(
     config: TrainConfig, output: str | Path | None = None, resume: str | Path | None = None
 ) -> dict[str, Any]:
     """Train as `config` says; write logs and checkpoints to `output` (default
     `runs/<name>-<phase>`). `resume`: a checkpoint path, or `"auto"` for the latest one in
     `output` (a fresh start when there is none). Returns the final step, metrics and paths."""
+    # Longer than ~60 lines on purpose (nanoGPT's train.py): the run reads top to bottom,
+    # setup, step, evaluate, checkpoint; each part is a call to the code that owns it.
     # ---------------------------------------------------------------- setup
     tc, intervals = config.training, config.intervals
-    device = dist.pick_device(config.device)
-    info = dist.setup_distributed(device)
+    device, info = _setup_process(config)
     out = Path(output) if output is not None else Path("runs") / f"{config.name}-{config.phase}"
-    if tc.precision == "fp16" and device.type != "cuda":
-        raise ValueError("training.precision fp16 needs CUDA; use fp32 or bf16 on the CPU")
-    if config.num_threads is not None:  # 2 threads on 2 busy cores can be 20x slower than 1
-        torch.set_num_threads(config.num_threads)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)  # same on every rank: identical initial weights
-
+    items_per_step = tc.batch_size * info.world_size
     data = build_data(
-        config.data,
-        config.normalization,
-        config.seed,
-        tc.batch_size * info.world_size,
-        progress=info.is_main,
+        config.data, config.normalization, config.seed, items_per_step, progress=info.is_main
     )
-    if config.evaluation.window and data.unit != "HU":
-        raise ValueError(
-            f"evaluation.window {config.evaluation.window!r} needs HU images, "
-            f"got {data.unit!r}; set evaluation.window=null"
-        )
-    model_args = {"scale": config.data.scale, **config.model.kwargs}
-    generator = build_generator(config.model.name, **model_args).to(device)
-    discriminator = None
-    if config.phase == "gan":
-        if not config.pretrained:
-            raise ValueError("phase gan needs `pretrained`: a checkpoint of the pretrain phase")
-        pretrained = ckpt.load_checkpoint(config.pretrained)
-        spec = pretrained["generator"]
-        if spec["name"] != config.model.name or spec["config"] != generator.config():
-            raise ValueError(
-                f"pretrained generator {spec['name']} {spec['config']} differs "
-                f"from model {config.model.name} {generator.config()}"
-            )
-        generator.load_state_dict(pretrained["ema"] or spec["state_dict"])
-        discriminator = build_discriminator(
-            config.discriminator.name, **config.discriminator.kwargs
-        ).to(device)
-    for model in (generator, discriminator):
-        if model is not None:
-            dist.broadcast_state(model, parameters=True)
-
-    opt_g = _optimizer(generator.parameters(), tc, tc.lr)
-    d_lr = tc.lr
-    opt_d = _optimizer(discriminator.parameters(), tc, d_lr) if discriminator else None
-    ema = EMA(generator, tc.ema_decay)
-    perceptual = None
-    if config.losses.perceptual.weight > 0 and config.phase == "gan":
-        if not config.losses.perceptual.weights_path:
-            raise ValueError("losses.perceptual.weight > 0 needs losses.perceptual.weights_path")
-        perceptual = PerceptualLoss(
-            config.losses.perceptual.weights_path, config.losses.perceptual.layers
-        ).to(device)
-    scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
-    dtype = torch.float16 if tc.precision == "fp16" else torch.bfloat16
-    options = StepOptions(
-        autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=tc.precision != "fp32"),
-        scaler=scaler,
-        grad_clip=tc.grad_clip,
-        sync_gradients=dist.average_gradients,
-    )
-
-    start, best_psnr, metrics = 0, -math.inf, {}
-    resume_path = ckpt.latest_checkpoint(out) if str(resume) == "auto" else resume
-    if resume_path is not None:
-        state = ckpt.load_checkpoint(resume_path, map_location=device)
-        generator.load_state_dict(state["generator"]["state_dict"])
-        ema.load_state_dict(state["ema"], state["ema_updates"])
-        opt_g.load_state_dict(state["optimizers"]["generator"])
-        if discriminator is not None and opt_d is not None:
-            if state["discriminator"] is None:
-                raise ValueError(
-                    f"{resume_path} has no discriminator (a pretrain checkpoint?); "
-                    "use it as `pretrained` for the gan phase"
-                )
-            discriminator.load_state_dict(state["discriminator"]["state_dict"])
-            opt_d.load_state_dict(state["optimizers"]["discriminator"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        start, best_psnr, metrics = state["step"], state["best_psnr"], state["metrics"]
-
-    def save(path: Path, step: int) -> None:
-        payload = {
-            "format": ckpt.FORMAT,
-            "medsr_version": __version__,
-            "step": step,
-            "config": config.to_dict(),
-            "normalization": data.normalization,
-            "split": data.split,
-            "metrics": metrics,
-            "best_psnr": best_psnr,
-            "generator": {
-                "name": config.model.name,
-                "config": generator.config(),
-                "state_dict": generator.state_dict(),
-            },
-            "discriminator": None
-            if discriminator is None
-            else {
-                "name": config.discriminator.name,
-                "config": discriminator.config(),
-                "state_dict": discriminator.state_dict(),
-            },
-            "ema": ema.state_dict(),
-            "ema_updates": ema.num_updates,
-            "optimizers": {
-                "generator": opt_g.state_dict(),
-                "discriminator": None if opt_d is None else opt_d.state_dict(),
-            },
-            "scheduler": {"kind": tc.schedule, "step": step},
-            "scaler": None if scaler is None else scaler.state_dict(),
-            "rng": ckpt.rng_state(),
-        }
-        ckpt.save_atomic(payload, path)
-
-    label = metric_label(config)
+    check_metric_unit(config.evaluation.window, data.unit)
+    state = TrainState.build(config, device)
+    perceptual = _perceptual_loss(config, device)
+    options = _step_options(tc, device, state)
+    start, best_psnr, metrics = ckpt.resume(state, resume, out, device)
     log = MetricsLog(out) if info.is_main else None
     if info.is_main:
         print(
             f"medsr train: {config.name} phase {config.phase}, {data.split}; "
-            f"metrics on {label}; output {out}"
+            f"metrics on {metric_label(config)}; output {out}"
         )
-    loader = step_loader(
-        data.train, start, tc.max_steps, tc.batch_size, info.rank, config.data.num_workers
-    )
+    workers = config.data.num_workers
+    loader = step_loader(data.train, start, tc.max_steps, tc.batch_size, info.rank, workers)
     bar = tqdm(
         total=tc.max_steps, initial=start, disable=not info.is_main, unit="step", mininterval=1.0
     )
@@ -248,91 +249,37 @@ def train(
 
     # ---------------------------------------------------------------- step
     for step, batch in enumerate(loader, start=start):
-        for group in opt_g.param_groups:
-            group["lr"] = learning_rate(step, tc, tc.lr)
-        for group in opt_d.param_groups if opt_d else []:
-            group["lr"] = learning_rate(step, tc, d_lr)
-        low, high = batch["low"].to(device), batch["high"].to(device)
-        generator.train()
-        with options.autocast():
-            fake = generator(low)
-        logs: dict[str, float] = {"lr": opt_g.param_groups[0]["lr"]}
-        if discriminator is not None and opt_d is not None:
-            kind = config.losses.adversarial.kind
-            logs |= discriminator_step(discriminator, opt_d, high, fake, kind, options)
-        logs |= generator_step(
-            generator, opt_g, fake, high, config.losses, options, discriminator, perceptual
-        )
-        if scaler is not None:
-            scaler.update()
-        for model in (generator, discriminator):
-            if model is not None:
-                dist.broadcast_state(model)
-        ema.update(generator)
+        state.set_learning_rate(learning_rate(step, tc, tc.lr))
+        logs = _train_step(state, batch, config, options, perceptual, device)
         train_time += time.perf_counter() - timer  # data + update; not evaluation
-        done = step + 1
+        done, last = step + 1, step + 1 == tc.max_steps
         bar.update(1)
         bar.set_postfix(loss=f"{logs['g_loss']:.4g}", refresh=False)
 
         # ------------------------------------------------------------ evaluate
-        if log is not None and (done % intervals.log_every == 0 or done == tc.max_steps):
-            rate = (done - ticked) * tc.batch_size * info.world_size / max(train_time, 1e-9)
+        if log is not None and (done % intervals.log_every == 0 or last):
+            rate = (done - ticked) * items_per_step / max(train_time, 1e-9)
             log.write("train", done, {**logs, "samples_per_s": rate})
             train_time, ticked = 0.0, done
-        last = done == tc.max_steps
-        validate = done % intervals.validate_every == 0 or last
-        is_best = False
+        validate, is_best = done % intervals.validate_every == 0 or last, False
         if log is not None and validate:
-            metrics, output_images, bicubic = evaluate(ema.model, data, config, device)
-            log.write("validation", done, {f"{k} ({label})": v for k, v in metrics.items()})
-            tqdm.write(
-                f"step {done}: PSNR {metrics['psnr_model']:.2f} dB (bicubic "
-                f"{metrics['psnr_bicubic']:.2f}), SSIM {metrics['ssim_model']:.4f} "
-                f"(bicubic {metrics['ssim_bicubic']:.4f}) on {label}"
-            )
+            metrics = _validate(state, data, config, device, log, out, done)
             is_best = metrics["psnr_model"] > best_psnr
             best_psnr = max(best_psnr, metrics["psnr_model"])
-            if done % intervals.sample_every == 0 or last:
-                show = (0.0, 1.0)
-                if config.evaluation.window:
-                    w, norm = get_window(config.evaluation.window), data.normalization
-                    show = tuple(
-                        (v - norm["low"]) / (norm["high"] - norm["low"]) for v in (w.low, w.high)
-                    )
-                from medsr.viz.samples import save_sample_grid
-
-                save_sample_grid(
-                    out / "samples" / f"step_{done:08d}.png",
-                    bicubic,
-                    output_images,
-                    data.validation_high,
-                    show,
-                    f"{config.name} step {done}: LR bicubic | output (EMA) | "
-                    f"target | error; {label}",
-                )
 
         # ------------------------------------------------------------ checkpoint
-        if done % intervals.checkpoint_every == 0 or last or validate:
-            if info.is_main:
-                if done % intervals.checkpoint_every == 0 or last:
-                    save(ckpt.step_path(out, done), done)
-                    ckpt.prune_checkpoints(out, intervals.keep_last)
-                if is_best:
-                    save(out / ckpt.BEST_NAME, done)
+        due = done % intervals.checkpoint_every == 0 or last
+        if info.is_main and (due or is_best):
+            payload = ckpt.training_payload(
+                state, config, done, data.normalization, data.split, metrics, best_psnr
+            )
+            ckpt.save_checkpoints(payload, out, done, due, is_best, intervals.keep_last)
+        if due or validate:
             dist.barrier()
         timer = time.perf_counter()
 
     bar.close()
-    if debug := os.environ.get(DEBUG_STATE_ENV):
-        Path(debug).mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "generator": generator.state_dict(),
-                "ema": ema.state_dict(),
-                "discriminator": None if discriminator is None else discriminator.state_dict(),
-            },
-            Path(debug) / f"rank{info.rank}.pt",
-        )
+    _write_debug_state(state, info.rank)
     if log is not None:
         log.close()
     dist.cleanup()
