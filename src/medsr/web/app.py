@@ -31,11 +31,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -118,25 +118,71 @@ def _attachment(name: str, data: bytes) -> Response:
     )
 
 
-def create_app(
-    models: list[str] | Mapping[str, Model] | None = None, settings: Settings | None = None
-) -> FastAPI:
-    """The app serving `models` (names / checkpoint paths, or loaded `Predictor`s and
-    `FusionPredictor`s by id; default: every installed model) under `settings`."""
-    settings = settings or Settings()
-    predictors = (
-        dict(models) if isinstance(models, Mapping) else load_models(models or [], settings.device)
-    )
-    single = {k: p for k, p in predictors.items() if isinstance(p, Predictor)}
-    fusion = {k: p for k, p in predictors.items() if isinstance(p, FusionPredictor)}
-    pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
-    results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
-    app = FastAPI(
-        title="medsr", version=__version__, description=__doc__.split("\n\n")[0] + f" {NOTICE}"
-    )
-    app.add_middleware(Guard, limit=settings.max_upload_bytes)
-    app.mount("/static", StaticFiles(packages=[STATIC]), name="static")
-    app.router.on_shutdown.append(pool.shutdown)
+@dataclass
+class _Server:
+    """What the route groups share: the models, the limits, the worker pool, kept results."""
+
+    settings: Settings
+    models: dict[str, Model]
+    pool: WorkerPool
+    results: ResultStore[Result]
+
+    @property
+    def single(self) -> dict[str, Predictor]:
+        return {k: p for k, p in self.models.items() if isinstance(p, Predictor)}
+
+    @property
+    def fusion(self) -> dict[str, FusionPredictor]:
+        return {k: p for k, p in self.models.items() if isinstance(p, FusionPredictor)}
+
+    def check_request(self, download: str | None, formats: tuple[str, ...], count: int) -> None:
+        if download not in (None, "", *formats):
+            raise Unprocessable(f"download must be {' or '.join(formats)}, got {download!r}")
+        if count > self.settings.max_files:
+            raise Unprocessable(f"{count} files: the limit is {self.settings.max_files}")
+
+    async def run(
+        self, what: str, download: str | None, work: Callable[..., Result], *args: Any
+    ) -> Any:
+        """Run `work(*args)` in the pool, keep the result, answer with its summary (or file)."""
+        request_id, start = new_id(), time.perf_counter()
+        log.info("request %s: %s", request_id[:8], what)
+        try:
+            result = await self.pool.run(work, *args)
+        except WebError as error:
+            elapsed = time.perf_counter() - start
+            log.info("request %s: %d after %.2f s", request_id[:8], error.status_code, elapsed)
+            raise
+        base = f"/api/results/{request_id}"
+        result.summary |= {
+            "id": request_id,
+            "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
+            "data": {n: f"{base}/data/{n}" for n in result.arrays},
+        }
+        self.results.put(request_id, result)
+        if self.settings.store_dir is not None:
+            folder = self.settings.store_dir / request_id
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in result.downloads.values():
+                (folder / name).write_bytes(data)
+        shape, elapsed = result.summary["output"]["shape"], time.perf_counter() - start
+        log.info("request %s: 200, output %s, %.2f s", request_id[:8], shape, elapsed)
+        if download:
+            return _attachment(*result.downloads[download])
+        return result.summary
+
+    def get(self, result_id: str) -> Result:
+        try:
+            return self.results.get(result_id)
+        except KeyError:
+            kept = f"results are kept {self.settings.result_ttl_s:g} s"
+            raise HTTPException(
+                404, f"no result {result_id!r} (expired or unknown; {kept})"
+            ) from None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as `{"detail", "research_use_only"}` with its status."""
 
     @app.exception_handler(WebError)
     async def web_error(_: Request, error: WebError) -> JSONResponse:
@@ -151,24 +197,36 @@ def create_app(
         where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return _error(422, f"invalid request: {where}")
 
-    @app.get("/", include_in_schema=False)
+
+def _page_routes(server: _Server) -> APIRouter:
+    """`GET /` (the page) and `GET /api/models`."""
+    router = APIRouter()
+
+    @router.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         from importlib.resources import files
 
         return FileResponse(str(files("medsr.web") / "static" / "index.html"))
 
-    @app.get("/api/models", summary="Models this server runs, and its limits")
+    @router.get("/api/models", summary="Models this server runs, and its limits")
     async def list_models() -> dict[str, Any]:
-        limits = {k: v for k, v in asdict(settings).items() if k != "store_dir"}
+        limits = {k: v for k, v in asdict(server.settings).items() if k != "store_dir"}
         return {
             "research_use_only": True,
             "notice": NOTICE,
             "version": __version__,
-            "models": [describe_model(k, p) for k, p in predictors.items()],
+            "models": [describe_model(k, p) for k, p in server.models.items()],
             "limits": limits,
         }
 
-    @app.post("/api/enhance", summary="Enhance one image or one DICOM series")
+    return router
+
+
+def _enhance_routes(server: _Server) -> APIRouter:
+    """`POST /api/enhance`: one image or one DICOM series through a single-input model."""
+    router = APIRouter()
+
+    @router.post("/api/enhance", summary="Enhance one image or one DICOM series")
     async def enhance(
         files: Annotated[
             list[UploadFile],
@@ -183,22 +241,22 @@ def create_app(
             str | None, Form(description="png or dicom: reply with that file instead of JSON")
         ] = None,
     ) -> Any:
-        key, predictor = choose_model(single, model, False, fusion)
-        _check_request(download, ("png", "dicom"), len(files) + len(reference or []))
+        key, predictor = choose_model(server.single, model, False, server.fusion)
+        server.check_request(download, ("png", "dicom"), len(files) + len(reference or []))
         uploads, refs = await _uploads(files), await _uploads(reference)
         size = sum(len(u.data) for u in uploads + refs)
-        return await _run(
-            f"{len(uploads)} file(s), {size} bytes, model {key}",
-            download,
-            enhance_upload,
-            key,
-            predictor,
-            uploads,
-            refs,
-            settings,
-        )
+        what = f"{len(uploads)} file(s), {size} bytes, model {key}"
+        args = (key, predictor, uploads, refs, server.settings)
+        return await server.run(what, download, enhance_upload, *args)
 
-    @app.post("/api/fuse", summary="Enhance a PET onto its CT's grid and overlay it on the CT")
+    return router
+
+
+def _fuse_routes(server: _Server) -> APIRouter:
+    """`POST /api/fuse`: a PET enhanced onto its CT's grid and overlaid (as `medsr fuse`)."""
+    router = APIRouter()
+
+    @router.post("/api/fuse", summary="Enhance a PET onto its CT's grid and overlay it on the CT")
     async def fuse(
         ct: Annotated[
             list[UploadFile],
@@ -224,83 +282,30 @@ def create_app(
             ),
         ] = None,
     ) -> Any:
-        key, predictor = choose_model(fusion, model, True, single)
-        _check_request(download, ("png", "dicom", "fused"), len(ct) + len(pet))
+        key, predictor = choose_model(server.fusion, model, True, server.single)
+        server.check_request(download, ("png", "dicom", "fused"), len(ct) + len(pet))
         cts, pets = await _uploads(ct), await _uploads(pet)
         size = sum(len(u.data) for u in cts + pets)
-        return await _run(
-            f"fuse {len(cts)} CT + {len(pets)} PET file(s), {size} bytes, model {key}",
-            download,
-            fuse_upload,
-            key,
-            predictor,
-            cts,
-            pets,
-            alpha,
-            settings,
-        )
+        what = f"fuse {len(cts)} CT + {len(pets)} PET file(s), {size} bytes, model {key}"
+        args = (key, predictor, cts, pets, alpha, server.settings)
+        return await server.run(what, download, fuse_upload, *args)
 
-    def _check_request(download: str | None, formats: tuple[str, ...], count: int) -> None:
-        if download not in (None, "", *formats):
-            raise Unprocessable(f"download must be {' or '.join(formats)}, got {download!r}")
-        if count > settings.max_files:
-            raise Unprocessable(f"{count} files: the limit is {settings.max_files}")
+    return router
 
-    async def _run(what: str, download: str | None, work: Callable[..., Result], *args: Any) -> Any:
-        """Run `work(*args)` in the pool, keep the result, answer with its summary (or file)."""
-        request_id, start = new_id(), time.perf_counter()
-        log.info("request %s: %s", request_id[:8], what)
-        try:
-            result = await pool.run(work, *args)
-        except WebError as error:
-            log.info(
-                "request %s: %d after %.2f s",
-                request_id[:8],
-                error.status_code,
-                time.perf_counter() - start,
-            )
-            raise
-        base = f"/api/results/{request_id}"
-        result.summary |= {
-            "id": request_id,
-            "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
-            "data": {n: f"{base}/data/{n}" for n in result.arrays},
-        }
-        results.put(request_id, result)
-        if settings.store_dir is not None:
-            folder = settings.store_dir / request_id
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, data in result.downloads.values():
-                (folder / name).write_bytes(data)
-        log.info(
-            "request %s: 200, output %s, %.2f s",
-            request_id[:8],
-            result.summary["output"]["shape"],
-            time.perf_counter() - start,
-        )
-        if download:
-            return _attachment(*result.downloads[download])
-        return result.summary
 
-    def _get(result_id: str) -> Result:
-        try:
-            return results.get(result_id)
-        except KeyError:
-            kept = f"results are kept {settings.result_ttl_s:g} s"
-            raise HTTPException(
-                404, f"no result {result_id!r} (expired or unknown; {kept})"
-            ) from None
+def _result_routes(server: _Server) -> APIRouter:
+    """`/api/results/{id}`: the summary, raw slices, downloads, and forgetting a result."""
+    router = APIRouter(prefix="/api/results/{result_id}")
 
-    @app.get("/api/results/{result_id}", summary="The JSON summary of a result")
+    @router.get("", summary="The JSON summary of a result")
     async def summary(result_id: str) -> dict[str, Any]:
-        return _get(result_id).summary
+        return server.get(result_id).summary
 
-    @app.get(
-        "/api/results/{result_id}/data/{name}",
-        summary="One slice as raw little-endian float32; shape in X-Shape: h,w",
+    @router.get(
+        "/data/{name}", summary="One slice as raw little-endian float32; shape in X-Shape: h,w"
     )
     async def data(result_id: str, name: str, slice: int = 0) -> Response:
-        arrays = _get(result_id).arrays
+        arrays = server.get(result_id).arrays
         if name not in arrays:
             raise HTTPException(404, f"{name!r} is not one of {sorted(arrays)}")
         stack = arrays[name]
@@ -314,24 +319,48 @@ def create_app(
             headers={"X-Shape": shape, "Cache-Control": "no-store"},
         )
 
-    @app.get(
-        "/api/results/{result_id}/download/{fmt}",
+    @router.get(
+        "/download/{fmt}",
         summary="16-bit PNG, derived DICOM or fused overlay PNG (zip when several "
         "files); ?alpha= redraws the overlay",
     )
     async def download_file(result_id: str, fmt: str, alpha: float | None = None) -> Response:
-        result = _get(result_id)
+        result = server.get(result_id)
         if fmt not in result.downloads:
             raise HTTPException(404, f"format {fmt!r} is not one of {sorted(result.downloads)}")
         if alpha is not None:  # the page's alpha slider redraws the overlay it offers
             if fmt != "fused":
                 raise Unprocessable(f"alpha applies to the fused download only, not {fmt!r}")
             # a whole series of PNGs: off the event loop, under the same limits as a request
-            return _attachment(*await pool.run(overlay_download, result, alpha))
+            return _attachment(*await server.pool.run(overlay_download, result, alpha))
         return _attachment(*result.downloads[fmt])
 
-    @app.delete("/api/results/{result_id}", summary="Forget a result now")
+    @router.delete("", summary="Forget a result now")
     async def forget(result_id: str) -> dict[str, Any]:
-        return {"deleted": results.delete(result_id), "research_use_only": True}
+        return {"deleted": server.results.delete(result_id), "research_use_only": True}
 
+    return router
+
+
+def create_app(
+    models: list[str] | Mapping[str, Model] | None = None, settings: Settings | None = None
+) -> FastAPI:
+    """The app serving `models` (names / checkpoint paths, or loaded `Predictor`s and
+    `FusionPredictor`s by id; default: every installed model) under `settings`."""
+    settings = settings or Settings()
+    predictors = (
+        dict(models) if isinstance(models, Mapping) else load_models(models or [], settings.device)
+    )
+    pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
+    results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
+    server = _Server(settings, predictors, pool, results)
+    app = FastAPI(
+        title="medsr", version=__version__, description=__doc__.split("\n\n")[0] + f" {NOTICE}"
+    )
+    app.add_middleware(Guard, limit=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(packages=[STATIC]), name="static")
+    app.router.on_shutdown.append(pool.shutdown)
+    _add_error_handlers(app)
+    for routes in (_page_routes, _enhance_routes, _fuse_routes, _result_routes):
+        app.include_router(routes(server))
     return app
