@@ -59,22 +59,25 @@ def info(
     with _user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         volume = read_source(path)
-    summary = volume.describe()
-    window = volume.window
-    meta = volume.metadata
-    lines = {
-        "modality": summary["modality"],
-        "shape": " x ".join(str(n) for n in summary["shape"]),
-        "spacing_mm": " x ".join(f"{s:g}" for s in summary["spacing_mm"])
-        + ("" if meta.get("spacing_known", True) else " (unknown, assumed)"),
-        "unit": summary["unit"],
-        "value_range": "{:g} .. {:g}".format(*summary["value_range"]),
-        "window": "none" if window is None else f"center {window.center:g}, width {window.width:g}",
-        "source": f"{meta.get('source', '?')} ({path})",
-    }
-    for key in ("PatientID", "SeriesInstanceUID", "Manufacturer", "name", "sample"):
-        if meta.get(key):
-            lines[key] = str(meta[key])
+        summary = volume.describe()
+        window = volume.window
+        meta = volume.metadata
+        window_text = (
+            "none" if window is None else f"center {window.center:g}, width {window.width:g}"
+        )
+        lines = {
+            "modality": summary["modality"],
+            "shape": " x ".join(str(n) for n in summary["shape"]),
+            "spacing_mm": " x ".join(f"{s:g}" for s in summary["spacing_mm"])
+            + ("" if meta.get("spacing_known", True) else " (unknown, assumed)"),
+            "unit": summary["unit"],
+            "value_range": "{:g} .. {:g}".format(*summary["value_range"]),
+            "window": window_text,
+            "source": f"{meta.get('source', '?')} ({path})",
+        }
+        for key in ("PatientID", "SeriesInstanceUID", "Manufacturer", "name", "sample"):
+            if meta.get(key):
+                lines[key] = str(meta[key])
     for key, value in lines.items():
         typer.echo(f"{key}: {value}")
     for warning in caught:

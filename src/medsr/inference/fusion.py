@@ -26,7 +26,7 @@ from medsr.checkpoint import ModelInfo, read_checkpoint
 from medsr.data.pet_bank import guide_channels
 from medsr.image import Provenance, Volume
 from medsr.inference.fusion_checks import check_regular_grids, check_same_patient, pet_in_suv
-from medsr.inference.predictor import _device
+from medsr.inference.predictor import _device, check_finite
 from medsr.inference.registry import resolve_model
 from medsr.inference.resample import (
     check_overlap,
@@ -112,6 +112,8 @@ class FusionPredictor:
 
         if ct.unit != "HU":
             raise ValueError(f"the CT must be in HU, got {ct.unit!r} (modality {ct.modality})")
+        check_finite(ct.array, "the CT")
+        check_finite(pet.array, "the PET")
         check_regular_grids(ct, pet)
         notes = check_same_patient(ct, pet, allow_mismatch)
         pet = pet_in_suv(pet)

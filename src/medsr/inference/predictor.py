@@ -65,6 +65,18 @@ class TorchRunner:
             return result.float().cpu().numpy()
 
 
+def check_finite(array: np.ndarray, what: str = "the image") -> None:
+    """ValueError when `array` holds NaN or infinite values: a model would spread them over
+    whole tiles, and no output format stores them. Checked without a copy of the array."""
+    low, high = (float(np.min(array)), float(np.max(array))) if array.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise ValueError(
+            f"{what} holds {bad:,} NaN or infinite value(s); medsr refuses them before the "
+            "model runs (replace them first, e.g. with numpy.nan_to_num)"
+        )
+
+
 def _device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -177,9 +189,12 @@ class Predictor:
         return self._enhance_mapped(image, bounds, tile_size, overlap)
 
     def check_volume(self, volume: Volume) -> None:
-        """ValueError when a model trained on HU gets an image not in HU; warning when the
-        modality is not one the model's task is for."""
+        """ValueError when the image holds NaN or infinite values, or a model trained on HU
+        gets an image not in HU; warning when the modality is not one the model's task is
+        for."""
         from medsr.physics.tasks import TASKS
+
+        check_finite(volume.array)
 
         expected = self.info.normalization.get("unit")
         if self.info.normalization["kind"] == "window" and expected == "HU" and volume.unit != "HU":

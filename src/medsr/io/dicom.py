@@ -10,19 +10,25 @@ those positions. Compressed transfer syntaxes decode through the pylibjpeg plugi
 
 from __future__ import annotations
 
+import io
+import math
+import os
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medsr.image import MODALITIES, Volume, Window
-from medsr.io.errors import MedsrIOError
+from medsr.io.errors import MedsrIOError, describe_error, is_control_flow, reader
+from medsr.io.limits import BudgetedFile, check_bytes, check_pixels, current_limits
 from medsr.io.slice_geometry import describe_stack, stack_metadata
 
 # SOP classes that carry no displayable image even when they hold pixel-like data.
@@ -78,20 +84,77 @@ class _Frame:
     source: dict[str, Any]  # file, frame and SOP identifiers: the output slice's reference
 
 
+# First groups of a data set without the Part 10 preamble: file meta (0002), identifying
+# (0008); anything else (a file of zeros starts with group 0000) is not tried as DICOM.
+_BARE_FIRST_GROUPS = range(0x0002, 0x0011)
+
+
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+
+
+def _read_deflated(stream: BinaryIO, path: Path, stop_before_pixels: bool) -> Dataset | None:
+    """A Deflated Explicit VR Little Endian file, inflated only up to the byte limit
+    (pydicom would inflate it all at once, unbounded) and parsed within the budget; None
+    for every other file."""
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.filereader import read_dataset as read_elements
+
+    stream.seek(0)
+    if stream.read(132)[128:132] != b"DICM":
+        return None
+    stream.seek(0)
+    preamble = read_preamble(stream, False)
+    meta = _read_file_meta_info(stream)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return None
+    limit = current_limits().max_bytes
+    body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(stream.read(), limit + 1)
+    check_bytes(path, len(body), "deflated data set")
+    budget: Any = BudgetedFile(io.BytesIO(body), path)  # BytesIO shares `body`, no copy
+    stop = (lambda tag, vr, length: tag in _PIXEL_TAGS) if stop_before_pixels else None
+    elements = read_elements(budget, False, True, stop_when=stop)
+    ds = FileDataset(str(path), elements, preamble, meta, False, True)
+    ds.set_original_encoding(False, True, elements._character_set)
+    return ds
+
+
+def _parse(stream: BinaryIO, path: Path, stop_before_pixels: bool, force: bool) -> Dataset:
+    stream.seek(0)
+    budget: Any = BudgetedFile(stream, path)
+    return pydicom.dcmread(budget, stop_before_pixels=stop_before_pixels, force=force)
+
+
+@reader
 def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> Dataset:
-    """Parse one DICOM file, retrying without the Part 10 header; MedsrIOError if not DICOM."""
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-    except InvalidDicomError:
-        pass
-    except Exception as error:  # pydicom raises many types on corrupt input
-        raise MedsrIOError(path, f"cannot parse DICOM file ({error})") from error
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-    except Exception as error:
-        raise MedsrIOError(path, f"not a DICOM file ({error})") from error
-    if "SOPClassUID" not in ds and "Rows" not in ds:
-        raise MedsrIOError(path, "not a DICOM file (no DICM preamble and no DICOM header)")
+    """Parse one DICOM file, retrying without the Part 10 header; MedsrIOError if not DICOM.
+
+    The parse keeps to the read limits (`limits.ReadLimits`): a time budget and a read
+    count, and a deflated data set is inflated only up to the byte limit."""
+    path = Path(path)
+    with open(path, "rb") as stream:
+        try:
+            ds = _read_deflated(stream, path, stop_before_pixels)
+            ds = ds or _parse(stream, path, stop_before_pixels, force=False)
+        except InvalidDicomError:
+            ds = None
+        except MedsrIOError:
+            raise
+        except Exception as error:  # pydicom raises many types on corrupt input
+            raise MedsrIOError(path, f"cannot parse DICOM file ({error})") from error
+        if ds is None:
+            stream.seek(0)
+            group = int.from_bytes(stream.read(2), "little")
+            if group not in _BARE_FIRST_GROUPS:
+                raise MedsrIOError(path, "not a DICOM file (no DICM preamble, no DICOM header)")
+            try:
+                ds = _parse(stream, path, stop_before_pixels, force=True)
+            except MedsrIOError:
+                raise
+            except Exception as error:
+                raise MedsrIOError(path, f"not a DICOM file ({error})") from error
+            if "SOPClassUID" not in ds and "Rows" not in ds:
+                raise MedsrIOError(path, "not a DICOM file (no DICM preamble and no DICOM header)")
     return ds
 
 
@@ -128,58 +191,94 @@ def _lookup(ds: Dataset, frame: int, keyword: str, sequence: str) -> Any:
     return None if item is None else item.get(keyword)
 
 
+def _float(value: Any) -> float | None:
+    """A finite number from a DICOM value (DS strings included), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _first(value: Any) -> float | None:
     if value is None or value == "":
         return None
-    return (
-        float(value[0]) if isinstance(value, (list, pydicom.multival.MultiValue)) else float(value)
-    )
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        return _float(value[0]) if len(value) else None
+    return _float(value)
 
 
 def _positive_pair(value: Any) -> tuple[float, float] | None:
     """(row, column) spacing from a 2-valued attribute, or None if missing or not positive."""
-    if not value or len(value) != 2 or any(float(v) <= 0 for v in value):
+    if not isinstance(value, (list, pydicom.multival.MultiValue)) or len(value) != 2:
         return None
-    return float(value[0]), float(value[1])
+    row, column = _float(value[0]), _float(value[1])
+    if row is None or column is None or row <= 0 or column <= 0:
+        return None
+    return row, column
 
 
 def _stored_range(ds: Dataset) -> tuple[int, int]:
-    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 16)))
+    bits = min(max(int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16), 1), 64)
     if int(ds.get("PixelRepresentation", 0)) == 1:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
 
-def _rescale(arr: np.ndarray, ds: Dataset, frame: int) -> tuple[np.ndarray, bool]:
+def _rescale_number(item: Dataset, keyword: str, default: float, path: Path | None) -> float:
+    """RescaleSlope / RescaleIntercept as a finite number (default when absent or empty);
+    MedsrIOError naming the attribute when it holds something else ('abc', NaN, 2 values)."""
+    element = item.get(keyword)
+    raw = getattr(element, "value", element)
+    if raw is None or raw == "":
+        return default
+    number = _float(raw)
+    if number is None or (keyword == "RescaleSlope" and number == 0):
+        raise MedsrIOError(path or "?", f"{keyword} {str(raw)[:40]!r} is not a usable number")
+    return number
+
+
+def _rescale(
+    arr: np.ndarray, ds: Dataset, frame: int, path: Path | None = None
+) -> tuple[np.ndarray, bool]:
     """Apply the modality LUT to one frame; True when a rescale/LUT was present."""
-    if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+    if "ModalityLUTSequence" in ds:
         return np.asarray(apply_modality_lut(arr, ds), dtype=np.float64), True
-    item = _group_item(ds, frame, "PixelValueTransformationSequence")
-    if item is not None and "RescaleSlope" in item:
-        slope, intercept = float(item.RescaleSlope), float(item.get("RescaleIntercept", 0.0))
-        return arr.astype(np.float64) * slope + intercept, True
-    return arr.astype(np.float64), False
+    item = ds
+    if "RescaleSlope" not in ds and "RescaleIntercept" not in ds:
+        group = _group_item(ds, frame, "PixelValueTransformationSequence")
+        if group is None or "RescaleSlope" not in group:
+            return arr.astype(np.float64), False
+        item = group
+    slope = _rescale_number(item, "RescaleSlope", 1.0, path)
+    intercept = _rescale_number(item, "RescaleIntercept", 0.0, path)
+    return arr.astype(np.float64) * slope + intercept, True
 
 
 def _frames(ds: Dataset, path: Path) -> tuple[list[_Frame], bool, bool]:
     """Decode every frame of `ds`. Returns (frames, rescaled, inverted)."""
     try:
         pixels = ds.pixel_array
-    except Exception as error:
-        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
+    except BaseException as error:  # decoders raise anything, even a Rust PanicException
+        if is_control_flow(error):
+            raise
+        meta = getattr(ds, "file_meta", Dataset())
+        syntax = meta.get("TransferSyntaxUID", "unknown transfer syntax")
         syntax_name = getattr(syntax, "name", syntax)
-        problem = f"cannot decode pixel data ({syntax_name}): {error}"
-        raise MedsrIOError(path, problem) from error
+        problem = f"cannot decode pixel data ({syntax_name}): {describe_error(error)}"
+        raise MedsrIOError(path, problem) from None
     count = int(ds.get("NumberOfFrames", 1) or 1)
+    if count < 1 or pixels.size != count * pixels.shape[-1] * pixels.shape[-2]:
+        raise MedsrIOError(path, f"{count} frame(s) declared, pixel data of shape {pixels.shape}")
     pixels = pixels.reshape(count, *pixels.shape[-2:])
     inverted = ds.get("PhotometricInterpretation", "") == "MONOCHROME1"
     frames, rescaled = [], False
     for index in range(count):
-        values, rescaled = _rescale(pixels[index], ds, index)
+        values, rescaled = _rescale(pixels[index], ds, index, path)
         center = _first(_lookup(ds, index, "WindowCenter", "FrameVOILUTSequence"))
         width = _first(_lookup(ds, index, "WindowWidth", "FrameVOILUTSequence"))
         if inverted:
-            low, high = _rescale(np.array(_stored_range(ds)), ds, index)[0]
+            low, high = _rescale(np.array(_stored_range(ds)), ds, index, path)[0]
             values = (low + high) - values
             center = None if center is None else float(low + high) - center
         position = _lookup(ds, index, "ImagePositionPatient", "PlanePositionSequence")
@@ -309,6 +408,10 @@ def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
     """Decode, sort and stack the images of `datasets` into one Volume."""
     frames: list[_Frame] = []
     rescaled = inverted = False
+    total = 0
+    for ds, path in zip(datasets, paths, strict=True):  # sizes from the headers, first
+        total += _declared_pixels(ds, path)
+        check_pixels(where, (total,), 4, "image" if len(paths) == 1 else "series")
     for ds, path in zip(datasets, paths, strict=True):
         new, rescaled, inverted = _frames(ds, path)
         frames += new
@@ -371,12 +474,48 @@ def _volume(datasets: list[Dataset], paths: list[Path], where: Path) -> Volume:
     )
 
 
+def _declared_pixels(ds: Dataset, path: Path) -> int:
+    """Rows x Columns x frames x samples from the header, checked against the limits."""
+    dims = [int(ds.get(k, 1) or 1) for k in ("NumberOfFrames", "Rows", "Columns")]
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    check_pixels(path, dims, max(samples * -(-bits // 8), 4))
+    return math.prod(dims) * samples
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Every non-hidden file under `folder`, without recursion (a folder 1000 levels deep
+    cannot overflow the stack) or following symbolic links; at most `max_depth` levels and
+    `max_files` files (read limits), else MedsrIOError."""
+    limits = current_limits()
+    found: list[Path] = []
+    pending = [(folder, 0)]
+    while pending:
+        current, depth = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > limits.max_depth:
+                        raise MedsrIOError(
+                            folder, f"folders nest deeper than {limits.max_depth} levels"
+                        )
+                    pending.append((Path(entry.path), depth + 1))
+                elif entry.is_file():
+                    found.append(Path(entry.path))
+                    if len(found) > limits.max_files:
+                        raise MedsrIOError(folder, f"holds more than {limits.max_files:,} files")
+    return sorted(found)
+
+
 def _series_files(folder: Path) -> list[Path]:
     """Files of `folder` (recursive) that look like DICOM: a .dcm suffix or the preamble."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = _walk(folder)
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p)]
 
 
+@reader
 def read_dicom_series(folder: str | Path) -> Volume:
     """Read every image of the single series in `folder` as one Volume."""
     folder = Path(folder)
@@ -407,6 +546,7 @@ def read_dicom_series(folder: str | Path) -> Volume:
     return _volume(datasets, paths, folder)
 
 
+@reader
 def read_dicom(path: str | Path) -> Volume:
     """Read a DICOM file (single- or multi-frame) or a series folder into a Volume.
 

@@ -20,7 +20,9 @@ import nibabel as nib
 import numpy as np
 
 from medsr.image import MODALITIES, Volume, Window
-from medsr.io.errors import MedsrIOError, check_can_write
+from medsr.io.errors import MedsrIOError, check_can_write, reader
+from medsr.io.header import json_object, matrix, parse_header
+from medsr.io.limits import check_bytes, check_pixels
 from medsr.io.slice_geometry import check_regular_grid
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -37,19 +39,46 @@ def _geometry(affine_lps: np.ndarray) -> tuple[tuple[float, float, float], np.nd
     return tuple(float(s) for s in spacing_xyz), linear / spacing_xyz, affine_lps[:3, 3]  # type: ignore[return-value]
 
 
-def _medsr_extension(header: Any) -> dict[str, Any]:
+EXTENSION_FIELDS = {"affine_lps": matrix(4), "metadata": json_object}
+"""The extension's own fields, checked besides `header.FIELDS`."""
+_READER_KEYS = ("source", "paths", "slices", "dicom_headers")
+MAX_EXTENSION_BYTES = 64 * 2**20
+
+
+def _medsr_extension(header: Any, path: Path) -> dict[str, Any]:
     for extension in header.extensions:
         if extension.get_code() != 6:
             continue
-        try:
-            content = json.loads(extension.get_content().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(content, dict) and _EXTENSION_KEY in content:
-            return dict(content[_EXTENSION_KEY])
+        fields = parse_header(extension.get_content(), path, EXTENSION_FIELDS)
+        if fields:
+            return fields
     return {}
 
 
+def _check_header(path: Path) -> None:
+    """Refuse, from the first bytes alone, a file whose data or extensions would be too
+    large to read (a few compressed megabytes can declare gigabytes)."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path), "rb") as stream:
+        block = stream.read(540)
+    sizes = {int.from_bytes(block[:4], order) for order in ("little", "big")}
+    if not sizes & {348, 540}:
+        raise MedsrIOError(path, "not a NIfTI file (header size is neither 348 nor 540)")
+    kind = nib.Nifti1Header if 348 in sizes else nib.Nifti2Header
+    header = kind(binaryblock=block[: kind.template_dtype.itemsize], check=False)
+    shape = list(header.get_data_shape())
+    while len(shape) > 3 and shape[-1] == 1:
+        shape.pop()
+    if len(shape) > 3:
+        raise MedsrIOError(path, f"expected a 2-D or 3-D image, got shape {tuple(shape)}")
+    check_pixels(path, shape, max(header.get_data_dtype().itemsize, 4))
+    offset = float(header["vox_offset"])
+    if not 0 <= offset <= MAX_EXTENSION_BYTES:
+        check_bytes(path, int(offset) if offset > 0 else 2**63, "header extensions")
+
+
+@reader
 def read_nifti(path: str | Path) -> Volume:
     """Read a 2-D or 3-D NIfTI image as a Volume `(D, H, W)` (or `(H, W)` for one slice).
 
@@ -59,8 +88,11 @@ def read_nifti(path: str | Path) -> Volume:
     """
     path = Path(path)
     try:
+        _check_header(path)
         image: Any = nib.load(str(path))
         data = np.asarray(image.get_fdata(dtype=np.float32))
+    except MedsrIOError:
+        raise
     except Exception as error:  # nibabel raises several types on bad files
         raise MedsrIOError(path, f"cannot read NIfTI ({error})") from error
     while data.ndim > 3 and data.shape[-1] == 1:
@@ -70,7 +102,7 @@ def read_nifti(path: str | Path) -> Volume:
     if data.ndim != 3:
         raise MedsrIOError(path, f"expected a 2-D or 3-D image, got shape {data.shape}")
     header: Any = image.header
-    extra = _medsr_extension(header)
+    extra = _medsr_extension(header, path)
     affine_lps = RAS_FROM_LPS @ np.asarray(image.affine, dtype=np.float64)
     stored = np.asarray(extra.get("affine_lps", np.full((4, 4), np.nan)), dtype=np.float64)
     if stored.shape == (4, 4) and np.allclose(stored, affine_lps, rtol=1e-5, atol=1e-4):
@@ -83,7 +115,7 @@ def read_nifti(path: str | Path) -> Volume:
         raise MedsrIOError(path, str(error)) from error
     window = extra.get("window")
     modality = str(extra.get("modality", "OT"))
-    metadata: dict[str, Any] = dict(extra.get("metadata", {}))
+    metadata = {k: v for k, v in extra.get("metadata", {}).items() if k not in _READER_KEYS}
     metadata.update(source="nifti", paths=[str(path)])
     array = np.ascontiguousarray(data.transpose(2, 1, 0))
     spacing: tuple[float, ...] = spacing_xyz[::-1]

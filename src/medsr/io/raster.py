@@ -35,8 +35,9 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from medsr.image import Volume
-from medsr.io.errors import MedsrIOError, check_can_write
-from medsr.io.header import HEADER_KEY, header_fields, volume_from_header
+from medsr.io.errors import MedsrIOError, check_can_write, reader
+from medsr.io.header import HEADER_KEY, header_fields, parse_header, volume_from_header
+from medsr.io.limits import check_pixels
 
 CT_RANGE_HU = (-1024.0, 3071.0)
 
@@ -52,6 +53,9 @@ def _gray(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 def _read_pillow(path: Path) -> tuple[np.ndarray, str | None]:
     with Image.open(path) as image:
+        width, height = image.size
+        colour = image.mode in ("P", "RGB", "RGBA", "CMYK", "YCbCr")
+        check_pixels(path, (height, width), 8 if colour else 4)  # before decoding a pixel
         text = getattr(image, "text", {}).get(HEADER_KEY)
         if image.mode in ("P", "RGB", "RGBA", "CMYK", "YCbCr"):
             return _gray(np.asarray(image.convert("RGB")), path), text
@@ -62,6 +66,8 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, str | None]:
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str | None]:
     with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        check_pixels(path, series.shape, max(series.dtype.itemsize, 4))
         array = tif.asarray()
         page = tif.pages[0]
         description = getattr(page, "description", None)
@@ -70,6 +76,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str | None]:
     return array, description
 
 
+@reader
 def read_raster(path: str | Path) -> Volume:
     """Read a PNG or TIFF (or any Pillow-readable 2-D image) into a Volume."""
     path = Path(path)
@@ -78,25 +85,27 @@ def read_raster(path: str | Path) -> Volume:
             array, text = _read_tiff(path)
         else:
             array, text = _read_pillow(path)
+    except MedsrIOError:
+        raise
     except Exception as error:  # Pillow and tifffile raise many types on bad files
         raise MedsrIOError(path, f"cannot read image ({error})") from error
     array = np.squeeze(array)
     if array.ndim not in (2, 3):
         raise MedsrIOError(path, f"expected a 2-D image or 3-D stack, got shape {array.shape}")
-    header: dict[str, Any] = {}
-    if text:
-        try:
-            header = dict(json.loads(text).get(HEADER_KEY, {}))
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-            header = {}
-    values = array.astype(np.float64) * float(header.get("slope", 1.0))
-    values += float(header.get("intercept", 0.0))
+    if not np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.floating):
+        raise MedsrIOError(path, f"pixels of type {array.dtype} are not supported")
+    header: dict[str, Any] = parse_header(text, path)
+    slope, intercept = header.get("slope", 1.0), header.get("intercept", 0.0)
+    values = array.astype(np.float32)  # one float32 copy; float64 only where a scale applies
+    if slope != 1.0 or intercept != 0.0:
+        for index in np.ndindex(values.shape[:-2]):  # slice by slice: no whole float64 copy
+            values[index] = array[index].astype(np.float64) * slope + intercept
     metadata = {
         "source": path.suffix.lower().lstrip("."),
         "paths": [str(path)],
         "stored_dtype": str(array.dtype),
-        "quantisation_step": float(header.get("slope", 1.0)),
-        "stored_intercept": float(header.get("intercept", 0.0)),
+        "quantisation_step": float(slope),
+        "stored_intercept": float(intercept),
     }
     return volume_from_header(values, header, metadata)
 

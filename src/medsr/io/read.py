@@ -8,7 +8,7 @@ from typing import Any
 from medsr.image import Volume
 from medsr.io.dicom import is_dicom_file, read_dicom
 from medsr.io.dicom_write import write_dicom
-from medsr.io.errors import MedsrIOError
+from medsr.io.errors import MedsrIOError, reader
 from medsr.io.invesalius import read_invesalius
 from medsr.io.nifti import read_nifti, write_nifti
 from medsr.io.numpy_io import read_npy, write_npy
@@ -36,12 +36,14 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
+@reader
 def read(path: str | Path) -> Volume:
     """Read a medical image file or DICOM series folder into a Volume.
 
     Folders are read as one DICOM series. Files dispatch on their suffix (see
     READ_SUFFIXES); a file with another suffix (or none) is read as DICOM when it carries
-    'DICM' at byte 128. Raises MedsrIOError naming the path for anything unreadable.
+    'DICM' at byte 128. Every failure raises MedsrIOError naming the path, in one line
+    (`errors.reader`); sizes and parse time keep to `limits.current_limits()`.
     """
     path = Path(path)
     if path.is_dir():
