@@ -17,6 +17,7 @@ import torch
 
 from medsr._version import __version__
 from medsr.evaluation.baselines import DESCRIPTIONS
+from medsr.evaluation.pairs import EvalPair
 from medsr.evaluation.runner import TARGET, EvaluationResult
 from medsr.physics.tasks import TASKS
 
@@ -76,6 +77,68 @@ def _unique(values: Sequence[Any]) -> str:
     return ", ".join(dict.fromkeys(_fmt(v) for v in values))
 
 
+NOISE_KEYS = (
+    "dose_fraction",
+    "num_views",
+    "filter_window",
+    "noise_model",
+    "method",
+    "blur_sigma_px",
+    "electronic_noise_sd",
+    "input_crop",
+)
+
+
+def _dose_text(pairs: Sequence[EvalPair]) -> str:
+    if "dose_fraction" not in pairs[0].params:
+        return "input dose (no dose reduction simulated)"
+    return f"{_unique([q.params.get('dose_fraction') for q in pairs])} of the input's dose"
+
+
+def _i0_text(pairs: Sequence[EvalPair]) -> str:
+    if "incident_photons" not in pairs[0].params:
+        return "not applicable"
+    calibrated = " (calibrated once on its scan's own noise)"
+    return "; ".join(
+        f"{q.name}: {_fmt(q.params.get('incident_photons'))}"
+        + (calibrated if q.params.get("incident_photons_calibrated") else "")
+        for q in pairs
+    )
+
+
+def _data_text(pairs: Sequence[EvalPair]) -> str:
+    return "; ".join(
+        f"{q.name} ({q.source}, {q.modality}, HR {q.high.shape[0]}x"
+        f"{q.high.shape[1]} at {q.spacing_mm:g} mm, LR {q.low.shape[0]}x"
+        f"{q.low.shape[1]})"
+        for q in pairs
+    )
+
+
+def _model_text(result: EvaluationResult, task: str) -> str:
+    model = result.model
+    if model is None:
+        return "none: baselines only (--no-model)"
+    text = (
+        f"{result.model_label}; trained for task {model.task} at x{model.scale}; "
+        f"checkpoint sha256 {model.checkpoint_sha256}; written by medsr "
+        f"{model.medsr_version}"
+    )
+    if model.task != task:
+        text += f" (NOTE: evaluated on task {task}, not its own)"
+    return text
+
+
+def _timing_text(model: Any) -> str:
+    text = "wall time per image on the machine above"
+    if model is not None:
+        text += (
+            f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
+            "256-px tiles, first image includes warm-up"
+        )
+    return text
+
+
 def conditions(
     result: EvaluationResult,
     seed: int | None,
@@ -89,124 +152,50 @@ def conditions(
     first = pairs[0]
     p = first.params
     task = TASKS.get(first.task)
-    keys = (
-        "dose_fraction",
-        "num_views",
-        "filter_window",
-        "noise_model",
-        "method",
-        "blur_sigma_px",
-        "electronic_noise_sd",
-        "input_crop",
-    )
-    noise_keys = [k for k in keys if p.get(k) is not None]
-    dose = (
-        f"{_unique([q.params.get('dose_fraction') for q in pairs])} of the input's dose"
-        if "dose_fraction" in p
-        else "input dose (no dose reduction simulated)"
-    )
-    i0 = (
-        "; ".join(
-            f"{q.name}: {_fmt(q.params.get('incident_photons'))}"
-            + (
-                " (calibrated once on its scan's own noise)"
-                if q.params.get("incident_photons_calibrated")
-                else ""
-            )
-            for q in pairs
-        )
-        if "incident_photons" in p
-        else "not applicable"
-    )
     region = f"{border if border is not None else 4 * first.scale} px border excluded" + (
         f", then central {crop} px square" if crop else ""
     )
-    model = result.model
-    model_text = "none: baselines only (--no-model)"
-    if model is not None:
-        model_text = (
-            f"{result.model_label}; trained for task {model.task} at x{model.scale}; "
-            f"checkpoint sha256 {model.checkpoint_sha256}; written by medsr "
-            f"{model.medsr_version}"
-        )
-        if model.task != first.task:
-            model_text += f" (NOTE: evaluated on task {first.task}, not its own)"
     baselines = "; ".join(
         f"{m}: {DESCRIPTIONS.get(m, '')}" for m in result.methods if m != result.model_label
     )
+    seeds = ", ".join(f"{q.name} {q.seed}" for q in pairs)
+    windows = "; ".join(
+        f"{i.pair.name}: {i.window or 'none'} ({i.window_reason})" for i in result.images
+    )
+    method = "Student-t" if interval == "t" else "percentile bootstrap"
+    few = " (n < 4: not meaningful, shown for completeness)" if len(pairs) < 4 else ""
     return [
         ("date", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("machine", machine()),
         ("medsr version (evaluator)", __version__),
-        (
-            "data",
-            "; ".join(
-                f"{q.name} ({q.source}, {q.modality}, HR {q.high.shape[0]}x"
-                f"{q.high.shape[1]} at {q.spacing_mm:g} mm, LR {q.low.shape[0]}x"
-                f"{q.low.shape[1]})"
-                for q in pairs
-            ),
-        ),
+        ("data", _data_text(pairs)),
         ("split", split),
         ("task", f"{first.task}: {task.description if task else '?'}"),
         ("scale", f"x{first.scale}"),
-        ("dose", dose),
-        ("I0 (incident photons per ray / detector pixel)", i0),
-        ("task parameters", ", ".join(f"{k} {p[k]}" for k in noise_keys) or "-"),
+        ("dose", _dose_text(pairs)),
+        ("I0 (incident photons per ray / detector pixel)", _i0_text(pairs)),
         (
-            "seed",
-            f"run seed {seed}; per image (medsr degrade --seed): "
-            + ", ".join(f"{q.name} {q.seed}" for q in pairs),
+            "task parameters",
+            ", ".join(f"{k} {p[k]}" for k in NOISE_KEYS if p.get(k) is not None) or "-",
         ),
-        (
-            "window",
-            "; ".join(
-                f"{i.pair.name}: {i.window or 'none'} ({i.window_reason})" for i in result.images
-            ),
-        ),
+        ("seed", f"run seed {seed}; per image (medsr degrade --seed): {seeds}"),
+        ("window", windows),
         ("metric space", "; ".join(dict.fromkeys(i.metric_space for i in result.images))),
         ("region measured", region),
-        ("model", model_text),
+        ("model", _model_text(result, first.task)),
         ("baselines", baselines),
-        (
-            "timing",
-            "wall time per image on the machine above"
-            + (
-                f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
-                "256-px tiles, first image includes warm-up"
-                if model is not None
-                else ""
-            ),
-        ),
-        (
-            "interval",
-            f"95 % {'Student-t' if interval == 't' else 'percentile bootstrap'} "
-            f"interval of the mean over {len(pairs)} images"
-            + (" (n < 4: not meaningful, shown for completeness)" if len(pairs) < 4 else ""),
-        ),
+        ("timing", _timing_text(result.model)),
+        ("interval", f"95 % {method} interval of the mean over {len(pairs)} images{few}"),
     ]
 
 
-def build_blocks(
+def _summary_blocks(
     result: EvaluationResult,
     summary: Sequence[Mapping[str, Any]],
     paired: Sequence[Mapping[str, Any]],
-    conds: Sequence[tuple[str, str]],
-    pictures: Mapping[str, Path],
 ) -> list[Block]:
-    """The report's content, independent of the output format."""
-    first = result.images[0].pair
-    who = result.model_label or "baselines only"
-    blocks: list[Block] = [
-        (
-            "h1",
-            f"medsr evaluation: {who} on {first.task} (x{first.scale}), "
-            f"{len(result.images)} image(s)",
-        ),
-        ("h2", "Conditions"),
-        ("table", (["condition", "value"], [list(c) for c in conds])),
-        ("h2", "Summary (mean [95 % interval] over images)"),
-    ]
+    """The summary table per method, its notes, and the paired differences."""
+    blocks: list[Block] = []
     metrics = [m for m in SUMMARY_METRICS if any(s["metric"] == m for s in summary)]
     rows = []
     for method in [*result.methods, TARGET]:
@@ -231,6 +220,30 @@ def build_blocks(
                 ),
             )
         )
+    return blocks
+
+
+def build_blocks(
+    result: EvaluationResult,
+    summary: Sequence[Mapping[str, Any]],
+    paired: Sequence[Mapping[str, Any]],
+    conds: Sequence[tuple[str, str]],
+    pictures: Mapping[str, Path],
+) -> list[Block]:
+    """The report's content, independent of the output format."""
+    first = result.images[0].pair
+    who = result.model_label or "baselines only"
+    blocks: list[Block] = [
+        (
+            "h1",
+            f"medsr evaluation: {who} on {first.task} (x{first.scale}), "
+            f"{len(result.images)} image(s)",
+        ),
+        ("h2", "Conditions"),
+        ("table", (["condition", "value"], [list(c) for c in conds])),
+        ("h2", "Summary (mean [95 % interval] over images)"),
+    ]
+    blocks += _summary_blocks(result, summary, paired)
     blocks.append(("h2", "Plots"))
     for key in ("bars", "nps"):
         if key in pictures:
