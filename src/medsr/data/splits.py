@@ -71,6 +71,43 @@ def _allocate(num_sources: int, fractions: Sequence[float]) -> tuple[int, int, i
     return num_train, counts[0], counts[1]
 
 
+def _explicit_groups(
+    sources: list[Hashable], explicit: dict[str, Iterable[Hashable] | None]
+) -> dict[str, set[Hashable]]:
+    """The sources of each subset from explicit lists; `train` (when None) gets the rest."""
+    lists = {name: list(v) if v is not None else [] for name, v in explicit.items()}
+    assert_disjoint_sources(**lists)
+    known = set(sources)
+    unknown = [s for name in SUBSETS for s in lists[name] if s not in known]
+    if unknown:
+        raise ValueError(f"explicit split names source(s) not in the items: {unknown[:10]}")
+    listed = {s for name in SUBSETS for s in lists[name]}
+    if explicit["train"] is None:
+        lists["train"] = [s for s in sources if s not in listed]
+    else:
+        unassigned = [s for s in sources if s not in listed]
+        if unassigned:
+            raise ValueError(
+                f"{len(unassigned)} source(s) are in no subset: {unassigned[:10]}; "
+                "list them or omit `train` to send them to training"
+            )
+    return {name: set(lists[name]) for name in SUBSETS}
+
+
+def _fraction_groups(
+    sources: list[Hashable], fractions: Sequence[float], seed: int
+) -> dict[str, set[Hashable]]:
+    """The sources of each subset: `fractions` of them, in a seeded random order."""
+    n_train, n_val, _ = _allocate(len(sources), fractions)
+    order = np.random.default_rng(seed).permutation(len(sources))
+    shuffled = [sources[i] for i in order]
+    return {
+        "train": set(shuffled[:n_train]),
+        "validation": set(shuffled[n_train : n_train + n_val]),
+        "test": set(shuffled[n_train + n_val :]),
+    }
+
+
 def split_by_source(
     items: Sequence[T],
     key: Callable[[T], Hashable],
@@ -94,35 +131,12 @@ def split_by_source(
         raise ValueError("cannot split an empty list of items")
     explicit = {"train": train, "validation": validation, "test": test}
     if any(v is not None for v in explicit.values()):
-        lists = {name: list(v) if v is not None else [] for name, v in explicit.items()}
-        assert_disjoint_sources(**lists)
-        known = set(sources)
-        unknown = [s for name in SUBSETS for s in lists[name] if s not in known]
-        if unknown:
-            raise ValueError(f"explicit split names source(s) not in the items: {unknown[:10]}")
-        listed = {s for name in SUBSETS for s in lists[name]}
-        if train is None:
-            lists["train"] = [s for s in sources if s not in listed]
-        else:
-            unassigned = [s for s in sources if s not in listed]
-            if unassigned:
-                raise ValueError(
-                    f"{len(unassigned)} source(s) are in no subset: {unassigned[:10]}; "
-                    "list them or omit `train` to send them to training"
-                )
-        groups = {name: set(lists[name]) for name in SUBSETS}
+        groups = _explicit_groups(sources, explicit)
         how = "explicit source lists"
     else:
         if fractions is None:
             raise ValueError("give either fractions or explicit train/validation/test lists")
-        n_train, n_val, _ = _allocate(len(sources), fractions)
-        order = np.random.default_rng(seed).permutation(len(sources))
-        shuffled = [sources[i] for i in order]
-        groups = {
-            "train": set(shuffled[:n_train]),
-            "validation": set(shuffled[n_train : n_train + n_val]),
-            "test": set(shuffled[n_train + n_val :]),
-        }
+        groups = _fraction_groups(sources, fractions, seed)
         how = f"fractions {tuple(round(f, 3) for f in fractions)} of {source_name}s, seed {seed}"
     subsets: dict[str, list[T]] = {name: [] for name in SUBSETS}
     for item in items:
