@@ -357,6 +357,42 @@ class DegradedVolume(NamedTuple):
     noisy: Volume | None
 
 
+def _task_for_scan(volume: Volume, task_name: str, overrides: dict[str, Any]) -> SampledDegradation:
+    """The task, checked against the modality and calibrated on the whole scan."""
+    spec = TASKS.get(task_name)
+    if spec is not None and spec.modalities and volume.modality not in spec.modalities:
+        raise ValueError(
+            f"task {task_name!r} is for {'/'.join(spec.modalities)} images, "
+            f"got modality {volume.modality!r}"
+        )
+    # The projector and the physics take one in-plane spacing: the column spacing.
+    scan = torch.from_numpy(np.ascontiguousarray(volume.array))
+    return make_task(task_name, **overrides).for_scan(scan, float(volume.spacing[-1]))
+
+
+def _degrade_slices(
+    task: SampledDegradation,
+    images: np.ndarray,
+    indices: list[int],
+    spacing_mm: float,
+    seed: int,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[dict[str, Any]]]:
+    """`(lows, highs, noisy, params)` of each slice; slice `k` seeded `slice_seed(seed, k)`."""
+    lows, highs, noisy, slices = [], [], [], []
+    positions: Iterable[int] = range(len(indices))
+    for position in progress(positions) if progress else positions:
+        seed_k = slice_seed(seed, indices[position])
+        high = torch.from_numpy(np.ascontiguousarray(images[position]))[None]
+        pair = task(high, spacing_mm, torch.Generator().manual_seed(seed_k))
+        lows.append(pair.low[0].numpy())
+        highs.append(pair.high[0].numpy())
+        if pair.noisy is not None:
+            noisy.append(pair.noisy[0].numpy())
+        slices.append({"slice_index": indices[position], "seed": seed_k, **pair.params})
+    return lows, highs, noisy, slices
+
+
 def degrade_volume(
     volume: Volume,
     task_name: str,
@@ -375,16 +411,7 @@ def degrade_volume(
     the centre of the first low-resolution pixel), the parameters of every slice, and for
     noise tasks the noisy image on the high grid (else None).
     """
-    spec = TASKS.get(task_name)
-    if spec is not None and spec.modalities and volume.modality not in spec.modalities:
-        raise ValueError(
-            f"task {task_name!r} is for {'/'.join(spec.modalities)} images, "
-            f"got modality {volume.modality!r}"
-        )
-    # The projector and the physics take one in-plane spacing: the column spacing.
-    spacing_mm = float(volume.spacing[-1])
-    scan = torch.from_numpy(np.ascontiguousarray(volume.array))
-    task = make_task(task_name, **overrides).for_scan(scan, spacing_mm)
+    task = _task_for_scan(volume, task_name, overrides)
     if slice_index is not None and volume.is_volume:
         volume = volume.slice(slice_index)
     elif slice_index not in (None, 0, -1):
@@ -393,17 +420,8 @@ def degrade_volume(
         images, indices = volume.array, list(range(volume.num_slices))
     else:
         images, indices = volume.array[None], [int(volume.metadata.get("slice_index", 0))]
-    lows, highs, noisy, slices = [], [], [], []
-    positions: Iterable[int] = range(len(indices))
-    for position in progress(positions) if progress else positions:
-        seed_k = slice_seed(seed, indices[position])
-        high = torch.from_numpy(np.ascontiguousarray(images[position]))[None]
-        pair = task(high, spacing_mm, torch.Generator().manual_seed(seed_k))
-        lows.append(pair.low[0].numpy())
-        highs.append(pair.high[0].numpy())
-        if pair.noisy is not None:
-            noisy.append(pair.noisy[0].numpy())
-        slices.append({"slice_index": indices[position], "seed": seed_k, **pair.params})
+    spacing_mm = float(volume.spacing[-1])
+    lows, highs, noisy, slices = _degrade_slices(task, images, indices, spacing_mm, seed, progress)
     scale = int(slices[0]["scale"])
     high_array, low_array = np.stack(highs), np.stack(lows)
     if not volume.is_volume:
