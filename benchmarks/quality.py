@@ -386,7 +386,10 @@ def recipe(name: str, config: dict[str, Any]) -> str:
     phase = config.get("phase", "pretrain")
     default = _flatten(load_config(path, [f"phase={phase}"]).to_dict())
     stored = _flatten(upgrade_config(config))  # older checkpoints store flat data keys
-    skipped = ("name", "phase", "phase_overrides", "model.name", "device")
+    skipped: tuple[str, ...] = ("name", "phase", "phase_overrides", "model.name", "device")
+    if phase == "pretrain":  # the GAN-only settings do not act in pixel pretraining
+        skipped += ("discriminator", "losses.adversarial", "losses.feature_matching")
+        skipped += ("losses.perceptual", "pretrained")
     overrides = []
     for key, value in stored.items():
         if key in default and default[key] != value and not key.startswith(skipped):
