@@ -56,11 +56,7 @@ def degrade_files(
     count = volume.num_slices if split else 1
     names = [f"{stem}_z{k:04d}" if split else stem for k in range(count)]
     out = Path(output)
-    planned = [out / f"{n}_{kind}{suffix}" for n in names for kind in kinds]
-    planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
-    planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
-    if existing := [str(p) for p in planned if p.exists()]:
-        raise FileExistsError(f"will not overwrite {', '.join(existing)}")
+    _refuse_existing(out, stem, [f"{n}_{kind}{suffix}" for n in names for kind in kinds])
     n_slices = volume.num_slices if slice_index is None else 1
     progress = progress if n_slices > 1 else None
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -88,25 +84,38 @@ def degrade_files(
     if pet:
         written.append(petct_strip(result, strip, volume.window))
     else:
-        middle = high.num_slices // 2
-        hr = high.array[middle] if high.is_volume else high.array
-        lr = low.array[middle] if low.is_volume else low.array
-        full = None
-        if noisy is not None:
-            full = noisy.array[middle] if noisy.is_volume else noisy.array
-        written.append(
-            pair_strip(
-                hr,
-                lr,
-                strip,
-                volume.window,
-                unit=volume.unit,
-                label=task,
-                spacing_mm=high.spacing[-1],
-                noisy=full,
-            )
-        )
+        written.append(_middle_strip(high, low, noisy, strip, volume, task))
     return written
+
+
+def _refuse_existing(out: Path, stem: str, outputs: list[str]) -> None:
+    """FileExistsError naming every planned file (outputs, params, strip) that exists."""
+    planned = [out / name for name in outputs]
+    planned += [out / f"{stem}_params.json", out / f"{stem}_strip.png"]
+    planned += [p.with_suffix(".json") for p in planned if p.suffix == ".npy"]  # sidecars
+    if existing := [str(p) for p in planned if p.exists()]:
+        raise FileExistsError(f"will not overwrite {', '.join(existing)}")
+
+
+def _middle_strip(
+    high: Volume, low: Volume, noisy: Volume | None, path: Path, source: Volume, task: str
+) -> Path:
+    """The picture of the middle slice's pair (and its noisy image, for noise tasks)."""
+    middle = high.num_slices // 2
+
+    def image(volume: Volume) -> np.ndarray:
+        return volume.array[middle] if volume.is_volume else volume.array
+
+    return pair_strip(
+        image(high),
+        image(low),
+        path,
+        source.window,
+        unit=source.unit,
+        label=task,
+        spacing_mm=high.spacing[-1],
+        noisy=None if noisy is None else image(noisy),
+    )
 
 
 def degrade_petct(
