@@ -59,6 +59,43 @@ def zoom_box(target: np.ndarray, region: tuple[slice, slice], size: int) -> tupl
     return rows.start + int(r), cols.start + int(c)
 
 
+def _errors(result: ImageResult, low: float, high: float) -> tuple[dict[str, np.ndarray], float]:
+    """Each method's error `output - target` and the colour limit (99th percentile of
+    |error| in the region measured). Errors of the images as displayed (clipped to the grey
+    range), like the metrics: bone or air edges outside a narrow window would otherwise set
+    the colour scale."""
+    target = np.clip(result.pair.high, low, high)
+    errors = {m: np.clip(output, low, high) - target for m, output in result.outputs.items()}
+    region_errors = np.concatenate([e[result.region].ravel() for e in errors.values()])
+    return errors, float(np.percentile(np.abs(region_errors), 99)) or 1.0
+
+
+def _panel_title(name: str, result: ImageResult, row: Mapping[str, Any] | None) -> str:
+    pair = result.pair
+    if name == "input":
+        nearest = f" (x{pair.scale} nearest)" if pair.scale > 1 else ""
+        return f"input {pair.low.shape[0]}x{pair.low.shape[1]}{nearest}"
+    if row is not None and row.get("psnr") is not None:
+        return f"{name}\n{row['psnr']:.2f} dB / SSIM {row['ssim']:.3f}"
+    return name
+
+
+def _region_box(axis: Any, region: tuple[slice, slice]) -> None:
+    """The region measured, dashed."""
+    rows, cols = region
+    axis.add_patch(
+        Rectangle(
+            (cols.start - 0.5, rows.start - 0.5),
+            cols.stop - cols.start,
+            rows.stop - rows.start,
+            fill=False,
+            edgecolor="cyan",
+            linestyle="--",
+            linewidth=0.8,
+        )
+    )
+
+
 def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Write the grid PNG of one image: input | methods | target over three rows (full
     image with the zoom box, zoomed crop, error `method - target` on a shared scale)."""
@@ -75,14 +112,7 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
     size = max(24, min(pair.high.shape) // 4)
     windowed = np.clip((pair.high - low_value) / (high_value - low_value), 0, 1)
     top, left = zoom_box(windowed, result.region, size)
-    # Errors of the images as displayed (clipped to the grey range), like the metrics: bone
-    # or air edges outside a narrow window would otherwise set the colour scale.
-    clipped_target = np.clip(pair.high, low_value, high_value)
-    errors = {
-        m: np.clip(result.outputs[m], low_value, high_value) - clipped_target for m in methods
-    }
-    region_errors = np.concatenate([e[result.region].ravel() for e in errors.values()])
-    limit = float(np.percentile(np.abs(region_errors), 99)) or 1.0
+    errors, limit = _errors(result, low_value, high_value)
     by_method = {r["method"]: r for r in rows if r["image"] == pair.name}
     n = len(panels)
     aspect = pair.high.shape[1] / pair.high.shape[0]
@@ -91,33 +121,15 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
     )
     error_image = None
     for column, (name, image) in enumerate(panels):
-        title = name
-        if name == "input":
-            title = f"input {pair.low.shape[0]}x{pair.low.shape[1]}" + (
-                f" (x{pair.scale} nearest)" if pair.scale > 1 else ""
-            )
-        elif (r := by_method.get(name)) is not None and r.get("psnr") is not None:
-            title = f"{name}\n{r['psnr']:.2f} dB / SSIM {r['ssim']:.3f}"
         axes[0, column].imshow(image, cmap="gray", vmin=low_value, vmax=high_value)
         axes[0, column].add_patch(
             Rectangle(
                 (left - 0.5, top - 0.5), size, size, fill=False, edgecolor="yellow", linewidth=0.8
             )
         )
-        axes[0, column].set_title(title, fontsize=8)
+        axes[0, column].set_title(_panel_title(name, result, by_method.get(name)), fontsize=8)
         if name == TARGET:
-            rows_, cols_ = result.region
-            axes[0, column].add_patch(
-                Rectangle(
-                    (cols_.start - 0.5, rows_.start - 0.5),
-                    cols_.stop - cols_.start,
-                    rows_.stop - rows_.start,
-                    fill=False,
-                    edgecolor="cyan",
-                    linestyle="--",
-                    linewidth=0.8,
-                )
-            )
+            _region_box(axes[0, column], result.region)
         crop = image[top : top + size, left : left + size]
         axes[1, column].imshow(
             crop, cmap="gray", vmin=low_value, vmax=high_value, interpolation="nearest"
@@ -170,69 +182,80 @@ def metric_bars(
 ) -> Path:
     """Bar per method (mean) with its 95 % interval and one dot per image, per metric."""
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
-    methods = [m for m in result.methods]
     for axis, metric in zip(axes[0], metrics, strict=True):
-        stats = {s["method"]: s for s in summary if s["metric"] == metric}
-        present = [m for m in methods if m in stats]
-        means = [stats[m]["mean"] for m in present]
-        lower = [stats[m]["mean"] - stats[m]["low"] for m in present]
-        upper = [stats[m]["high"] - stats[m]["mean"] for m in present]
-        errors = np.nan_to_num(np.array([lower, upper], dtype=np.float64), nan=0.0)
-        positions = np.arange(len(present))
-        for position, method in zip(positions, present, strict=True):
-            values = [
-                r[metric]
-                for r in result.rows
-                if r["method"] == method and r.get(metric) is not None
-            ]
-            jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
-            axis.plot(
-                position + 0.25 + np.asarray(jitter),
-                values,
-                "o",
-                color="0.6",
-                markersize=3,
-                label="one image" if position == 0 else None,
-            )
-        axis.errorbar(
-            positions,
-            means,
-            yerr=errors,
-            fmt="s",
-            color="#08519c",
-            capsize=5,
-            markersize=6,
-            label="mean, 95 % interval",
-        )
-        for position, mean in zip(positions, means, strict=True):
-            axis.annotate(
-                f"{mean:.4g}",
-                (position, mean),
-                textcoords="offset points",
-                xytext=(-8, 0),
-                ha="right",
-                va="center",
-                fontsize=7,
-            )
-        finite = [v for r in result.rows for v in [r.get(metric)] if v is not None]
-        if finite:
-            span = max(finite) - min(finite) or abs(max(finite)) * 0.1 or 1.0
-            axis.set_ylim(min(finite) - 0.6 * span, max(finite) + 0.4 * span)
-        n = max((stats[m]["n"] for m in present), default=0)
-        note = "95 % interval" if n >= 4 else "interval not meaningful"
-        space = "CT window per image" if result.images[0].window else "HR p0.5/p99.5 -> [0, 1]"
-        axis.set_title(
-            f"{LABELS.get(metric, metric)}, {space}, data range 1\n{note} (n = {n} images)",
-            fontsize=9,
-        )
-        axis.set_xticks(positions, present, rotation=30, ha="right", fontsize=8)
-        axis.set_xlim(-0.6, len(present) - 0.4)
-        axis.legend(fontsize=7, loc="lower right")
-        axis.grid(axis="y", alpha=0.3)
+        _metric_panel(axis, metric, result, summary)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _metric_panel(
+    axis: Any, metric: str, result: EvaluationResult, summary: Sequence[Mapping[str, Any]]
+) -> None:
+    """One metric's means with intervals, and one dot per image, for every method."""
+    stats = {s["method"]: s for s in summary if s["metric"] == metric}
+    present = [m for m in result.methods if m in stats]
+    means = [stats[m]["mean"] for m in present]
+    lower = [stats[m]["mean"] - stats[m]["low"] for m in present]
+    upper = [stats[m]["high"] - stats[m]["mean"] for m in present]
+    errors = np.nan_to_num(np.array([lower, upper], dtype=np.float64), nan=0.0)
+    positions = np.arange(len(present))
+    for position, method in zip(positions, present, strict=True):
+        values = [
+            r[metric] for r in result.rows if r["method"] == method and r.get(metric) is not None
+        ]
+        jitter = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else [0.0]
+        axis.plot(
+            position + 0.25 + np.asarray(jitter),
+            values,
+            "o",
+            color="0.6",
+            markersize=3,
+            label="one image" if position == 0 else None,
+        )
+    axis.errorbar(
+        positions,
+        means,
+        yerr=errors,
+        fmt="s",
+        color="#08519c",
+        capsize=5,
+        markersize=6,
+        label="mean, 95 % interval",
+    )
+    for position, mean in zip(positions, means, strict=True):
+        axis.annotate(
+            f"{mean:.4g}",
+            (position, mean),
+            textcoords="offset points",
+            xytext=(-8, 0),
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
+    _metric_axes(axis, metric, result, [stats[m]["n"] for m in present], present)
+
+
+def _metric_axes(
+    axis: Any, metric: str, result: EvaluationResult, counts: list[int], present: list[str]
+) -> None:
+    """Limits around every image's value, the title (metric space, n) and the ticks."""
+    finite = [v for r in result.rows for v in [r.get(metric)] if v is not None]
+    if finite:
+        span = max(finite) - min(finite) or abs(max(finite)) * 0.1 or 1.0
+        axis.set_ylim(min(finite) - 0.6 * span, max(finite) + 0.4 * span)
+    n = max(counts, default=0)
+    note = "95 % interval" if n >= 4 else "interval not meaningful"
+    space = "CT window per image" if result.images[0].window else "HR p0.5/p99.5 -> [0, 1]"
+    axis.set_title(
+        f"{LABELS.get(metric, metric)}, {space}, data range 1\n{note} (n = {n} images)",
+        fontsize=9,
+    )
+    axis.set_xticks(np.arange(len(present)), present, rotation=30, ha="right", fontsize=8)
+    axis.set_xlim(-0.6, len(present) - 0.4)
+    axis.legend(fontsize=7, loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
 
 
 def nps_plot(result: EvaluationResult, path: Path, max_images: int = 4) -> Path | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -136,25 +136,21 @@ def pair_strip(
     return comparison_strip(panels, path, window, unit=unit, differences={2})
 
 
-def petct_strip(
-    result: PetCtVolumes, path: str | Path, ct_window: Window | None = None, dpi: int = 100
-) -> Path:
-    """PNG of the middle slice: CT | target activity (lesions circled) | PET | PET low-count.
+def _middle(volume: Volume) -> np.ndarray:
+    return volume.array[volume.num_slices // 2] if volume.is_volume else volume.array
 
-    PET panels are shown with nearest enlargement (their pixels stay visible) on the same
-    SUV scale as the activity.
-    """
 
-    def middle(v: Volume) -> np.ndarray:
-        return v.array[v.num_slices // 2] if v.is_volume else v.array
-
-    info = result.params["slices"][result.ct.num_slices // 2]
-    ct, target = middle(result.ct), middle(result.target)
-    window = ct_window or result.ct.window or Window(40.0, 400.0)
+def _petct_panels(
+    result: PetCtVolumes, info: dict[str, Any], window: Window
+) -> list[tuple[str, np.ndarray, str, float, float]]:
+    """`(title, image, colour map, low, high)` of the CT, target, PET and low-count PET;
+    the PET panels on the activity's SUV scale."""
+    ct, target = _middle(result.ct), _middle(result.target)
     vmax = max(1.0, float(np.percentile(target, 99.8)))
     spacing, pet_mm = result.ct.spacing[-1], result.pet.spacing[-1]
     fraction = info["count_fraction"]
-    panels = [
+    prompts = result.params["full_count"]["prompts"][result.ct.num_slices // 2]
+    return [
         (
             f"CT {ct.shape[0]}x{ct.shape[1]}, {spacing:.3g} mm\nC {window.center:g} / W "
             f"{window.width:g} HU",
@@ -173,20 +169,34 @@ def petct_strip(
         ),
         (
             f"PET {result.pet.shape[-2]}x{result.pet.shape[-1]}, {pet_mm:.3g} mm\n"
-            f"{result.params['full_count']['prompts'][result.ct.num_slices // 2]:.3g} prompts",
-            middle(result.pet),
+            f"{prompts:.3g} prompts",
+            _middle(result.pet),
             "gray_r",
             0.0,
             vmax,
         ),
         (
             f"PET low count ({fraction:g})\n{info['prompts_low']:.3g} prompts",
-            middle(result.pet_low),
+            _middle(result.pet_low),
             "gray_r",
             0.0,
             vmax,
         ),
     ]
+
+
+def petct_strip(
+    result: PetCtVolumes, path: str | Path, ct_window: Window | None = None, dpi: int = 100
+) -> Path:
+    """PNG of the middle slice: CT | target activity (lesions circled) | PET | PET low-count.
+
+    PET panels are shown with nearest enlargement (their pixels stay visible) on the same
+    SUV scale as the activity.
+    """
+    info = result.params["slices"][result.ct.num_slices // 2]
+    window = ct_window or result.ct.window or Window(40.0, 400.0)
+    panels = _petct_panels(result, info, window)
+    ct, spacing = panels[0][1], result.ct.spacing[-1]
     figure, axes = plt.subplots(1, 4, figsize=(14.0, 3.9))
     for axis, (title, image, cmap, low, high) in zip(axes, panels, strict=True):
         shown = axis.imshow(to_size(image, ct.shape), cmap=cmap, vmin=low, vmax=high)
