@@ -142,6 +142,47 @@ def write_outputs(
     return [*written, out / "report.md", out / "report.html"]
 
 
+def _load_pairs(
+    predictor: Enhancer | None,
+    data: Sequence[str],
+    pairs_dir: str | Path | None,
+    low_dir: str | Path | None,
+    high_dir: str | Path | None,
+    task: str | None,
+    seed: int,
+    slice_index: int | None,
+    task_overrides: Mapping[str, Any] | None,
+    input_crop: int | None,
+) -> list[EvalPair]:
+    """The evaluation pairs of `run_evaluation`: real pairs, `medsr degrade` pairs, or pairs
+    made from `data` with `task` (default: the model's)."""
+    if (low_dir is None) != (high_dir is None):
+        raise ValueError("give both --low and --high")
+    if low_dir is not None and high_dir is not None:
+        if data or pairs_dir is not None:
+            raise ValueError("give --low/--high, --data or --pairs, one of them")
+        from medsr.evaluation.real_pairs import read_real_pairs
+
+        pairs = read_real_pairs(low_dir, high_dir, task or getattr(predictor, "task", None))
+        if predictor is not None and pairs[0].scale != predictor.scale:
+            raise ValueError(
+                f"the high images are {pairs[0].scale} x the low ones but the model is "
+                f"x{predictor.scale}"
+            )
+    elif pairs_dir is not None:
+        if data:
+            raise ValueError("give either --data or --pairs, not both")
+        pairs = read_pairs(pairs_dir, slice_index)
+        if task is not None and task != pairs[0].task:
+            raise ValueError(f"--task {task} but the pairs in {pairs_dir} are {pairs[0].task}")
+    else:
+        task = task or (predictor.task if predictor is not None else None)
+        if task is None:
+            raise ValueError("--task is needed when no model gives one (e.g. --task x4)")
+        pairs = make_pairs(data, task, seed, slice_index, task_overrides, input_crop)
+    return pairs
+
+
 def run_evaluation(
     output: str | Path,
     *,
@@ -176,30 +217,18 @@ def run_evaluation(
         predictor = Predictor.load(str(model), device=device)
     elif model is not None:
         predictor = model
-    if (low_dir is None) != (high_dir is None):
-        raise ValueError("give both --low and --high")
-    if low_dir is not None and high_dir is not None:
-        if data or pairs_dir is not None:
-            raise ValueError("give --low/--high, --data or --pairs, one of them")
-        from medsr.evaluation.real_pairs import read_real_pairs
-
-        pairs = read_real_pairs(low_dir, high_dir, task or getattr(predictor, "task", None))
-        if predictor is not None and pairs[0].scale != predictor.scale:
-            raise ValueError(
-                f"the high images are {pairs[0].scale} x the low ones but the model is "
-                f"x{predictor.scale}"
-            )
-    elif pairs_dir is not None:
-        if data:
-            raise ValueError("give either --data or --pairs, not both")
-        pairs = read_pairs(pairs_dir, slice_index)
-        if task is not None and task != pairs[0].task:
-            raise ValueError(f"--task {task} but the pairs in {pairs_dir} are {pairs[0].task}")
-    else:
-        task = task or (predictor.task if predictor is not None else None)
-        if task is None:
-            raise ValueError("--task is needed when no model gives one (e.g. --task x4)")
-        pairs = make_pairs(data, task, seed, slice_index, task_overrides, input_crop)
+    pairs = _load_pairs(
+        predictor,
+        data,
+        pairs_dir,
+        low_dir,
+        high_dir,
+        task,
+        seed,
+        slice_index,
+        task_overrides,
+        input_crop,
+    )
     result = evaluate(pairs, predictor, baselines, window, border, crop, consistency_map, progress)
     split = split_statement(pairs, predictor)
     return write_outputs(

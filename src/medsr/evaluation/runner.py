@@ -209,6 +209,65 @@ def _label(model: Enhancer, baselines: Sequence[str]) -> str:
     return f"model:{name}" if name in (*baselines, TARGET) else name
 
 
+def _image_result(pair: EvalPair, window: str, border: int | None, crop: int | None) -> ImageResult:
+    """The pair's window (CT), region measured, value range (radiographs) and noise ROIs."""
+    chosen, reason = (
+        choose_window(pair.description, window)
+        if pair.modality == "CT"
+        else (None, "not CT: percentile normalisation")
+    )
+    region = metric_region(pair.high.shape, pair.scale, border, crop)
+    target = pair.high[region]
+    value_range = None if pair.modality == "CT" else radiograph_range(target)
+    rois = find_rois(target) if pair.modality == "CT" else []
+    return ImageResult(pair, chosen, reason, region, value_range, rois)
+
+
+def _run_method(
+    method: str, pair: EvalPair, model: Enhancer | None
+) -> tuple[np.ndarray, dict[str, Any], float]:
+    """`(output, info, seconds)` of `model` (when given) or of baseline `method`."""
+    start = time.perf_counter()
+    if model is not None:
+        image = np.asarray(model.enhance_array(pair.low), dtype=np.float32)
+        info: dict[str, Any] = {}
+    else:
+        baseline = run_baseline(method, pair.low, pair.scale, pair.modality)
+        image, info = baseline.image, dict(baseline.info)
+    seconds = time.perf_counter() - start
+    if image.shape != pair.high.shape:
+        raise ValueError(f"{method} gave {image.shape}, target is {pair.high.shape}")
+    return image, info, seconds
+
+
+def _measure(
+    result: ImageResult,
+    method: str,
+    image: np.ndarray,
+    info: dict[str, Any],
+    seconds: float,
+    consistency: ConsistencyFn | None,
+) -> dict[str, float]:
+    """The metrics of one output in the region measured (and its run time); its consistency
+    with the input and its noise power spectrum go into `result`."""
+    pair, region = result.pair, result.region
+    target = pair.high[region]
+    metrics = compute_metrics(
+        image[region], target, pair.modality, result.window, result.value_range, result.rois
+    )
+    metrics["seconds"] = seconds
+    if consistency is not None:
+        try:
+            found = consistency(pair.low, image, pair.task, pair.scale)
+            result.consistency[method] = found
+            metrics["consistency"] = float(found.score)
+        except (ValueError, NotImplementedError) as error:
+            info["consistency_error"] = str(error)
+    if result.rois:
+        result.nps[method] = radial_nps(image[region], result.rois)
+    return metrics
+
+
 def evaluate(
     pairs: Sequence[EvalPair],
     model: Enhancer | None = None,
@@ -232,47 +291,18 @@ def evaluate(
     for pair in pairs:
         if progress:
             progress(pair.name)
-        chosen, reason = (
-            choose_window(pair.description, window)
-            if pair.modality == "CT"
-            else (None, "not CT: percentile normalisation")
-        )
-        region = metric_region(pair.high.shape, pair.scale, border, crop)
-        target = pair.high[region]
-        value_range = None if pair.modality == "CT" else radiograph_range(target)
-        rois = find_rois(target) if pair.modality == "CT" else []
-        result = ImageResult(pair, chosen, reason, region, value_range, rois)
+        result = _image_result(pair, window, border, crop)
         for method in methods:
-            start = time.perf_counter()
-            if method == label and model is not None:
-                image = np.asarray(model.enhance_array(pair.low), dtype=np.float32)
-                info: dict[str, Any] = {}
-            else:
-                baseline = run_baseline(method, pair.low, pair.scale, pair.modality)
-                image, info = baseline.image, dict(baseline.info)
-            seconds = time.perf_counter() - start
-            if image.shape != pair.high.shape:
-                raise ValueError(f"{method} gave {image.shape}, target is {pair.high.shape}")
+            image, info, seconds = _run_method(method, pair, model if method == label else None)
             result.outputs[method], result.infos[method] = image, info
-            metrics = compute_metrics(
-                image[region], target, pair.modality, chosen, value_range, rois
-            )
-            metrics["seconds"] = seconds
-            if consistency is not None:
-                try:
-                    found = consistency(pair.low, image, pair.task, pair.scale)
-                    result.consistency[method] = found
-                    metrics["consistency"] = float(found.score)
-                except (ValueError, NotImplementedError) as error:
-                    info["consistency_error"] = str(error)
-            if rois:
-                result.nps[method] = radial_nps(image[region], rois)
+            metrics = _measure(result, method, image, info, seconds, consistency)
             rows.append(_row(pair, method, metrics, result.metric_space))
-        if rois:
-            result.nps[TARGET] = radial_nps(target, rois)
+        if result.rois:
+            target = pair.high[result.region]
+            result.nps[TARGET] = radial_nps(target, result.rois)
             own = {
-                "noise_sd": noise_sd(target, rois),
-                "nps_mean_frequency": mean_nps_frequency(target, rois),
+                "noise_sd": noise_sd(target, result.rois),
+                "nps_mean_frequency": mean_nps_frequency(target, result.rois),
             }
             rows.append(_row(pair, TARGET, own, result.metric_space))
         images.append(result)
