@@ -240,6 +240,11 @@ def enhance(
         help="Allow writing into an input's folder (existing files are still never replaced).",
     ),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps or auto."),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Skip inputs whose output exists (re-run a batch that stopped half-way).",
+    ),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
@@ -263,6 +268,8 @@ def enhance(
             device=device,
             report=lambda path: typer.echo(f"wrote {path}"),
             shard=shard,
+            skip_existing=skip_existing,
+            skipped=lambda job: typer.echo(f"skipped {job.source} (output exists)"),
         )
     if shard.enabled:
         counts = shard.gather(len(written))

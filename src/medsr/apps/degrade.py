@@ -17,6 +17,7 @@ import numpy as np
 
 from medsr.image import Volume
 from medsr.io import write
+from medsr.io.atomic import write_bytes_atomic
 from medsr.io.samples import read_source
 from medsr.physics.pet_task import SUV_WINDOW, PetCtVolumes
 from medsr.physics.tasks import degrade_volume
@@ -79,7 +80,7 @@ def degrade_files(
     params.update(input=source if sample else str(Path(source).resolve()), format=format)
     params["files"] = [str(p) for p in written]
     written.append(out / f"{stem}_params.json")
-    written[-1].write_text(json.dumps(params, indent=1, default=str), encoding="utf-8")
+    write_bytes_atomic(written[-1], json.dumps(params, indent=1, default=str).encode("utf-8"))
     strip = out / f"{stem}_strip.png"
     if pet:
         written.append(petct_strip(result, strip, volume.window))

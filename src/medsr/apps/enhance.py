@@ -8,9 +8,15 @@ scale 1) plus the format's suffix; a DICOM series becomes the folder `<stem>_x4/
 
 Safety rules, all checked before any model runs:
 * no output replaces an existing file: a job stops if anything named `<stem>_x4*` exists;
+  with `skip_existing` (`--skip-existing`) a job whose output is there is skipped instead,
+  so a batch that failed half-way is finished by running the same command again;
 * the output folder may not be an input's folder (nor inside a folder given as input)
   unless `allow_input_folder` is set; even then nothing existing is replaced;
 * two inputs with the same stem are refused (their outputs would collide).
+
+Outputs are atomic: a job writes into a hidden staging folder inside the output folder and
+moves its files out when all are written, its main output last (`primary_names`): a crash
+or `kill -9` leaves no file, or a truncated one, under a final name (`io.atomic`).
 
 Under torchrun every process plans the same jobs and checks the same destination, then
 enhances only its share (`shard.Shard.take`: job k on rank k mod WORLD_SIZE).
@@ -78,8 +84,19 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
     return jobs
 
 
-def check_destination(jobs: list[Job], out: Path, tag: str, allow_input_folder: bool) -> None:
-    """Raise when `out` is an input folder (unless allowed) or an output already exists."""
+def primary_names(prefix: str) -> list[str]:
+    """The names of a job's main output in any format (a series folder, the first PNG slice
+    of a volume, one file): moved into place last, so one of them existing means the job's
+    outputs are all there."""
+    return [prefix, f"{prefix}_z0000.png", *(prefix + suffix for suffix in FORMATS.values())]
+
+
+def check_destination(
+    jobs: list[Job], out: Path, tag: str, allow_input_folder: bool, skip_existing: bool = False
+) -> list[Job]:
+    """The jobs to run: all of them, less (with `skip_existing`) those whose main output
+    exists. Raises when `out` is an input folder (unless allowed) or an output exists
+    (with `skip_existing`: only files of an unfinished job)."""
     out = out.resolve()
     for job in jobs:
         if job.folder is None or allow_input_folder:
@@ -91,12 +108,20 @@ def check_destination(jobs: list[Job], out: Path, tag: str, allow_input_folder: 
                 "or pass --overwrite-into-input-folder (existing files are never replaced)"
             )
     if not out.is_dir():
-        return
+        return list(jobs)
     names = [p.name for p in out.iterdir()]
+    todo = []
     for job in jobs:
         prefix = f"{job.stem}_{tag}"
+        if skip_existing and set(primary_names(prefix)) & set(names):
+            continue
         if clash := [n for n in names if n == prefix or n.startswith((prefix + ".", prefix + "_"))]:
-            raise FileExistsError(f"will not overwrite {out / clash[0]} (output of {job.source})")
+            hint = " of an unfinished job; remove it to redo the job" if skip_existing else ""
+            raise FileExistsError(
+                f"will not overwrite {out / clash[0]} (output{hint} of {job.source})"
+            )
+        todo.append(job)
+    return todo
 
 
 def default_format(volume: Volume) -> str:
@@ -138,8 +163,10 @@ def enhance_job(
     overlap: int,
     consistency: bool,
 ) -> list[Path]:
-    """Read one input, enhance it, write the output (and the consistency map)."""
+    """Read one input, enhance it, write the output (and the consistency map) atomically:
+    staged in a hidden folder, then moved into `out`, the main output last (module doc)."""
     from medsr.inference.consistency import consistency_map, save_consistency
+    from medsr.io.atomic import move_into, staging
     from medsr.io.samples import read_source
 
     volume = read_source(job.source)
@@ -147,16 +174,19 @@ def enhance_job(
         volume, progress=volume.num_slices > 1, tile_size=tile, overlap=overlap
     )
     prefix = f"{job.stem}_{output_tag(predictor.scale)}"
-    written = write_output(enhanced, out, prefix, fmt or default_format(volume))
-    if consistency:
-        lows = volume.array if volume.is_volume else volume.array[None]
-        highs = enhanced.array if enhanced.is_volume else enhanced.array[None]
-        results = [
-            consistency_map(lo, hi, predictor.task, predictor.scale)
-            for lo, hi in zip(lows, highs, strict=True)
-        ]
-        written += save_consistency(results, out / prefix, volume.unit)
-    return written
+    with staging(out) as stage:
+        written = write_output(enhanced, stage, prefix, fmt or default_format(volume))
+        if consistency:
+            lows = volume.array if volume.is_volume else volume.array[None]
+            highs = enhanced.array if enhanced.is_volume else enhanced.array[None]
+            results = [
+                consistency_map(lo, hi, predictor.task, predictor.scale)
+                for lo, hi in zip(lows, highs, strict=True)
+            ]
+            written += save_consistency(results, stage / prefix, volume.unit)
+        tops = list(dict.fromkeys(stage / p.relative_to(stage).parts[0] for p in written))
+        move_into(tops, out, last=tops[0])
+    return [out / p.relative_to(stage) for p in written]
 
 
 def output_tag(scale: int) -> str:
@@ -176,9 +206,12 @@ def enhance_paths(
     device: str = "cpu",
     report: Callable[[Path], None] | None = None,
     shard: Shard | None = None,
+    skip_existing: bool = False,
+    skipped: Callable[[Job], None] | None = None,
 ) -> list[Path]:
     """Enhance every input (this process's share of them under torchrun) into folder `out`;
-    returns the paths written here (module doc)."""
+    returns the paths written here (module doc). `skip_existing`: leave out the jobs whose
+    output is there (each is passed to `skipped`)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -189,9 +222,14 @@ def enhance_paths(
     shard = shard or Shard()
     predictor = Predictor.load(model, device=shard.device(device), backend=backend)
     out = Path(out)
-    check_destination(jobs, out, output_tag(predictor.scale), allow_input_folder)
+    todo = check_destination(
+        jobs, out, output_tag(predictor.scale), allow_input_folder, skip_existing
+    )
+    for job in jobs:
+        if job not in todo and skipped is not None and shard.is_main:
+            skipped(job)
     shard.barrier()  # no rank writes before every rank has checked the folder
-    jobs = shard.take(jobs)
+    jobs = shard.take(todo)
     written: list[Path] = []
     for job in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
         paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency)

@@ -16,6 +16,7 @@ from pathlib import Path
 from medsr.apps.enhance import check_destination, default_format, plan_jobs, write_output
 from medsr.image import Volume, Window
 from medsr.inference.fusion import FusionPredictor
+from medsr.io.atomic import move_into, staging
 from medsr.viz.overlays import DEFAULT_CT_WINDOW, default_suv_max, fused_overlay
 
 
@@ -83,10 +84,14 @@ def fuse_paths(
         ct_volume, pet_volume, progress=ct_volume.num_slices > 1, allow_mismatch=allow_mismatch
     )
     prefix = f"{jobs[1].stem}_{tag}"
-    written = write_output(result.enhanced, out, prefix, fmt or default_format(pet_volume))
-    written += write_overlays(
-        result.ct, result.enhanced, out / f"{prefix}_fused", ct_window, alpha, suv_max
-    )
+    with staging(out) as stage:  # atomic outputs, as medsr enhance writes them
+        staged = write_output(result.enhanced, stage, prefix, fmt or default_format(pet_volume))
+        staged += write_overlays(
+            result.ct, result.enhanced, stage / f"{prefix}_fused", ct_window, alpha, suv_max
+        )
+        tops = list(dict.fromkeys(stage / p.relative_to(stage).parts[0] for p in staged))
+        move_into(tops, out, last=tops[0])
+    written = [out / p.relative_to(stage) for p in staged]
     for path in written:
         if report is not None:
             report(path)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from medsr.io.atomic import atomic_write, write_bytes_atomic
 from medsr.physics.degradation import SampledDegradation
 from medsr.physics.tasks import TASKS, DownsampleTask, make_task
 
@@ -157,7 +158,8 @@ def save_consistency(
     where = f"slice {worst}, " if len(results) > 1 else ""
     consistency_picture(shown.map, shown.noise_sd, shown.score, paths[0], unit, where)
     stack = np.stack([r.map for r in results]) if len(results) > 1 else results[0].map
-    np.save(paths[1], stack.astype(np.float32))
+    with atomic_write(paths[1]) as temp, open(temp, "wb") as stream:
+        np.save(stream, stack.astype(np.float32))
     summary = {
         "score": shown.score,
         "worst_slice": worst,
@@ -175,5 +177,5 @@ def save_consistency(
         "description": shown.description,
         "how_to_read": "see medsr.inference.consistency (module doc)",
     }
-    paths[2].write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    write_bytes_atomic(paths[2], json.dumps(summary, indent=1).encode("utf-8"))
     return paths

@@ -45,6 +45,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medsr._version import __version__
 from medsr.image import Provenance, Volume
+from medsr.io.atomic import atomic_write, staged_folder
 from medsr.io.dicom import HEADERS_KEY
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import CT_RANGE_HU, encode
@@ -266,11 +267,18 @@ def write_dicom_series(
     """Write a 2-D image or every slice of a 3-D volume as `folder/PREFIX_0001.dcm`, ...
 
     One new SeriesInstanceUID for all files; see the module doc for the attributes.
-    Raises FileExistsError before writing anything if one of the files exists.
+    Raises FileExistsError before writing anything if one of the files exists. A new
+    `folder` is staged under a hidden name and renamed when every file is written, so it
+    never appears with part of the series (`atomic.staged_folder`); into an existing
+    folder, each file appears whole or not at all.
     """
     folder = Path(folder)
-    paths = [folder / f"{prefix}_{k + 1:04d}.dcm" for k in range(volume.num_slices)]
-    return _write(volume, paths, overwrite)
+    names = [f"{prefix}_{k + 1:04d}.dcm" for k in range(volume.num_slices)]
+    if folder.exists():
+        return _write(volume, [folder / name for name in names], overwrite)
+    with staged_folder(folder) as stage:
+        _write(volume, [stage / name for name in names], overwrite)
+    return [folder / name for name in names]
 
 
 def write_dicom(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
@@ -388,7 +396,10 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
         ds.preamble = b"\0" * 128
         check_can_write(path, overwrite)
         try:
-            ds.save_as(path, enforce_file_format=True)
+            with atomic_write(path, overwrite) as temp:
+                ds.save_as(temp, enforce_file_format=True)
+        except FileExistsError:
+            raise
         except Exception as error:  # pydicom raises several types on invalid values
             raise MedsrIOError(path, f"cannot write DICOM ({error})") from error
     return paths

@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from medsr.image import MODALITIES, Volume, Window
+from medsr.io.atomic import atomic_write
 from medsr.io.errors import MedsrIOError, check_can_write, reader
 from medsr.io.header import json_object, matrix, parse_header
 from medsr.io.limits import check_bytes, check_pixels
@@ -175,7 +176,10 @@ def write_nifti(volume: Volume, path: str | Path, overwrite: bool = False) -> Pa
     header: Any = image.header
     header.extensions.append(nib.nifti1.Nifti1Extension(6, json.dumps(extra).encode("utf-8")))
     try:
-        nib.save(image, str(path))
+        with atomic_write(path, overwrite) as temp:
+            nib.save(image, str(temp))
+    except FileExistsError:
+        raise
     except Exception as error:
         raise MedsrIOError(path, f"cannot write NIfTI ({error})") from error
     return path

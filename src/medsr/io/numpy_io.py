@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from medsr.image import Volume
+from medsr.io.atomic import atomic_write, write_bytes_atomic
 from medsr.io.errors import MedsrIOError, check_can_write, reader
 from medsr.io.header import HEADER_KEY, header_fields, parse_header, volume_from_header
 from medsr.io.limits import check_pixels
@@ -89,8 +90,9 @@ def write_npy(
     if sidecar:
         check_can_write(sidecar_path(path), overwrite)
     path = check_can_write(path, overwrite)
-    np.save(path, volume.array, allow_pickle=False)
-    if sidecar:
-        content = {HEADER_KEY: header_fields(volume)}
-        sidecar_path(path).write_text(json.dumps(content, indent=1), encoding="utf-8")
+    if sidecar:  # first: an .npy under its final name has its sidecar
+        content = json.dumps({HEADER_KEY: header_fields(volume)}, indent=1)
+        write_bytes_atomic(sidecar_path(path), content.encode("utf-8"), overwrite)
+    with atomic_write(path, overwrite) as temp, open(temp, "wb") as stream:
+        np.save(stream, volume.array, allow_pickle=False)
     return path

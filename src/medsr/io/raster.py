@@ -35,6 +35,7 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from medsr.image import Volume
+from medsr.io.atomic import atomic_write
 from medsr.io.errors import MedsrIOError, check_can_write, reader
 from medsr.io.header import HEADER_KEY, header_fields, parse_header, volume_from_header
 from medsr.io.limits import check_pixels
@@ -218,7 +219,8 @@ def write_png(
     stored, intercept, slope = matched or encode(volume, value_range, bits)
     info = PngImagePlugin.PngInfo()
     info.add_text(HEADER_KEY, _header(volume, intercept, slope))
-    Image.fromarray(stored).save(path, format="PNG", pnginfo=info)
+    with atomic_write(path, overwrite) as temp:
+        Image.fromarray(stored).save(temp, format="PNG", pnginfo=info)
     return path
 
 
@@ -242,5 +244,8 @@ def write_tiff(
     else:
         stored, intercept, slope = encode(volume, value_range, bits)
     description = _header(volume, intercept, slope)
-    tifffile.imwrite(path, stored, description=description, metadata=None, photometric="minisblack")
+    with atomic_write(path, overwrite) as temp:
+        tifffile.imwrite(
+            temp, stored, description=description, metadata=None, photometric="minisblack"
+        )
     return path
