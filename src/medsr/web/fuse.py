@@ -15,6 +15,7 @@ import io
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,11 +31,13 @@ from medsr.web.service import (
     NOTICE,
     Result,
     Upload,
+    consistency_summary,
     decode,
+    input_summary,
+    output_summary,
     package,
     safe_stem,
     stack,
-    value_range,
     zip_files,
 )
 
@@ -76,6 +79,15 @@ def _notes(ct: Volume, pet: Volume) -> list[str]:
     return notes
 
 
+def _volume_summary(volume: Volume) -> dict[str, Any]:
+    return {
+        "shape": list(volume.shape),
+        "modality": volume.modality,
+        "unit": volume.unit,
+        "spacing_mm": list(volume.spacing),
+    }
+
+
 def fuse_upload(
     key: str,
     predictor: FusionPredictor,
@@ -108,47 +120,16 @@ def fuse_upload(
         consistency_map(lo, hi, predictor.info.task, s) for lo, hi in zip(low, high, strict=True)
     ]
     ct_window = ct.window or DEFAULT_CT_WINDOW
-    worst = max(range(len(checks)), key=lambda k: checks[k].score)
-    window = fused.enhanced.window
     summary = {
         "research_use_only": True,
         "notice": NOTICE,
         "kind": "fusion",
         "model": describe_model(key, predictor),
-        "input": {
-            "shape": list(fused.pet_low.shape),
-            "slices": len(low),
-            "modality": "PT",
-            "unit": fused.pet_low.unit,
-            "spacing_mm": list(fused.pet_low.spacing),
-            "range": value_range(low),
-            "window": None if window is None else {"center": window.center, "width": window.width},
-        },
-        "pet": {
-            "shape": list(pet.shape),
-            "modality": pet.modality,
-            "unit": pet.unit,
-            "spacing_mm": list(pet.spacing),
-        },
-        "ct": {
-            "shape": list(ct.shape),
-            "modality": ct.modality,
-            "unit": ct.unit,
-            "spacing_mm": list(ct.spacing),
-        },
-        "output": {
-            "shape": list(fused.enhanced.shape),
-            "spacing_mm": list(fused.enhanced.spacing),
-            "spacing_known": fused.enhanced.metadata.get("spacing_known") is not False,
-            "range": value_range(high),
-        },
-        "consistency": {
-            "score": checks[worst].score,
-            "worst_slice": worst,
-            "scores": [c.score for c in checks],
-            "noise_sd": [c.noise_sd for c in checks],
-            "description": checks[worst].description,
-        },
+        "input": input_summary(fused.pet_low, low, fused.enhanced.window, modality="PT"),
+        "pet": _volume_summary(pet),
+        "ct": _volume_summary(ct),
+        "output": output_summary(fused.enhanced, high),
+        "consistency": consistency_summary(checks),
         "fusion": {
             "alpha": alpha,
             "suv_max": default_suv_max(high),

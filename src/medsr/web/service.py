@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from medsr.apps.enhance import output_tag
-from medsr.image import Volume
+from medsr.image import Volume, Window
 from medsr.inference import Predictor, consistency_map
 from medsr.io.errors import MedsrIOError
 from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
@@ -205,6 +206,42 @@ def value_range(array: np.ndarray) -> list[float]:
     return [float(array.min()), float(array.max())]
 
 
+def input_summary(
+    volume: Volume, low: np.ndarray, window: Window | None, modality: str | None = None
+) -> dict[str, Any]:
+    """The `input` part of a result's summary: `volume` as the model saw it (`low`)."""
+    return {
+        "shape": list(volume.shape),
+        "slices": len(low),
+        "modality": modality or volume.modality,
+        "unit": volume.unit,
+        "spacing_mm": list(volume.spacing),
+        "range": value_range(low),
+        "window": None if window is None else {"center": window.center, "width": window.width},
+    }
+
+
+def output_summary(output: Volume, high: np.ndarray) -> dict[str, Any]:
+    return {
+        "shape": list(output.shape),
+        "spacing_mm": list(output.spacing),
+        "spacing_known": output.metadata.get("spacing_known") is not False,
+        "range": value_range(high),
+    }
+
+
+def consistency_summary(checks: Sequence[Any]) -> dict[str, Any]:
+    """The consistency of every slice, and the worst one's score and description."""
+    worst = max(range(len(checks)), key=lambda k: checks[k].score)
+    return {
+        "score": checks[worst].score,
+        "worst_slice": worst,
+        "scores": [c.score for c in checks],
+        "noise_sd": [c.noise_sd for c in checks],
+        "description": checks[worst].description,
+    }
+
+
 def safe_stem(name: str, default: str = "image") -> str:
     """A download name from the client's file name: safe characters only, at most 64."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:64] or default
@@ -249,34 +286,13 @@ def enhance_upload(
     arrays = {"input": low, "output": high, "consistency": np.stack([c.map for c in checks])}
     if ref is not None:
         arrays["reference"] = stack(ref)
-    worst = max(range(len(checks)), key=lambda k: checks[k].score)
-    window = volume.window
     summary = {
         "research_use_only": True,
         "notice": NOTICE,
         "model": describe_model(key, predictor),
-        "input": {
-            "shape": list(volume.shape),
-            "slices": volume.num_slices,
-            "modality": volume.modality,
-            "unit": volume.unit,
-            "spacing_mm": list(volume.spacing),
-            "range": value_range(low),
-            "window": None if window is None else {"center": window.center, "width": window.width},
-        },
-        "output": {
-            "shape": list(output.shape),
-            "spacing_mm": list(output.spacing),
-            "spacing_known": output.metadata.get("spacing_known") is not False,
-            "range": value_range(high),
-        },
-        "consistency": {
-            "score": checks[worst].score,
-            "worst_slice": worst,
-            "scores": [c.score for c in checks],
-            "noise_sd": [c.noise_sd for c in checks],
-            "description": checks[worst].description,
-        },
+        "input": input_summary(volume, low, volume.window),
+        "output": output_summary(output, high),
+        "consistency": consistency_summary(checks),
         "metrics": metrics,
         "seconds": round(time.perf_counter() - start, 3),
     }
