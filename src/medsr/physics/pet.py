@@ -197,6 +197,9 @@ class PetFromCT:
         `full_count=False` skips the full-count reconstruction (the data are drawn all the
         same, so `pet_low` does not change).
         """
+        # One function on purpose: it reads in the order of the acquisition (activity,
+        # attenuation, trues, randoms, Poisson counts, thinning, OSEM), and the order of the
+        # generator's draws is part of what makes a simulation reproducible.
         ct, activity = self.activity(ct_hu, spacing_mm, generator)
         mu = mu511_from_hu(ct)
         trues = simulate_trues(
