@@ -112,6 +112,11 @@ def degrade(
     scale: int | None = typer.Option(None, help="Downsampling factor (2, 3, 4, 8)."),
     incident_photons: float | None = typer.Option(None, help="I0 per ray (CT) or pixel (x-ray)."),
     counts: float | None = typer.Option(None, help="petct prompts/slice: 5e5 body, 2e6 brain."),
+    keep_identifiers: bool = typer.Option(
+        False,
+        "--keep-identifiers",
+        help="NIfTI output: keep PatientID, UIDs, scanner model in its header extension.",
+    ),
 ) -> None:
     """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
     from tqdm import tqdm
@@ -127,7 +132,7 @@ def degrade(
     progress = lambda r: tqdm(r, desc=task, unit="slice")  # noqa: E731
     with _user_errors():
         written = degrade_files(
-            source, output, task, format, seed, slice_index, overrides, progress
+            source, output, task, format, seed, slice_index, overrides, progress, keep_identifiers
         )
     for path in written:
         typer.echo(f"wrote {path}")
@@ -245,6 +250,11 @@ def enhance(
         "--skip-existing",
         help="Skip inputs whose output exists (re-run a batch that stopped half-way).",
     ),
+    keep_identifiers: bool = typer.Option(
+        False,
+        "--keep-identifiers",
+        help="NIfTI output: keep PatientID, UIDs, scanner model in its header extension.",
+    ),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
@@ -270,6 +280,7 @@ def enhance(
             shard=shard,
             skip_existing=skip_existing,
             skipped=lambda job: typer.echo(f"skipped {job.source} (output exists)"),
+            keep_identifiers=keep_identifiers,
         )
     if shard.enabled:
         counts = shard.gather(len(written))

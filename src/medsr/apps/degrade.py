@@ -35,11 +35,13 @@ def degrade_files(
     slice_index: int | None = None,
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    keep_identifiers: bool = False,
 ) -> list[Path]:
     """Degrade `source` (a path or `sample:NAME`) with `task`; returns the files written.
 
     `overrides` are task parameters (None values ignored); `dose_fraction` is the count
-    fraction for `petct`. `progress` wraps the slice loop of a volume.
+    fraction for `petct`. `progress` wraps the slice loop of a volume. NIfTI outputs carry
+    no patient, study or scanner identifiers unless `keep_identifiers`.
     """
     suffix = {"png": ".png", "nifti": ".nii.gz", "npy": ".npy"}.get(format)
     overrides = dict(overrides or {})
@@ -73,10 +75,11 @@ def degrade_files(
         outputs = {"hr": high, "lr": low}
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    options = {"keep_identifiers": keep_identifiers} if format == "nifti" else {}
     for k, name in enumerate(names):
         for kind, vol in outputs.items():
             path = out / f"{name}_{kind}{suffix}"
-            written.append(write(vol.slice(k) if split else vol, path))
+            written.append(write(vol.slice(k) if split else vol, path, **options))
     params.update(input=source if sample else str(Path(source).resolve()), format=format)
     params["files"] = [str(p) for p in written]
     written.append(out / f"{stem}_params.json")

@@ -135,8 +135,12 @@ def default_format(volume: Volume) -> str:
     return "nifti" if source == "nifti" or volume.is_volume else "png"
 
 
-def write_output(volume: Volume, out: Path, prefix: str, fmt: str) -> list[Path]:
-    """Write `volume` as `out/<prefix><suffix>` (see the module doc for series and PNG)."""
+def write_output(
+    volume: Volume, out: Path, prefix: str, fmt: str, keep_identifiers: bool = False
+) -> list[Path]:
+    """Write `volume` as `out/<prefix><suffix>` (see the module doc for series and PNG);
+    a NIfTI file carries no patient, study or scanner identifiers unless `keep_identifiers`
+    (DICOM output keeps them: a derived series belongs in its study)."""
     from medsr.io import write
     from medsr.io.dicom_write import write_dicom_series
 
@@ -145,7 +149,9 @@ def write_output(volume: Volume, out: Path, prefix: str, fmt: str) -> list[Path]
     if fmt == "dicom" and volume.is_volume:
         return write_dicom_series(volume, out / prefix)
     # An integer PNG/TIFF in gives the same bit depth and integer scale out.
-    options = {"like_input": True} if fmt in ("png", "tiff") else {}
+    options: dict[str, bool] = {"like_input": True} if fmt in ("png", "tiff") else {}
+    if fmt == "nifti":
+        options["keep_identifiers"] = keep_identifiers
     if fmt == "png" and volume.is_volume:
         return [
             write(volume.slice(k), out / f"{prefix}_z{k:04d}.png", **options)
@@ -162,6 +168,7 @@ def enhance_job(
     tile: int | None,
     overlap: int,
     consistency: bool,
+    keep_identifiers: bool = False,
 ) -> list[Path]:
     """Read one input, enhance it, write the output (and the consistency map) atomically:
     staged in a hidden folder, then moved into `out`, the main output last (module doc)."""
@@ -175,7 +182,8 @@ def enhance_job(
     )
     prefix = f"{job.stem}_{output_tag(predictor.scale)}"
     with staging(out) as stage:
-        written = write_output(enhanced, stage, prefix, fmt or default_format(volume))
+        fmt = fmt or default_format(volume)
+        written = write_output(enhanced, stage, prefix, fmt, keep_identifiers)
         if consistency:
             lows = volume.array if volume.is_volume else volume.array[None]
             highs = enhanced.array if enhanced.is_volume else enhanced.array[None]
@@ -208,10 +216,12 @@ def enhance_paths(
     shard: Shard | None = None,
     skip_existing: bool = False,
     skipped: Callable[[Job], None] | None = None,
+    keep_identifiers: bool = False,
 ) -> list[Path]:
     """Enhance every input (this process's share of them under torchrun) into folder `out`;
     returns the paths written here (module doc). `skip_existing`: leave out the jobs whose
-    output is there (each is passed to `skipped`)."""
+    output is there (each is passed to `skipped`). `keep_identifiers`: NIfTI outputs keep
+    the patient, study and scanner identifiers of their source (`write_output`)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -232,7 +242,7 @@ def enhance_paths(
     jobs = shard.take(todo)
     written: list[Path] = []
     for job in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
-        paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency)
+        paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency, keep_identifiers)
         for path in paths:
             if report is not None:
                 report(path)

@@ -8,6 +8,11 @@ first two rows are negated: `volume.affine == diag(-1, -1, 1, 1) @ nifti_affine`
 The NIfTI-1 header stores the affine as float32; medsr also writes the float64 affine and
 the modality, unit and window into a JSON header extension (code 6, "comment"), so a file
 written here reads back with the identical affine. Other tools ignore the extension.
+
+The extension also keeps the image's metadata, less anything that identifies the patient,
+the study or the scanner (`strip_identifiers`: PatientID, Study/Series/SOP/Frame of
+Reference UIDs, scanner model, dates, file paths) unless the writer is told
+`keep_identifiers=True` (`medsr enhance/degrade --keep-identifiers`).
 """
 
 from __future__ import annotations
@@ -135,6 +140,46 @@ def read_nifti(path: str | Path) -> Volume:
     )
 
 
+_IDENTIFYING = {
+    "paths",
+    "slices",
+    "name",
+    "date",
+    "sample_path",
+    "pet_suv_tags",  # acquisition dates and times, patient weight
+    "SeriesDescription",
+    "StudyDescription",
+    "AccessionNumber",
+}
+_IDENTIFYING_PREFIXES = (
+    "Patient",
+    "Institution",
+    "Station",
+    "DeviceSerial",
+    "Manufacturer",
+    "Operator",
+    "Physician",
+    "Referring",
+    "Performing",
+    "Acquisition",
+    "Study",
+    "Series",
+)
+
+
+def strip_identifiers(metadata: dict[str, Any]) -> dict[str, Any]:
+    """`metadata` without what identifies a patient, study or scanner: the keys of
+    `_IDENTIFYING`, those starting with a prefix of `_IDENTIFYING_PREFIXES` and every UID but
+    the transfer syntax's."""
+    return {
+        key: value
+        for key, value in metadata.items()
+        if key not in _IDENTIFYING
+        and not key.startswith(_IDENTIFYING_PREFIXES)
+        and ("UID" not in key or key == "TransferSyntaxUID")
+    }
+
+
 def _json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
     safe = {}
     for key, value in metadata.items():
@@ -146,12 +191,16 @@ def _json_safe(metadata: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def write_nifti(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
+def write_nifti(
+    volume: Volume, path: str | Path, overwrite: bool = False, keep_identifiers: bool = False
+) -> Path:
     """Write `volume` as float32 NIfTI-1 (gzip'd for .nii.gz); 2-D images as one slice.
 
-    Raises FileExistsError when `path` exists and `overwrite` is False, ValueError for a
-    tilted or unevenly spaced DICOM series (one affine cannot place its slices; see
-    `slice_geometry.check_regular_grid`). Returns the path.
+    The header extension keeps the metadata without patient, study and scanner identifiers
+    (`strip_identifiers`) unless `keep_identifiers`. Raises FileExistsError when `path`
+    exists and `overwrite` is False, ValueError for a tilted or unevenly spaced DICOM series
+    (one affine cannot place its slices; see `slice_geometry.check_regular_grid`). Returns
+    the path.
     """
     check_regular_grid(volume.metadata, "NIfTI output")
     path = check_can_write(path, overwrite)
@@ -170,6 +219,8 @@ def write_nifti(volume: Volume, path: str | Path, overwrite: bool = False) -> Pa
             "window": window,
             "metadata": _json_safe(
                 {k: v for k, v in volume.metadata.items() if k not in ("paths", "slices")}
+                if keep_identifiers
+                else {**strip_identifiers(volume.metadata), "identifiers_removed": True}
             ),
         }
     }
