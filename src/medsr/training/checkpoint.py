@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from medsr.training.state import TrainState
 __all__ = [
     "BEST_NAME",
     "FORMAT",
+    "clean_partial",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 STEP_PATTERN = re.compile(r"^step_(\d{8})\.pt$")
+PARTIAL_PATTERN = re.compile(r"^\.(step_\d{8}|best)\.pt\..+\.tmp$")
+"""The temporary files of `save_atomic` (`.step_00001000.pt.<random>.tmp`): what a run
+killed while saving leaves behind."""
 BEST_NAME = "best.pt"
 
 
@@ -178,12 +183,44 @@ def restore(
     return payload["step"], payload["best_psnr"], payload["metrics"]
 
 
+def clean_partial(folder: str | Path) -> list[Path]:
+    """Delete the temporary checkpoint files of runs killed while saving (`PARTIAL_PATTERN`);
+    returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.iterdir() if PARTIAL_PATTERN.match(p.name)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def resume(
     state: TrainState, resume: str | Path | None, folder: Path, device: torch.device
 ) -> tuple[int, float, dict[str, float]]:
     """`(step, best_psnr, metrics)` to start from: `(0, -inf, {})` for a fresh start, else
-    those of checkpoint `resume` (`"auto"`: the latest in `folder`, if any), restored."""
-    path = latest_checkpoint(folder) if str(resume) == "auto" else resume
-    if path is None:
-        return 0, -math.inf, {}
-    return restore(state, load_checkpoint(path, map_location=device), path)
+    those of checkpoint `resume`, restored. `"auto"`: the latest readable checkpoint in
+    `folder` (one that cannot be read, e.g. truncated by a full disk, is passed over with
+    a warning; ValueError when there are checkpoints and none can be read). Temporary files
+    of killed saves are deleted first (`clean_partial`)."""
+    clean_partial(folder)
+    if str(resume) != "auto":
+        if resume is None:
+            return 0, -math.inf, {}
+        return restore(state, load_checkpoint(resume, map_location=device), resume)
+    found = list_checkpoints(folder)
+    for _, path in reversed(found):
+        try:
+            payload = load_checkpoint(path, map_location=device)
+        except Exception as error:  # torch.load: RuntimeError, EOFError, UnpicklingError
+            problem = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            warnings.warn(
+                f"{path} cannot be read ({type(error).__name__}: {problem[:200]}); "
+                "resuming from the checkpoint before it",
+                stacklevel=2,
+            )
+            continue
+        return restore(state, payload, path)
+    if found:
+        raise ValueError(f"no readable checkpoint in {folder} ({len(found)} found, all damaged)")
+    return 0, -math.inf, {}

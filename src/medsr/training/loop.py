@@ -234,7 +234,7 @@ def train(
     perceptual = _perceptual_loss(config, device)
     options = _step_options(tc, device, state)
     start, best_psnr, metrics = ckpt.resume(state, resume, out, device)
-    log = MetricsLog(out) if info.is_main else None
+    log = MetricsLog(out, resume_step=start) if info.is_main else None
     if info.is_main:
         print(
             f"medsr train: {config.name} phase {config.phase}, {data.split}; "
