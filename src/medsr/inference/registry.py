@@ -63,14 +63,22 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry(
             "xray-x4",
             "xray-x4.pt",
-            "xray-x4",
-            "SRResNet, radiograph x4 with quantum noise (PSNR-oriented)",
+            "xray-blind-x4",
+            "SRResNet (sub-pixel output), radiograph x4 from a low image made by an unknown "
+            "resize, noise, 8-bit or JPEG (PSNR-oriented); NIH chest X-rays",
         ),
         ModelEntry(
             "xray-x4-gan",
             "xray-x4-gan.pt",
-            "xray-x4",
-            "SRGAN fine-tune of xray-x4 (sharper texture, lower PSNR)",
+            "xray-blind-x4",
+            "SRGAN fine-tune of xray-x4 (500 CPU steps; adversarial texture)",
+        ),
+        ModelEntry(
+            "xray-x2",
+            "xray-x2.pt",
+            "xray-blind-x2",
+            "SRResNet (sub-pixel output), radiograph x2 from a low image made by an unknown "
+            "resize, noise, 8-bit or JPEG (PSNR-oriented); NIH chest X-rays",
         ),
         ModelEntry(
             "fusion-petct-x4",
