@@ -28,6 +28,7 @@ import torch
 
 from medsr.evaluation import run_evaluation
 from medsr.inference.registry import MODELS, available_models
+from medsr.physics.unknown_resize import resize_only
 from medsr.training.config import load_config, upgrade_config
 
 CARDS = Path(__file__).resolve().parent.parent / "docs" / "models"
@@ -76,15 +77,6 @@ BENCHMARKS = {
 }
 
 
-BLIND_XRAY_CLEAN = {
-    "noise_probability": 0.0,
-    "poisson_probability": 0.0,
-    "quantize_probability": 0.0,
-    "jpeg_probability": 0.0,
-    "detector_blur_probability": 0.0,
-    "contrast_gain_range": [1.0, 1.0],
-    "contrast_offset_range": [0.0, 0.0],
-}
 RG3_BLIND = (
     "pydicom-data RG3_UNCR (extremity CR, central 1024^2 crop; never trained on: another "
     "patient, anatomy and detector than the NIH chest images); LR made from it by the kernel "
@@ -99,7 +91,7 @@ def benchmarks_of(name: str) -> tuple[Benchmark, ...]:
             Benchmark(
                 f"RG3 (bundled sample), LR by {kernel}",
                 ("sample:xray-extremity-rg3",),
-                {**BLIND_XRAY_CLEAN, "kernels": [kernel]},
+                resize_only(kernel),
                 RG3_BLIND,
                 input_crop=1024,
             )

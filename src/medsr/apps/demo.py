@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medsr.inference.registry import MODELS, available_models
+from medsr.physics.unknown_resize import resize_only
 
 RESEARCH_USE = "Research use only: medsr's outputs are not for diagnosis."
 
@@ -42,9 +43,10 @@ DEMO_CASES = (
     DemoCase(
         "xray-x4",
         "sample:xray-extremity-rg3",
-        "extremity radiograph (pydicom-data RG3), central 768^2, quantum noise + x4",
+        "extremity radiograph (pydicom-data RG3), central 768^2, reduced x4 with Pillow's "
+        "bicubic (how many low-resolution images are made), enhanced back x4",
         input_crop=768,
-        task_overrides={"incident_photons": 10000.0},
+        task_overrides=resize_only("bicubic"),
     ),
 )
 

@@ -53,6 +53,24 @@ PIL_FILTERS = {
 KERNELS = (*PIL_FILTERS, "gaussian")
 
 
+def resize_only(kernel: str) -> dict[str, object]:
+    """`UnknownResizeTask` overrides that keep one resize `kernel` and switch every other
+    step off (no blur, noise, 8-bit, JPEG or contrast change): how an evaluation or a demo
+    states "the low image was made by this resize"."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return {
+        "kernels": [kernel],
+        "detector_blur_probability": 0.0,
+        "noise_probability": 0.0,
+        "poisson_probability": 0.0,
+        "quantize_probability": 0.0,
+        "jpeg_probability": 0.0,
+        "contrast_gain_range": [1.0, 1.0],
+        "contrast_offset_range": [0.0, 0.0],
+    }
+
+
 @dataclass(frozen=True)
 class ResizeParams:
     """One draw of `UnknownResizeTask.sample` (JSON-able; see the module doc for units)."""
