@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from medsr.physics.projector import FILTER_WINDOWS, ParallelBeamProjector
+from medsr.physics.projector import RECONSTRUCTION_KERNELS, ParallelBeamProjector
 
 # HU below this is out-of-field padding (-2000, -3024 in DICOM), treated as air.
 PADDING_HU = -1500.0
@@ -87,7 +87,8 @@ class LowDoseCT:
         incident_photons: I0, photons per ray at normal dose (calibrate per dataset).
         electronic_noise_variance: se2 in counts^2; None means 10 * I0 / 1e5.
         num_views: projection angles over 180 degrees.
-        filter_window: FBP window, one of `FILTER_WINDOWS`; sets the noise texture.
+        filter_window: FBP window or kernel, one of `RECONSTRUCTION_KERNELS` (the classical
+            windows and the kernels matched to real scanners); sets the noise texture.
         mu_water_per_cm: attenuation of water at the effective energy (~60-70 keV).
     """
 
@@ -107,9 +108,9 @@ class LowDoseCT:
             raise ValueError(
                 f"electronic_noise_variance must be >= 0, got {self.electronic_noise_variance}"
             )
-        if self.filter_window not in FILTER_WINDOWS:
+        if self.filter_window not in RECONSTRUCTION_KERNELS:
             raise ValueError(
-                f"filter_window must be one of {FILTER_WINDOWS}, got {self.filter_window!r}"
+                f"filter_window must be one of {RECONSTRUCTION_KERNELS}, got {self.filter_window!r}"
             )
         if self.num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {self.num_views}")

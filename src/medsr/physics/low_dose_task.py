@@ -4,7 +4,9 @@
 
     sample   the dose and scanner settings, and per pair a log-uniform `noise_gain` (the noise
              times g: another dose at the same scanner) and `zoom` (the central 1/z of the
-             slice on a z times finer grid), both off by default
+             slice on a z times finer grid: pixel size / z), then the reconstruction kernel
+             (uniform over `kernels`) and the dose fraction (log-uniform in `dose_range`),
+             all off by default (the task's `filter_window` and `dose_fraction`)
     target   x cropped to a multiple of `scale`, then zoomed
     forward  D(target): area downsample by `scale` (a copy for `ldct`)
     noise    D(target + g * zoom(n)), n the low-dose noise of the whole slice (`LowDoseCT`):
@@ -22,6 +24,14 @@ single image without `for_scan` calibrates on that image (`fit`). Calibrating ea
 instead would give each slice its own I0: slices through the skull base or the vertex, whose
 "uniform" regions hold anatomy, would get several times the noise, and slices with no
 uniform soft tissue could not be degraded at all.
+
+Kernels: `filter_window` is the kernel of the input scan, the one I0 is calibrated with (its
+simulated normal-dose noise must look like the scan's own); a pair drawn with another kernel
+of `kernels` gets that kernel's noise at the same I0, as a scanner reconstructing the same
+raw data with a sharper kernel gives more, finer noise (on L143, D45f has ~3x the SD of B30f).
+The kernels live in cycles/pixel of the input's grid (`medsr.physics.projector`); `zoom` then
+puts the noise on a finer grid, so a kernel keeps its texture in cycles/mm, as a scanner's.
+`calibration` picks how the scan's noise is measured (`ct_calibration.CALIBRATION_METHODS`).
 """
 
 from __future__ import annotations
@@ -34,8 +44,9 @@ from typing import Any, ClassVar
 import torch
 
 from medsr.physics.ct import LowDoseCT, Projection, default_electronic_noise_variance
-from medsr.physics.ct_calibration import calibrate_incident_photons
-from medsr.physics.degradation import NoiseThenDownsample, check_range, draw_range
+from medsr.physics.ct_calibration import CALIBRATION_METHODS, calibrate_incident_photons
+from medsr.physics.degradation import NoiseThenDownsample, check_range, draw_choice, draw_range
+from medsr.physics.projector import RECONSTRUCTION_KERNELS
 from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, zoom_centre
 
 _LOW_DOSE = LowDoseCT()  # the operator's defaults are the task's: one place to change them
@@ -47,7 +58,10 @@ SET_BY_FOR_SCAN = {"set_by": "for_scan"}
 class LowDoseParams:
     """One draw of `LowDoseCTTask.sample` (JSON-able). `incident_photons` is None until the
     task is calibrated (`for_scan` or `fit`); `calibration_slice` is the scan's slice it was
-    calibrated on (None: on the image itself, or I0 given)."""
+    calibrated on (None: on the image itself, or I0 given). `filter_window` is the kernel the
+    noise is reconstructed with, `calibration_window` the one I0 was calibrated with (the
+    input's). `pixel_size_mm`: the target's pixel size (input spacing / zoom), set by `fit`
+    and the training bank."""
 
     method: str
     dose_fraction: float
@@ -62,6 +76,9 @@ class LowDoseParams:
     calibration_slice: int | None
     noise_model: str = "ct-projection-domain"
     unit: str = "HU"
+    calibration_window: str | None = None
+    calibration: str = "roi-sd"
+    pixel_size_mm: float | None = None
 
 
 class _LastProjection:
@@ -96,7 +113,11 @@ class LowDoseCTTask(NoiseThenDownsample):
     that `incident_photons=None` (the default) calibrates I0 once per scan on its own noise
     (the module doc states the policy), so the low-dose image has SD / sqrt(dose) whatever
     scanner made the input. `noise_gain` and `zoom` are `(low, high)` log-uniform ranges
-    drawn per pair (training augmentations; `(1, 1)` = off).
+    drawn per pair (training augmentations; `(1, 1)` = off). `kernels` (reconstruction
+    kernels of `RECONSTRUCTION_KERNELS`, drawn uniformly per pair; None: `filter_window`)
+    and `dose_range` (`(low, high)` log-uniform dose fraction per pair; None:
+    `dose_fraction`) make the sampler of a model for any kernel and dose (module doc).
+    `calibration`: how I0 is calibrated on the scan (`CALIBRATION_METHODS`).
     """
 
     task: str
@@ -110,6 +131,9 @@ class LowDoseCTTask(NoiseThenDownsample):
     mu_water_per_cm: float = _LOW_DOSE.mu_water_per_cm
     noise_gain: tuple[float, float] = (1.0, 1.0)
     zoom: tuple[float, float] = (1.0, 1.0)
+    kernels: tuple[str, ...] | None = None
+    dose_range: tuple[float, float] | None = None
+    calibration: str = "roi-sd"
     scan_incident_photons: float | None = field(default=None, metadata=SET_BY_FOR_SCAN)
     calibration_slice: int | None = field(default=None, metadata=SET_BY_FOR_SCAN)
 
@@ -129,6 +153,22 @@ class LowDoseCTTask(NoiseThenDownsample):
             raise ValueError(f"zoom must be >= 1 (a finer grid), got {self.zoom}")
         check_range("noise_gain", self.noise_gain, positive=True)
         check_range("zoom", self.zoom, positive=True)
+        if self.kernels is not None:
+            kernels = tuple(str(k) for k in self.kernels)
+            if not kernels or any(k not in RECONSTRUCTION_KERNELS for k in kernels):
+                raise ValueError(
+                    f"kernels must name some of {RECONSTRUCTION_KERNELS}, got {self.kernels}"
+                )
+            object.__setattr__(self, "kernels", kernels)
+        if self.dose_range is not None:
+            doses = tuple(float(v) for v in self.dose_range)
+            if len(doses) != 2 or not 0 < doses[0] <= doses[1] <= 1:
+                raise ValueError(f"dose_range must be (low, high) in (0, 1], got {doses}")
+            object.__setattr__(self, "dose_range", doses)
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ValueError(
+                f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}"
+            )
         self.operator()  # validates the operator's arguments before any simulation
 
     def operator(self, params: LowDoseParams | None = None) -> LowDoseCT:
@@ -139,13 +179,13 @@ class LowDoseCTTask(NoiseThenDownsample):
             else self.incident_photons or self.scan_incident_photons
         )
         return LowDoseCT(
-            dose_fraction=self.dose_fraction,
+            dose_fraction=self.dose_fraction if params is None else params.dose_fraction,
             incident_photons=incident_photons or _LOW_DOSE.incident_photons,
             electronic_noise_variance=self.electronic_noise_variance
             if params is None
             else params.electronic_noise_variance,
             num_views=self.num_views,
-            filter_window=self.filter_window,
+            filter_window=self.filter_window if params is None else params.filter_window,
             mu_water_per_cm=self.mu_water_per_cm,
         )
 
@@ -156,21 +196,29 @@ class LowDoseCTTask(NoiseThenDownsample):
         return default_electronic_noise_variance(incident_photons)
 
     def sample(self, generator: torch.Generator) -> LowDoseParams:
+        # gain and zoom first: a task without kernels or doses draws as before they existed
         gain = draw_range(self.noise_gain, 1.0, generator, log=True)
         zoom = draw_range(self.zoom, 1.0, generator, log=True)
+        kernel = self.filter_window
+        if self.kernels is not None:  # one kernel: no draw
+            kernels = self.kernels
+            kernel = kernels[0] if len(kernels) == 1 else draw_choice(kernels, generator)
+        dose = draw_range(self.dose_range, self.dose_fraction, generator, log=True)
         incident_photons = self.incident_photons or self.scan_incident_photons
         return LowDoseParams(
             method=self.method,
-            dose_fraction=self.dose_fraction,
+            dose_fraction=dose,
             incident_photons=incident_photons,
             electronic_noise_variance=self._resolved(incident_photons),
             num_views=self.num_views,
-            filter_window=self.filter_window,
+            filter_window=kernel,
             mu_water_per_cm=self.mu_water_per_cm,
             noise_gain=gain,
             zoom=zoom,
             incident_photons_calibrated=self.incident_photons is None,
             calibration_slice=self.calibration_slice,
+            calibration_window=self.filter_window,
+            calibration=self.calibration,
         )
 
     def projection(self, high: torch.Tensor, spacing_mm: float) -> Projection:
@@ -192,10 +240,13 @@ class LowDoseCTTask(NoiseThenDownsample):
             num_views=self.num_views,
             mu_water_per_cm=self.mu_water_per_cm,
             projection=projection,
+            method=self.calibration,
         ).incident_photons
 
     def fit(self, high: torch.Tensor, spacing_mm: float, params: LowDoseParams) -> LowDoseParams:
-        """Calibrate I0 on this image when neither given nor calibrated on its scan."""
+        """Calibrate I0 on this image when neither given nor calibrated on its scan; record
+        the target's pixel size."""
+        params = replace(params, pixel_size_mm=spacing_mm / params.zoom)
         if params.incident_photons is not None:
             return params
         cropped = crop_to_multiple(high, self.scale)

@@ -10,16 +10,70 @@ rectangle, not only its inscribed circle. The ray of bin `t` at angle `theta` is
 with bilinear interpolation, so `forward` returns line integrals in (image unit x pixel).
 `fbp` is its inverse: `fbp(forward(f)) ~ f`. Convert to physical units by multiplying the
 sinogram by the pixel size (e.g. in cm for attenuation in 1/cm).
+
+Reconstruction kernels (`RECONSTRUCTION_KERNELS`): the ramp |f| times a window W(f), with f
+in cycles per detector bin = cycles per pixel of the grid the image is reconstructed on
+(`f_N = 1/2`, Nyquist). `FILTER_WINDOWS` are the classical roll-off windows (W <= 1); the
+parametric family `KernelShape` adds
+
+    W(f) = (1 + boost (f / f_N)^2) * exp(-(f / rolloff)^2 / 2)
+
+whose boost lifts high frequencies above the ramp (edge-enhancing kernels such as Siemens
+D45f) and whose Gaussian roll-off smooths (B30f). `MATCHED_KERNELS` are its members fitted to
+the noise of real scans (`benchmarks/ct_noise.py`). The kernel lives in cycles/pixel, because
+the projector does: a scanner kernel is a fixed function of cycles/mm, so its noise texture in
+cycles/pixel shifts with the pixel size; `medsr.physics.low_dose_task` reaches other pixel
+sizes by resampling the noise (`zoom`), which keeps the texture in cycles/mm.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 FILTER_WINDOWS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
+
+
+@dataclass(frozen=True)
+class KernelShape:
+    """A member of the parametric kernel family (module doc):
+    `W(f) = (1 + boost (f / f_N)^2) * exp(-(f / rolloff)^2 / 2)`, f in cycles/pixel.
+
+    Args:
+        boost: high-frequency lift at Nyquist (W(f_N) = 1 + boost without roll-off); 0 = none.
+        rolloff: Gaussian roll-off width in cycles/pixel; None = none.
+        matched_to: what the shape was fitted to (for the record).
+    """
+
+    boost: float = 0.0
+    rolloff: float | None = None
+    matched_to: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.boost >= 0:
+            raise ValueError(f"boost must be >= 0, got {self.boost}")
+        if self.rolloff is not None and not self.rolloff > 0:
+            raise ValueError(f"rolloff must be > 0 cycles/pixel or None, got {self.rolloff}")
+
+    def window(self, frequency: torch.Tensor) -> torch.Tensor:
+        """W(f) for frequencies in cycles/pixel."""
+        window = 1 + self.boost * (frequency / 0.5) ** 2
+        if self.rolloff is not None:
+            window = window * torch.exp(-0.5 * (frequency / self.rolloff) ** 2)
+        return window
+
+
+# Fitted to real quarter-minus-full-dose noise of the AAPM/Mayo patient L143 (Siemens
+# SOMATOM Definition AS+, 512^2, 0.82 mm pixels): `benchmarks/ct_noise.py`'s second table.
+MATCHED_KERNELS = {
+    "b30f-like": KernelShape(0.0, 0.29, "Siemens B30f (smooth), L143, 0.82 mm"),
+    "d45f-like": KernelShape(1.5, None, "Siemens D45f (sharp, edge-enhancing), L143, 0.82 mm"),
+}
+RECONSTRUCTION_KERNELS = FILTER_WINDOWS + tuple(MATCHED_KERNELS)
+"""Every kernel `filter`, `fbp` and `LowDoseCT` accept: the windows, then the matched family."""
 
 # Views per grid_sample call: bounds the sampling grid to a few hundred MB at 512^2.
 _VIEWS_PER_CHUNK = 30
@@ -76,9 +130,12 @@ class ParallelBeamProjector:
         return torch.cat(chunks, dim=1)
 
     def filter(self, sinogram: torch.Tensor, window: str = "ram-lak") -> torch.Tensor:
-        """Ramp-filter each projection (Kak & Slaney's spatial ramp, then a window)."""
-        if window not in FILTER_WINDOWS:
-            raise ValueError(f"filter window must be one of {FILTER_WINDOWS}, got {window!r}")
+        """Ramp-filter each projection (Kak & Slaney's spatial ramp, then a window or a
+        kernel of `RECONSTRUCTION_KERNELS`)."""
+        if window not in RECONSTRUCTION_KERNELS:
+            raise ValueError(
+                f"filter window must be one of {RECONSTRUCTION_KERNELS}, got {window!r}"
+            )
         length = 2 ** math.ceil(math.log2(2 * self.num_bins))
         response = ramp_filter_response(length, window, sinogram.device)
         spectrum = torch.fft.rfft(sinogram.float(), n=length, dim=-1) * response
@@ -128,7 +185,8 @@ def ramp_filter_response(length: int, window: str, device: torch.device) -> torc
 
     The ramp comes from the band-limited spatial kernel h(0) = 1/4, h(n odd) = -1/(pi n)^2,
     h(n even) = 0 (Kak & Slaney, eq. 61), which gets the DC term right, unlike |f| sampled in
-    frequency; the window then rolls off high frequencies (f in cycles per bin, |f| <= 1/2).
+    frequency; the window then rolls off high frequencies (f in cycles per bin, |f| <= 1/2),
+    or a `MATCHED_KERNELS` shape lifts or rolls them off (module doc).
     """
     n = torch.cat((torch.arange(0, length // 2 + 1), torch.arange(-(length // 2) + 1, 0)))
     kernel = torch.zeros(length, dtype=torch.float64)
@@ -144,4 +202,5 @@ def ramp_filter_response(length: int, window: str, device: torch.device) -> torc
         "hamming": 0.54 + 0.46 * torch.cos(2 * math.pi * frequency),
         "hann": 0.5 + 0.5 * torch.cos(2 * math.pi * frequency),
     }
-    return (ramp * windows[window]).float().to(device)
+    shape = windows[window] if window in windows else MATCHED_KERNELS[window].window(frequency)
+    return (ramp * shape).float().to(device)
