@@ -173,3 +173,46 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
         expected = 3.0 * np.sqrt(s1**2 - s0**2)
         assert added[index]["params"]["sample"]["noise_level_hu"] == pytest.approx(expected)
         assert expected < louder[index]["params"]["sample"]["noise_level_hu"]
+
+
+def test_realisations_draw_their_own_kernel_and_dose(volume) -> None:  # type: ignore[no-untyped-def]
+    # a sampler for any kernel and dose: each realisation of the bank is one draw, remade
+    # from its seed, and the items that use it carry its kernel and dose in their params
+    task = make_task(
+        "ldct",
+        num_views=180,
+        kernels=("b30f-like", "d45f-like"),
+        dose_range=(0.05, 0.5),
+        zoom=(1.0, 2.0),
+    )
+    options = {"patch_size": 32, "num_samples": 12, "seed": 3, "realisations": 4}
+    pairs = NoiseBankPairs([volume], task, noise_level_unit=50.0, **options)  # type: ignore[arg-type]
+    drawn = [pairs.realisation_params(0, 0, r) for r in range(4)]
+    assert drawn == [pairs.realisation_params(0, 0, r) for r in range(4)]  # reproducible
+    assert len({d.dose_fraction for d in drawn}) == 4
+    assert all(0.05 <= d.dose_fraction <= 0.5 for d in drawn)
+    # realisation 0 is the noise of its own kernel and dose at the scan's I0
+    operator = pairs.scan_task(0).operator(drawn[0])
+    assert (operator.filter_window, operator.dose_fraction) == (
+        drawn[0].filter_window,
+        drawn[0].dose_fraction,
+    )
+    projection = operator.project(torch.from_numpy(volume.array), volume.spacing[-1])
+    first = operator.noise(projection, seeded_generator(0, 0, 0))[0]
+    assert torch.allclose(pairs.bank[(0, 0)][0], first, atol=1e-4)
+    for index in range(len(pairs)):
+        params = pairs[index]["params"]
+        r = params["sample"]["realisation"]
+        assert params["filter_window"] == drawn[r].filter_window
+        assert params["dose_fraction"] == drawn[r].dose_fraction
+        assert params["pixel_size_mm"] == pytest.approx(volume.spacing[-1] / params["zoom"])
+    # lower dose, more noise to remove: the noise-level channel follows the realisation
+    levels = pairs.noise_levels[(0, 0)][1:].tolist()
+    doses = [d.dose_fraction for d in drawn]
+    same_kernel = [r for r in range(4) if drawn[r].filter_window == drawn[0].filter_window]
+    if len(same_kernel) > 1:
+        lowest, highest = (
+            min(same_kernel, key=doses.__getitem__),
+            max(same_kernel, key=doses.__getitem__),
+        )
+        assert levels[lowest] > levels[highest]

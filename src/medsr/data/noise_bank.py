@@ -11,9 +11,12 @@ and only the patch-level rest of the task is applied: the area downsample by `sc
 
 The bank does not re-implement the task: each source is calibrated by the task's own
 `for_scan` on its whole volume (the I0 policy of `medsr.physics.low_dose_task`, the one of
-`medsr degrade` and `medsr evaluate`), each realisation is the task's `unit_noise` for a
-`sample` of it, and each item draws its own `sample` (gain and zoom), composes the patch
-with the task's `insert` and downsamples it with the task's `forward`.
+`medsr degrade` and `medsr evaluate`), each realisation is the task's `unit_noise` for its
+own `sample` (realisation r of slice k of source i: a generator seeded from
+`(bank_seed, i, k, r)`, so a task that draws a reconstruction kernel and a dose per pair
+gives each realisation its own, remade on a cache load), and each item draws its own
+`sample` (gain and zoom), takes the kernel and dose of the realisation it uses, composes the
+patch with the task's `insert` and downsamples it with the task's `forward`.
 
 Two optional training augmentations of the task (its `noise_gain` and `zoom` ranges) widen
 what one volume teaches, both applied to the (normal-dose patch, noise patch) pair before
@@ -54,7 +57,7 @@ from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, ide
 from medsr.image import Volume, seeded_generator
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.degradation import params_record
-from medsr.physics.low_dose_task import LowDoseCTTask
+from medsr.physics.low_dose_task import LowDoseCTTask, LowDoseParams
 
 
 class NoiseBankPairs(SliceBank):
@@ -162,15 +165,15 @@ class NoiseBankPairs(SliceBank):
         entries = progress(self.slice_index) if progress else self.slice_index
         for i, k in entries:
             # the task's noise of the whole slice (no crop: scale 1) at unit gain and no zoom,
-            # which the items draw
+            # which the items draw; each realisation with its own kernel and dose
             task = replace(self.scan_task(i), scale=1, noise_gain=(1.0, 1.0), zoom=(1.0, 1.0))
             volume = self.patches.sources[i].volume
             image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k)))[None]
             g = seeded_generator(self.bank_seed, i, k)
-            params = task.sample(g)
             spacing = float(volume.spacing[-1])
             draws = [
-                task.unit_noise(image, spacing, params, g)[0] for _ in range(self.realisations)
+                task.unit_noise(image, spacing, self.realisation_params(i, k, r), g)[0]
+                for r in range(self.realisations)
             ]
             bank[(i, k)] = torch.stack(draws).float()
         if path is not None:
@@ -183,6 +186,13 @@ class NoiseBankPairs(SliceBank):
                     stored[f"I0 slice,{i}"] = torch.tensor(task.calibration_slice)
             save_atomic(stored, path)
         return bank
+
+    def realisation_params(self, i: int, k: int, r: int) -> LowDoseParams:
+        """The parameters realisation `r` of slice `k` of source `i` was drawn with: its
+        kernel and dose (the task's `sample` from a generator seeded `(bank_seed, i, k, r)`;
+        a task without kernel or dose ranges draws nothing, so all share the task's)."""
+        task = replace(self.scan_task(i), noise_gain=(1.0, 1.0), zoom=(1.0, 1.0))
+        return task.sample(seeded_generator(self.bank_seed, i, k, r))
 
     def _measure_noise_levels(self) -> dict[tuple[int, int], torch.Tensor]:
         """Per slice: noise SD (HU) of the normal-dose slice, then of each realisation."""
@@ -207,10 +217,18 @@ class NoiseBankPairs(SliceBank):
             self.bank[(i, k)][r, row : row + p, col : col + p][None], sample["augment"]
         )
         task = self.scan_task(i)
-        drawn = task.sample(g)  # this item's gain and zoom; the rest as the bank's
+        drawn = task.sample(g)  # this item's gain and zoom; kernel and dose as its realisation
+        realisation = self.realisation_params(i, k, r)
+        spacing = float(self.patches.sources[i].volume.spacing[-1])
+        drawn = replace(
+            drawn,
+            filter_window=realisation.filter_window,
+            dose_fraction=realisation.dose_fraction,
+            pixel_size_mm=spacing / drawn.zoom,
+        )
         gain, zoom = drawn.noise_gain, drawn.zoom
         high, noisy = task.insert(item["high"], noise, drawn)
-        low = task.forward(noisy, float(self.patches.sources[i].volume.spacing[-1]), drawn)
+        low = task.forward(noisy, spacing, drawn)
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
         if self.noise_level_unit:
