@@ -477,7 +477,21 @@ def serve(
     timeout: float = typer.Option(600.0, help="Seconds per request before 504."),
     max_upload_mb: float = typer.Option(64.0, help="Largest request body (413 above)."),
     max_megapixels: float = typer.Option(40.0, help="Largest input, all slices (422 above)."),
+    max_output_megapixels: float = typer.Option(
+        67.2, help="Largest output (8192^2): a model's input cap is this over its scale squared."
+    ),
     keep_results: int = typer.Option(8, help="Results kept in memory for viewing/download."),
+    max_result_mb: float = typer.Option(1024.0, help="Memory for kept results (oldest dropped)."),
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Host header value to serve besides 127.0.0.1/localhost/::1 (repeat; '*': any).",
+        ),
+    ] = None,
+    max_connections: int = typer.Option(64, help="Connections at once (503 above)."),
+    header_timeout: float = typer.Option(10.0, help="Seconds to send request headers."),
+    body_timeout: float = typer.Option(30.0, help="Seconds a request body may stall (408)."),
     store_dir: str | None = typer.Option(
         None, help="Also save every result here (default: nothing is written to disk)."
     ),
@@ -491,10 +505,17 @@ def serve(
 
         from medsr.web.app import create_app
         from medsr.web.limits import Settings
+        from medsr.web.server import uvicorn_options
 
         settings = Settings(
             max_upload_bytes=int(max_upload_mb * 2**20),
             max_pixels=int(max_megapixels * 1e6),
+            max_output_pixels=int(max_output_megapixels * 1e6),
+            max_result_bytes=int(max_result_mb * 2**20),
+            allowed_hosts=("127.0.0.1", "localhost", "::1", *(allow_host or [])),
+            max_connections=max_connections,
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
             workers=workers,
             queue=queue,
             timeout_s=timeout,
@@ -514,7 +535,13 @@ def serve(
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("medsr.web").setLevel(logging.INFO)  # request ids and sizes, no names
     typer.echo(f"medsr: http://{host}:{port}/ (research use only)")
-    uvicorn.run(web_app, host=host, port=port, log_level="info")
+    if host not in settings.allowed_hosts and "*" not in settings.allowed_hosts:
+        typer.echo(
+            f"medsr: only Host values {', '.join(settings.allowed_hosts)} are answered; "
+            "add the name clients use with --allow-host NAME",
+            err=True,
+        )
+    uvicorn.run(web_app, host=host, port=port, log_level="info", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

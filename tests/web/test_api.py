@@ -32,7 +32,8 @@ CT_SMALL = Path(get_testdata_file("CT_small.dcm"))  # 128 x 128 CT, HU
 @pytest.fixture(scope="module")
 def client(checkpoints: dict[str, Path]) -> TestClient:
     return TestClient(
-        create_app({"ct": _load(checkpoints["ct"]), "xray": _load(checkpoints["xray"])})
+        create_app({"ct": _load(checkpoints["ct"]), "xray": _load(checkpoints["xray"])}),
+        base_url="http://127.0.0.1",
     )
 
 
@@ -199,7 +200,10 @@ def test_reference_gives_psnr_ssim_for_model_and_bicubic(client: TestClient) -> 
 
 
 def test_upload_over_the_size_limit_is_413(checkpoints: dict[str, Path]) -> None:
-    client = TestClient(create_app([str(checkpoints["ct"])], Settings(max_upload_bytes=10_000)))
+    client = TestClient(
+        create_app([str(checkpoints["ct"])], Settings(max_upload_bytes=10_000)),
+        base_url="http://127.0.0.1",
+    )
     response = client.post("/api/enhance", files={"files": _dicom()})  # ~39 kB
     assert response.status_code == 413
     assert "exceeds the limit of 10,000 bytes" in response.json()["detail"]
@@ -214,7 +218,10 @@ def test_upload_over_the_size_limit_is_413(checkpoints: dict[str, Path]) -> None
 
 
 def test_too_many_pixels_is_422_with_the_limit(checkpoints: dict[str, Path]) -> None:
-    client = TestClient(create_app([str(checkpoints["ct"])], Settings(max_pixels=10_000)))
+    client = TestClient(
+        create_app([str(checkpoints["ct"])], Settings(max_pixels=10_000)),
+        base_url="http://127.0.0.1",
+    )
     response = client.post("/api/enhance", files={"files": _dicom()})
     assert response.status_code == 422
     assert "16,384 pixels" in response.json()["detail"]
@@ -259,7 +266,9 @@ def test_hu_model_refuses_a_png_and_unknown_model_is_422(client: TestClient) -> 
 
 
 def test_timeout_is_504(checkpoints: dict[str, Path]) -> None:
-    client = TestClient(create_app([str(checkpoints["ct"])], Settings(timeout_s=1e-4)))
+    client = TestClient(
+        create_app([str(checkpoints["ct"])], Settings(timeout_s=1e-4)), base_url="http://127.0.0.1"
+    )
     response = client.post("/api/enhance", files={"files": _dicom()})
     assert response.status_code == 504
     assert "longer than 0.0001 s" in response.json()["detail"]
@@ -310,11 +319,13 @@ def test_nothing_left_on_disk_unless_store_dir(
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    client = TestClient(create_app([str(checkpoints["ct"])]))
+    client = TestClient(create_app([str(checkpoints["ct"])]), base_url="http://127.0.0.1")
     assert client.post("/api/enhance", files={"files": _dicom()}).status_code == 200
     assert list(scratch.iterdir()) == []
     store = tmp_path / "store"
-    client = TestClient(create_app([str(checkpoints["ct"])], Settings(store_dir=store)))
+    client = TestClient(
+        create_app([str(checkpoints["ct"])], Settings(store_dir=store)), base_url="http://127.0.0.1"
+    )
     body = client.post("/api/enhance", files={"files": _dicom()}).json()
     assert sorted(p.name for p in (store / body["id"]).iterdir()) == ["ct_x4.dcm", "ct_x4.png"]
 
@@ -361,7 +372,7 @@ def test_serve_command_takes_several_models_and_limits(
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert served["port"] == 8123 and served["host"] == "127.0.0.1"
-    body = TestClient(served["app"]).get("/api/models").json()
+    body = TestClient(served["app"], base_url="http://127.0.0.1").get("/api/models").json()
     assert [m["scale"] for m in body["models"]] == [4, 2]
     assert body["limits"]["max_upload_bytes"] == 2**20 and body["limits"]["max_pixels"] == 10_000
     missing = CliRunner().invoke(cli, ["serve", "--models", "no-such-model.pt"])

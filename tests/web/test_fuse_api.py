@@ -39,7 +39,10 @@ def fusion(checkpoints: dict[str, Path]) -> FusionPredictor:
 
 @pytest.fixture(scope="module")
 def client(checkpoints: dict[str, Path], fusion: FusionPredictor) -> TestClient:
-    return TestClient(create_app({"ct": Predictor.load(str(checkpoints["ct"])), "petct": fusion}))
+    return TestClient(
+        create_app({"ct": Predictor.load(str(checkpoints["ct"])), "petct": fusion}),
+        base_url="http://127.0.0.1",
+    )
 
 
 def _files(ct: list[Path], pet: list[Path]) -> Files:
@@ -158,15 +161,21 @@ def test_missing_or_wrong_inputs_and_models_are_refused(
     one = {"files": ("pet.dcm", pet_paths[0].read_bytes(), "application/dicom")}
     enhance = client.post("/api/enhance", files=one, data={"model": "petct"})
     assert enhance.status_code == 422 and "runs on POST /api/fuse" in enhance.json()["detail"]
-    single = TestClient(create_app([str(checkpoints["ct"])]))
+    single = TestClient(create_app([str(checkpoints["ct"])]), base_url="http://127.0.0.1")
     response = single.post("/api/fuse", files=_files(ct_paths, pet_paths))
     assert response.status_code == 422
     assert "no CT+PET fusion model loaded" in response.json()["detail"]
-    small = TestClient(create_app([str(checkpoints["fusion"])], Settings(max_upload_bytes=2000)))
+    small = TestClient(
+        create_app([str(checkpoints["fusion"])], Settings(max_upload_bytes=2000)),
+        base_url="http://127.0.0.1",
+    )
     assert small.post("/api/fuse", files=_files(ct_paths, pet_paths)).status_code == 413
     kinds = [m["kind"] for m in small.get("/api/models").json()["models"]]
     assert kinds == ["fusion"]  # a fusion checkpoint path loads as a fusion model
-    few = TestClient(create_app([str(checkpoints["fusion"])], Settings(max_pixels=1000)))
+    few = TestClient(
+        create_app([str(checkpoints["fusion"])], Settings(max_pixels=1000)),
+        base_url="http://127.0.0.1",
+    )
     response = few.post("/api/fuse", files=_files(ct_paths, pet_paths))
     assert response.status_code == 422
     assert response.json()["detail"].startswith("CT has 1,536 pixels, more than the limit")

@@ -20,15 +20,20 @@ Routes:
 * `GET /api/results/{id}/download/{png,dicom,fused}`: 16-bit PNG / derived DICOM (zip when
   several files); `fused` (CT+PET results): the RGB overlay, `?alpha=` to redraw it.
 
-Errors are `{"detail": message, "research_use_only": true}` with 413 (upload too large),
-415 (not DICOM/PNG/JPEG/TIFF), 422 (malformed file, too many pixels, wrong modality),
-503 (busy), 504 (timeout). Every response carries `X-Research-Use-Only: true`. Logs hold
-request ids, sizes and timings, never file names or DICOM attributes.
+Errors are `{"detail": message, "research_use_only": true}` with 400 (a Host header not
+in `Settings.allowed_hosts`: DNS rebinding), 403 (a POST or DELETE from another origin),
+408 (a body that stalls), 413 (upload too large), 415 (not DICOM/PNG/JPEG/TIFF), 422
+(malformed file, too many pixels, wrong modality), 503 (busy), 504 (timeout), and 500 for a
+fault of the server itself (logged with its traceback; the answer names no file or path).
+Every response carries `X-Research-Use-Only: true`. Logs hold request ids, sizes and
+timings, never file names or DICOM attributes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -44,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from medsr._version import __version__
 from medsr.inference import Predictor
 from medsr.inference.fusion import FusionPredictor
+from medsr.io.atomic import write_bytes_atomic
 from medsr.web.fuse import DEFAULT_ALPHA, fuse_upload, overlay_download
 from medsr.web.limits import (
     ResultStore,
@@ -62,35 +68,43 @@ STATIC = ("medsr.web", "static")
 
 
 class Guard:
-    """ASGI middleware: refuse bodies over `limit` bytes (413, before parsing) and mark
-    every response `X-Research-Use-Only: true`."""
+    """ASGI middleware at the edge of the app: answer only allowed Host values (400) and
+    same-origin POST/DELETE (403); refuse bodies over the upload limit (413, before
+    parsing) or that stall (408); turn any fault of the app into a JSON 500; mark every
+    response `X-Research-Use-Only: true`."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.limit = settings.max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
         async def marked(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [*message.get("headers", []), (b"x-research-use-only", b"true")]
                 message = {**message, "headers": headers}
             await send(message)
 
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        try:
-            if length.isdigit():
-                check_upload_size(int(length), self.limit)
-        except UploadTooLarge as error:
-            await _error(error.status_code, error.message)(scope, receive, marked)
+        headers = dict(scope["headers"])
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await _error(*refusal)(scope, receive, marked)
             return
         received = 0
 
         async def counted() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.settings.body_timeout_s)
+            except asyncio.TimeoutError:
+                seconds = self.settings.body_timeout_s
+                raise HTTPException(408, f"request body stalled for {seconds:g} s") from None
             received += len(message.get("body", b""))
             try:
                 check_upload_size(received, self.limit)
@@ -98,11 +112,73 @@ class Guard:
                 raise HTTPException(error.status_code, error.message) from None
             return message
 
-        await self.app(scope, counted, marked)
+        try:
+            await self.app(scope, counted, marked)
+        except Exception:
+            log.exception("request failed: %s %s", scope.get("method"), scope.get("path"))
+            if started:  # the answer is under way: nothing better to do than close
+                raise
+            message = "internal server error (a fault of medsr serve, logged); not your input"
+            await _error(500, message)(scope, receive, marked)
+
+    def _refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        """(status, message) when the request is refused before the app sees it."""
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not host_allowed(host, self.settings.allowed_hosts):
+            return 400, (
+                f"Host {host[:80]!r} is not served here (medsr serve --allow-host NAME); "
+                "this refuses DNS rebinding"
+            )
+        origin = headers.get(b"origin")
+        changes = scope.get("method") in ("POST", "PUT", "PATCH", "DELETE")
+        if changes and origin is not None and not same_origin(origin.decode("latin-1"), host):
+            return 403, "cross-origin request refused: use the page this server serves"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit():
+            try:
+                check_upload_size(int(length), self.limit)
+            except UploadTooLarge as error:
+                return error.status_code, error.message
+        return None
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host value or an origin's authority, without port and brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """True when the Host header names an allowed host (any port), or "*" is allowed."""
+    return "*" in allowed or _host_name(host) in {a.lower() for a in allowed}
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when an Origin header (`scheme://host[:port]`) is the server's own Host."""
+    authority = origin.split("://", 1)[-1].rstrip("/")
+    return origin != "null" and authority.lower() == host.strip().lower()
+
+
+_PATH = re.compile(r"(?<![\w.:])/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
+
+
+def scrub(message: str) -> str:
+    """`message` without server paths: `/tmp/medsr-web-x/input/input_0000.dcm` becomes
+    `input_0000.dcm` (what a client may see of a file is its own name); the API's own
+    routes (`/api/...`, `/static/...`) stay."""
+
+    def name(match: re.Match[str]) -> str:
+        if match.group(0).startswith(("/api/", "/static/")):
+            return match.group(0)
+        return match.group(1) or "<folder>"
+
+    return _PATH.sub(name, message)
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message, "research_use_only": True}, status_code=status)
+    return JSONResponse({"detail": scrub(message), "research_use_only": True}, status_code=status)
 
 
 async def _uploads(files: list[UploadFile] | None) -> list[Upload]:
@@ -159,12 +235,12 @@ class _Server:
             "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
             "data": {n: f"{base}/data/{n}" for n in result.arrays},
         }
-        self.results.put(request_id, result)
+        self.results.put(request_id, result, result.nbytes)
         if self.settings.store_dir is not None:
             folder = self.settings.store_dir / request_id
             folder.mkdir(parents=True, exist_ok=True)
             for name, data in result.downloads.values():
-                (folder / name).write_bytes(data)
+                write_bytes_atomic(folder / name, data)
         shape, elapsed = result.summary["output"]["shape"], time.perf_counter() - start
         log.info("request %s: 200, output %s, %.2f s", request_id[:8], shape, elapsed)
         if download:
@@ -352,12 +428,14 @@ def create_app(
         dict(models) if isinstance(models, Mapping) else load_models(models or [], settings.device)
     )
     pool = WorkerPool(settings.workers, settings.queue, settings.timeout_s)
-    results: ResultStore[Result] = ResultStore(settings.keep_results, settings.result_ttl_s)
+    results: ResultStore[Result] = ResultStore(
+        settings.keep_results, settings.result_ttl_s, settings.max_result_bytes
+    )
     server = _Server(settings, predictors, pool, results)
     app = FastAPI(
         title="medsr", version=__version__, description=__doc__.split("\n\n")[0] + f" {NOTICE}"
     )
-    app.add_middleware(Guard, limit=settings.max_upload_bytes)
+    app.add_middleware(Guard, settings=settings)
     app.mount("/static", StaticFiles(packages=[STATIC]), name="static")
     app.router.on_shutdown.append(pool.shutdown)
     _add_error_handlers(app)

@@ -105,8 +105,10 @@ def fuse_upload(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
         folder = Path(scratch)
-        ct = decode(ct_uploads, folder / "CT", settings.max_pixels, "CT")
-        pet = decode(pet_uploads, folder / "PET", settings.max_pixels, "PET")
+        # the output lies on the CT's grid: the CT is held to the output cap as well
+        ct_cap = min(settings.max_pixels, settings.max_output_pixels)
+        ct = decode(ct_uploads, folder / "CT", ct_cap, "CT", settings)
+        pet = decode(pet_uploads, folder / "PET", settings.max_pixels, "PET", settings)
         try:
             fused = predictor.fuse(ct, pet)
         except ValueError as error:

@@ -61,41 +61,70 @@ class Settings:
     Attributes:
         max_upload_bytes: whole request body, all files together (413 above).
         max_pixels: input pixels of one request, all slices together (422 above).
+        max_output_pixels: output pixels of one request: a model's input cap is this over
+            its scale squared (at x4, 2**26 output pixels admit a 2048 x 2048 input), so the
+            memory a request takes is bounded by what it produces, not by what it sends.
         max_files: files in one request (a DICOM series is one file per slice).
         workers: threads that run models; requests beyond `workers + queue` get 503.
         queue: requests allowed to wait for a worker.
         timeout_s: seconds a request may wait and run before 504 (the model run itself
             cannot be interrupted: its worker stays busy until it finishes).
         keep_results: enhanced results kept in memory for viewing and download.
+        max_result_bytes: memory the kept results may take together (arrays and downloads;
+            the oldest are dropped first, the newest is always kept).
         result_ttl_s: seconds a result stays in memory.
         store_dir: when set, every download is also written under `store_dir/<result id>/`;
             otherwise nothing outlives the request on disk.
         device, tile_size, overlap: passed to the `Predictor`.
+        allowed_hosts: Host header values served (port ignored); others get 400, which
+            defeats DNS rebinding. Loopback names by default; "*" serves any (behind a
+            proxy that checks it).
+        parse_seconds: time budget to parse one uploaded DICOM header (`io.limits`).
+        header_timeout_s, body_timeout_s: seconds a client may take to send its request
+            headers (the connection is closed) and between two parts of its body (408).
+        max_connections: connections served at once (`medsr serve`); more get 503.
     """
 
     max_upload_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_output_pixels: int = 2**26
     max_files: int = 1000
     workers: int = 1
     queue: int = 4
     timeout_s: float = 600.0
     keep_results: int = 8
+    max_result_bytes: int = 2**30
     result_ttl_s: float = 900.0
     store_dir: Path | None = None
     device: str = "cpu"
     tile_size: int | None = 256
     overlap: int = 32
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    parse_seconds: float = 5.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_bytes", "max_pixels", "max_files", "workers", "keep_results"):
+        for name in (
+            *("max_upload_bytes", "max_pixels", "max_output_pixels", "max_files"),
+            *("workers", "keep_results", "max_result_bytes", "max_connections"),
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.queue < 0:
             raise ValueError(f"queue must be >= 0, got {self.queue}")
-        if not self.timeout_s > 0 or not self.result_ttl_s > 0:
-            raise ValueError(
-                f"timeout_s and result_ttl_s must be > 0, got {self.timeout_s}, {self.result_ttl_s}"
-            )
+        seconds = ("timeout_s", "result_ttl_s", "parse_seconds")
+        for name in (*seconds, "header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.allowed_hosts:
+            raise ValueError('allowed_hosts must name at least one host (or "*")')
+
+    def input_pixels(self, scale: int) -> int:
+        """The input cap of a model of `scale`: `max_pixels`, or less where its output
+        would pass `max_output_pixels`."""
+        return max(1, min(self.max_pixels, self.max_output_pixels // max(scale, 1) ** 2))
 
 
 def check_upload_size(size: int, limit: int) -> None:
@@ -115,8 +144,9 @@ def check_pixels(pixels: int, limit: int, what: str = "input") -> None:
     """Unprocessable (422) when an image of `pixels` pixels exceeds `limit`."""
     if pixels > limit:
         raise Unprocessable(
-            f"{what} has {pixels:,} pixels, more than the limit of {limit:,} pixels "
-            "(medsr serve --max-megapixels)"
+            f"{what} has {pixels:,} pixels, more than the limit of {limit:,} pixels for this "
+            "model (medsr serve --max-megapixels; at x2-x4 the output cap "
+            "--max-output-megapixels over the scale squared)"
         )
 
 
@@ -161,22 +191,31 @@ class WorkerPool:
 
 
 class ResultStore(Generic[T]):
-    """At most `capacity` results in memory, each for `ttl_s` seconds (oldest dropped first)."""
+    """At most `capacity` results and `max_bytes` bytes in memory, each for `ttl_s` seconds
+    (oldest dropped first; the newest is kept even when it alone passes `max_bytes`)."""
 
-    def __init__(self, capacity: int, ttl_s: float) -> None:
-        self.capacity, self.ttl_s = capacity, ttl_s
-        self._items: OrderedDict[str, tuple[float, T]] = OrderedDict()
+    def __init__(self, capacity: int, ttl_s: float, max_bytes: int | None = None) -> None:
+        self.capacity, self.ttl_s, self.max_bytes = capacity, ttl_s, max_bytes
+        self._items: OrderedDict[str, tuple[float, T, int]] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the results kept, as `put` was told."""
+        return sum(size for _, _, size in self._items.values())
+
     def _expire(self, now: float) -> None:
-        for key in [k for k, (t, _) in self._items.items() if now - t > self.ttl_s]:
+        for key in [k for k, (t, _, _) in self._items.items() if now - t > self.ttl_s]:
             del self._items[key]
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
+        while self.max_bytes is not None and len(self._items) > 1 and self.nbytes > self.max_bytes:
+            self._items.popitem(last=False)
 
-    def put(self, key: str, value: T) -> None:
+    def put(self, key: str, value: T, nbytes: int = 0) -> None:
+        """Keep `value` (of `nbytes` bytes) under `key`, dropping the oldest as needed."""
         with self._lock:
-            self._items[key] = (time.monotonic(), value)
+            self._items[key] = (time.monotonic(), value, nbytes)
             self._expire(time.monotonic())
 
     def get(self, key: str) -> T:

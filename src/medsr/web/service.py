@@ -24,7 +24,8 @@ import torch
 from medsr.apps.enhance import output_tag
 from medsr.image import Volume, Window
 from medsr.inference import Predictor, consistency_map
-from medsr.io.errors import MedsrIOError
+from medsr.io.errors import MedsrIOError, one_line
+from medsr.io.limits import read_limits
 from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
 from medsr.web.models import describe_model
 
@@ -50,6 +51,12 @@ class Result:
     arrays: dict[str, np.ndarray]
     downloads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the result holds: its arrays and its downloads."""
+        arrays = sum(int(a.nbytes) for a in self.arrays.values())
+        return arrays + sum(len(data) for _, data in self.downloads.values())
+
 
 def sniff(upload: Upload) -> str:
     """The kind of upload from its content: "dicom", "png", "jpeg" or "tiff" (DICOM
@@ -71,8 +78,20 @@ def sniff(upload: Upload) -> str:
     )
 
 
+MIN_SIDE = 4
+"""Smallest image side (pixels) the server takes: smaller ones are not images to enhance."""
+
+
 def _pixels(path: Path, kind: str) -> int:
-    """Pixel count from the header alone (no pixel data decoded)."""
+    """Pixel count from the header alone (no pixel data decoded); MedsrIOError when the
+    header cannot be read."""
+    from medsr.io.errors import reading
+
+    with reading(path, "cannot read the header"):
+        return _header_pixels(path, kind)
+
+
+def _header_pixels(path: Path, kind: str) -> int:
     if kind == "dicom":
         from medsr.io.dicom import read_dataset
 
@@ -90,12 +109,40 @@ def _pixels(path: Path, kind: str) -> int:
         return int(image.size[0] * image.size[1])
 
 
-def decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> Volume:
-    """Write `uploads` under `folder` and read them as one Volume (a series when several).
+def decode(
+    uploads: list[Upload],
+    folder: Path,
+    max_pixels: int,
+    what: str,
+    settings: Settings | None = None,
+) -> Volume:
+    """Write `uploads` under `folder` and read them as one Volume (a series when several),
+    within the read limits of a server (`io.limits`: `max_pixels`, decoded bytes for it,
+    the DICOM parse budget `settings.parse_seconds`, `settings.max_files` files).
 
     Raises UnsupportedType (415), Unprocessable (422: malformed file, too many pixels,
-    several files that are not DICOM slices of one series).
+    several files that are not DICOM slices of one series, an image smaller than
+    MIN_SIDE pixels a side).
     """
+    settings = settings or Settings()
+    limits = {
+        "max_pixels": max_pixels,
+        "max_bytes": max(max_pixels * 8, settings.max_upload_bytes),
+        "parse_seconds": settings.parse_seconds,
+        "max_reads": 200_000,
+        "max_files": settings.max_files,
+    }
+    with read_limits(**limits):
+        volume = _decode(uploads, folder, max_pixels, what)
+    if min(volume.shape[-2:]) < MIN_SIDE:
+        raise Unprocessable(
+            f"{what} is {' x '.join(map(str, volume.shape))} pixels; the server takes images "
+            f"of at least {MIN_SIDE} x {MIN_SIDE}"
+        )
+    return volume
+
+
+def _decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> Volume:
     from medsr.io import read
     from medsr.io.dicom import read_dicom_series
 
@@ -119,7 +166,9 @@ def decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> V
         label = f"{kinds[0].upper()} " if kinds[0] == "dicom" else ""
         raise Unprocessable(f"malformed {label}file {name!r}: {error.problem}") from None
     except (OSError, SyntaxError, ValueError) as error:  # PIL / tifffile on corrupt data
-        raise Unprocessable(f"malformed {kinds[0].upper()} {what}: {error}") from None
+        raise Unprocessable(
+            f"malformed {kinds[0].upper()} {what}: {one_line(str(error))}"
+        ) from None
 
 
 def stack(volume: Volume) -> np.ndarray:
@@ -260,11 +309,11 @@ def enhance_upload(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
         folder = Path(scratch)
-        volume = decode(uploads, folder / "input", settings.max_pixels, "input")
+        cap = settings.input_pixels(predictor.scale)
+        volume = decode(uploads, folder / "input", cap, "input", settings)
+        ref_cap = min(settings.max_pixels * predictor.scale**2, settings.max_output_pixels)
         ref = (
-            decode(reference, folder / "ref", settings.max_pixels * predictor.scale**2, "reference")
-            if reference
-            else None
+            decode(reference, folder / "ref", ref_cap, "reference", settings) if reference else None
         )
         try:
             predictor.check_volume(volume)
