@@ -216,3 +216,35 @@ def test_enhance_reads_the_checkpoint_once_and_the_dicom_once(
     assert opened.count(str(checkpoint)) == 1, opened
     assert opened.count(str(source)) == 1, opened
     assert len(parses) == 1, parses
+
+
+def test_dose_option_of_the_non_blind_ct_denoiser(tmp_path: Path) -> None:
+    # the shipped ct-ldct denoiser on a real CT slice: told a lower dose, it removes more
+    # noise (a smoother output); a model without a noise-level input refuses the option
+    from medsr.io.samples import load_sample
+    from medsr.metrics.noise import mad_noise_sd
+
+    source = write(load_sample("ct-small"), tmp_path / "in" / "ct.npy")
+    sds = {}
+    for dose in ("0.05", "0.5"):
+        out = tmp_path / f"out{dose}"
+        result = runner.invoke(
+            app, ["enhance", str(source), "-o", str(out), "--model", "ct-ldct", "--dose", dose]
+        )
+        assert result.exit_code == 0, result.output
+        sds[dose] = mad_noise_sd(read(next(out.iterdir())).array)
+    assert sds["0.05"] < sds["0.5"]
+    refused = runner.invoke(
+        app,
+        [
+            "enhance",
+            str(source),
+            "-o",
+            str(tmp_path / "x"),
+            "--model",
+            "ct-ldct-x4",
+            "--dose",
+            "0.1",
+        ],
+    )
+    assert refused.exit_code == 2 and "non-blind" in refused.output

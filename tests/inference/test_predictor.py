@@ -168,3 +168,46 @@ def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
     # a 2-channel model without the noise level in its normalisation is refused
     with pytest.raises(ValueError, match="2-channel"):
         Predictor.load(str(make_checkpoint(task="ldct", scale=1, in_channels=2, **TINY)))
+
+
+def test_dose_and_strength_set_a_non_blind_denoisers_noise_level(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from medsr.metrics.noise import estimate_noise_sd
+
+    image = (40.0 + np.random.default_rng(4).normal(0.0, 20.0, (64, 80))).astype(np.float32)
+    level = estimate_noise_sd(image, "CT")[0]
+    told = {**CT_WINDOW, "noise_level_unit": 50.0, "noise_level_dose_fraction": 0.25}
+    path = make_checkpoint(task="ldct", scale=1, normalization=told, in_channels=2, **TINY)
+    predictor = Predictor.load(str(path))
+    assert predictor.with_noise_options() is predictor  # defaults: as trained (25 %)
+    # a 10 % dose input: 90 % of its noise variance is above the normal dose's
+    tenth = predictor.with_noise_options(dose_fraction=0.1)
+    assert tenth.noise_level(image) == pytest.approx(level * 0.9**0.5)
+    assert predictor.noise_level(image) == pytest.approx(level * 0.75**0.5)  # unchanged
+    stronger = predictor.with_noise_options(strength=2.0)
+    assert stronger.noise_level(image) == pytest.approx(2 * level * 0.75**0.5)
+    # the level reaches the model: a lower dose, a higher second channel
+    seen: list[float] = []
+    run = tenth.run
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(float(batch[0, 1, 0, 0]))
+        return run(batch)
+
+    tenth.run = recording
+    tenth.enhance_array(image, tile_size=None)
+    assert seen == [pytest.approx(level * 0.9**0.5 / 50.0, rel=1e-5)]
+    with pytest.raises(ValueError, match="--dose"):
+        predictor.with_noise_options(dose_fraction=0.0)
+    with pytest.raises(ValueError, match="--strength"):
+        predictor.with_noise_options(strength=-1.0)
+    # a model told the input's own noise takes a strength but no dose
+    own = {**CT_WINDOW, "noise_level_unit": 50.0}
+    path = make_checkpoint(task="ldct", scale=1, normalization=own, in_channels=2, **TINY)
+    with pytest.raises(ValueError, match="--dose does not apply"):
+        Predictor.load(str(path)).with_noise_options(dose_fraction=0.1)
+    # a model without a noise-level input takes neither
+    blind = Predictor.load(str(make_checkpoint(task="ldct", scale=1, **TINY)))
+    with pytest.raises(ValueError, match="non-blind"):
+        blind.with_noise_options(strength=2.0)

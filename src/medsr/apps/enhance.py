@@ -217,11 +217,14 @@ def enhance_paths(
     skip_existing: bool = False,
     skipped: Callable[[Job], None] | None = None,
     keep_identifiers: bool = False,
+    dose: float | None = None,
+    strength: float = 1.0,
 ) -> list[Path]:
     """Enhance every input (this process's share of them under torchrun) into folder `out`;
     returns the paths written here (module doc). `skip_existing`: leave out the jobs whose
     output is there (each is passed to `skipped`). `keep_identifiers`: NIfTI outputs keep
-    the patient, study and scanner identifiers of their source (`write_output`)."""
+    the patient, study and scanner identifiers of their source (`write_output`). `dose` and
+    `strength`: a non-blind denoiser's noise level (`Predictor.with_noise_options`)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -231,6 +234,7 @@ def enhance_paths(
         raise ValueError("no inputs given")
     shard = shard or Shard()
     predictor = Predictor.load(model, device=shard.device(device), backend=backend)
+    predictor = predictor.with_noise_options(dose, strength)
     out = Path(out)
     todo = check_destination(
         jobs, out, output_tag(predictor.scale), allow_input_folder, skip_existing

@@ -92,6 +92,8 @@ class Predictor:
         run: the model on host tiles (`tiling.Runner`), torch or onnxruntime.
         info: `ModelInfo` (task, scale, normalisation, name, checkpoint hash, version).
         backend: "torch" or "onnx"; device: where tiles run; source: the model file.
+        dose_fraction, strength: a non-blind denoiser's noise level options
+            (`with_noise_options`); None and 1: as the model was trained.
     """
 
     run: Runner
@@ -99,6 +101,8 @@ class Predictor:
     backend: str = "torch"
     device: str = "cpu"
     source: str = ""
+    dose_fraction: float | None = None
+    strength: float = 1.0
 
     @classmethod
     def load(
@@ -168,12 +172,49 @@ class Predictor:
         """A non-blind model's noise level for a whole 2-D image, in its unit, as its
         training items measured it: the input's noise SD (`medsr.metrics.noise.
         estimate_noise_sd`, CT uniform ROIs) or, for models told the noise to remove, that SD
-        times sqrt(1 - d), d the dose fraction the model was trained for."""
+        times sqrt(1 - d), d the input's dose fraction of a normal dose (`dose_fraction`, by
+        default the one the model was trained for); times `strength`."""
         from medsr.metrics.noise import estimate_noise_sd
 
         sd = estimate_noise_sd(np.asarray(image, dtype=np.float32), "CT")[0]
-        dose = self.info.normalization.get("noise_level_dose_fraction")
-        return sd if dose is None else sd * float(np.sqrt(1.0 - float(dose)))
+        dose = self.dose_fraction
+        if dose is None:
+            dose = self.info.normalization.get("noise_level_dose_fraction")
+        level = sd if dose is None else sd * float(np.sqrt(1.0 - float(dose)))
+        return level * self.strength
+
+    def with_noise_options(
+        self, dose_fraction: float | None = None, strength: float = 1.0
+    ) -> Predictor:
+        """This predictor with a non-blind denoiser's noise level set by the user.
+
+        Quantum noise variance goes as 1 / dose, so an input at dose fraction d (of a normal
+        dose: 0.25 = quarter dose) holds `sqrt(1 - d)` of its measured noise SD above the
+        normal dose: the noise the model is told to remove. `strength` multiplies that level
+        (> 1 removes more, < 1 less). ValueError for a model without a noise-level input, or
+        a dose for a model told the input's own noise (no dose in its normalisation).
+        """
+        if dose_fraction is None and strength == 1.0:
+            return self
+        normalization = self.info.normalization
+        if not normalization.get("noise_level_unit"):
+            raise ValueError(
+                f"--dose and --strength set the noise level of a non-blind denoiser (a model "
+                f"with a noise-level input, e.g. ct-ldct); {self.model_name} has none"
+            )
+        if dose_fraction is not None:
+            if normalization.get("noise_level_dose_fraction") is None:
+                raise ValueError(
+                    f"{self.model_name} is told the input's own noise, not the noise to remove: "
+                    "--dose does not apply (use --strength)"
+                )
+            if not 0 < dose_fraction <= 1:
+                raise ValueError(
+                    f"--dose must be in (0, 1] (of a normal dose), got {dose_fraction}"
+                )
+        if not (strength > 0 and np.isfinite(strength)):
+            raise ValueError(f"--strength must be > 0, got {strength}")
+        return replace(self, dose_fraction=dose_fraction, strength=float(strength))
 
     def enhance_array(
         self, image: np.ndarray, tile_size: int | None = 256, overlap: int = 32
