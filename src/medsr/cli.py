@@ -255,6 +255,16 @@ def enhance(
         "--keep-identifiers",
         help="NIfTI output: keep PatientID, UIDs, scanner model in its header extension.",
     ),
+    dose: float | None = typer.Option(
+        None,
+        "--dose",
+        help="Non-blind CT denoisers (ct-ldct): the input's dose as a fraction of a normal "
+        "dose (0.25 = quarter dose). Default: the model's training dose; the noise to remove "
+        "is the measured input noise x sqrt(1 - dose).",
+    ),
+    strength: float = typer.Option(
+        1.0, "--strength", help="Non-blind denoisers: noise level x this (>1 smoother)."
+    ),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
@@ -281,6 +291,8 @@ def enhance(
             skip_existing=skip_existing,
             skipped=lambda job: typer.echo(f"skipped {job.source} (output exists)"),
             keep_identifiers=keep_identifiers,
+            dose=dose,
+            strength=strength,
         )
     if shard.enabled:
         counts = shard.gather(len(written))
