@@ -467,7 +467,9 @@ def run(name: str, output: Path) -> None:
         methods = list(dict.fromkeys(row["method"] for row in rows))
         psnr, ssim = method_means(rows, "psnr"), method_means(rows, "ssim")
         noise = method_means(rows, "noise_sd")
-        targets = check_targets(name, psnr, ssim, noise)
+        # The blind radiograph models' targets are issue 14's, on the NIH table above.
+        blind = MODELS[name].task.startswith("xray-blind")
+        targets = [] if blind else check_targets(name, psnr, ssim, noise)
         result_table = table(rows, methods, ct=not name.startswith("xray"))
         if len(bench.data) > 1:  # means can hide which image a model fails on
             ct = not name.startswith("xray")
