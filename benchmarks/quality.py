@@ -256,8 +256,23 @@ NOTES = {
         "added noise, not all of it.\n"
     ),
     "xray-x4": (
-        "The whole-image gain comes largely from denoising the unattenuated background; the "
-        "central crop (anatomy) is the harder test.\n"
+        "How to read it: one model for every way the low image may have been made (the "
+        "NIH rows: Pillow bicubic, box, a Gaussian of SD 1.5 px, and bicubic plus noise). "
+        "Inputs are mapped by their own 0.5/99.5 percentiles; training changed each pair's "
+        "contrast, so crops are enhanced as well as whole images (tested). The output is made "
+        "consistent with the input at low frequencies (`medsr.inference.predictor."
+        "low_frequency_consistency`, Gaussian SD 4 low pixels): without it, a low image "
+        "blurred more than in training (RG3 with a Gaussian of SD ~2.5 px) came out with a "
+        "brightness drift. The weights are the last step's, not chosen on the held-out "
+        "images (those were only monitored during training).\n"
+    ),
+    "xray-x4-gan": (
+        "Only 500 GAN steps fit the CPU budget: the texture gain over `xray-x4` is small "
+        "(texture column of the NIH table).\n"
+    ),
+    "xray-x2": (
+        "Same recipe as `xray-x4` at x2 (7000 steps); no target was set for x2: the rows "
+        "are reported as measured. The weights are the last step's.\n"
     ),
 }
 """Caveats a reader of the card needs; every figure in them is in the tables above."""
