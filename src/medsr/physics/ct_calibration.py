@@ -8,12 +8,13 @@ judged by the NPS-weighted mean frequency.
 Two ways to measure the real noise (`CALIBRATION_METHODS`):
 - `roi-sd` (the default): the pooled SD of the uniform ROIs. Anatomy left in the ROIs (the
   fat marbling of muscle, liver vessels) counts as noise, which matters for smooth kernels:
-  on the L143 B30f slices of the shoulders and pelvis it overstates the noise by 40-90 %.
+  on the L143 B30f slices of the shoulders and pelvis it overstates the noise by 37-87 %.
 - `nps-band`: the noise power of the ROIs in the band of frequencies that holds the upper
   third of the simulated noise's power (above ~0.32 cycles/pixel for B30f, ~0.47 for D45f),
   scaled to a SD by the simulated noise's NPS shape. Anatomy has little power there, so the
   estimate follows the noise: on the 11 L143 slices the simulated 25 % dose SD lands within
-  -11 to +14 % of the real one per slice (`benchmarks/ct_noise.py`).
+  -11 to +14 % of the real one per slice, -3 % (D45f) and +3 % (B30f) per kernel, where
+  `roi-sd` gives +3 % and +36 % (`benchmarks/ct_noise.py`).
 """
 
 from __future__ import annotations
