@@ -48,7 +48,7 @@ from medsr.image import Provenance, Volume
 from medsr.io.atomic import atomic_write, staged_folder
 from medsr.io.dicom import HEADERS_KEY
 from medsr.io.errors import MedsrIOError, check_can_write
-from medsr.io.raster import CT_RANGE_HU, encode
+from medsr.io.raster import CT_RANGE_HU, encode, map_blocks
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
@@ -246,10 +246,11 @@ def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str]]
     source_range = volume.metadata.get("source_value_range") or [CT_RANGE_HU[0], CT_RANGE_HU[1]]
     low = CT_RANGE_HU[0]
     high = min(max(CT_RANGE_HU[1], float(np.ceil(source_range[1]))), low + 65535)
-    values = np.rint(volume.array.astype(np.float64))
-    if not np.all(np.isfinite(values)):
+    lowest, highest = float(volume.array.min()), float(volume.array.max())
+    if not (np.isfinite(lowest) and np.isfinite(highest)):
         raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
-    below, above = int(np.count_nonzero(values < low)), int(np.count_nonzero(values > high))
+    below = int(np.count_nonzero(volume.array < low - 0.5))  # rounds below `low`
+    above = int(np.count_nonzero(volume.array > high + 0.5))
     notes = []
     if below or above:
         notes.append(
@@ -257,7 +258,8 @@ def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str]]
             f"clipped ({below} below, {above} above; stored as integer HU)"
         )
         warnings.warn(f"derived CT: {notes[0]}", stacklevel=4)
-    stored = (np.clip(values, low, high) - low).astype(np.uint16)
+    # in float64 blocks (`raster.map_blocks`): no float64 copy of a whole large output
+    stored = map_blocks(volume.array, lambda b: np.clip(np.rint(b), low, high) - low, np.uint16)
     return stored, low, 1.0, notes
 
 

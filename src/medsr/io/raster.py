@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,25 +112,58 @@ def read_raster(path: str | Path) -> Volume:
     return volume_from_header(values, header, metadata)
 
 
+BLOCK_PIXELS = 1 << 20
+"""Pixels converted at a time: float64 temporaries of 8 MB, not of the image's size (an
+8192 x 8192 output would need 0.5 GB for each)."""
+
+
+def map_blocks(
+    array: np.ndarray, function: Callable[[np.ndarray], np.ndarray], dtype: Any
+) -> np.ndarray:
+    """`function(block as float64)` over `array` in blocks of BLOCK_PIXELS, into a new array
+    of `dtype` and `array`'s shape: the same numbers as one float64 pass, less memory."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    out = np.empty(flat.shape, dtype=dtype)
+    for start in range(0, flat.size, BLOCK_PIXELS):
+        block = flat[start : start + BLOCK_PIXELS].astype(np.float64)
+        out[start : start + BLOCK_PIXELS] = function(block)
+    return out.reshape(array.shape)
+
+
+def _finite_range(array: np.ndarray) -> tuple[float, float]:
+    """min and max (exact in float64); ValueError for NaN or infinite values."""
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
+    return low, high
+
+
+def _integer_valued(array: np.ndarray) -> bool:
+    flat = np.ascontiguousarray(array).reshape(-1)
+    return all(
+        np.array_equal(block, np.round(block))
+        for block in (flat[i : i + BLOCK_PIXELS] for i in range(0, flat.size, BLOCK_PIXELS))
+    )
+
+
 def encode(
     volume: Volume, value_range: tuple[float, float] | None = None, bits: int = 16
 ) -> tuple[np.ndarray, float, float]:
-    """Stored unsigned integers for `volume` and the (intercept, slope) that restore it."""
+    """Stored unsigned integers for `volume` and the (intercept, slope) that restore it
+    (computed in float64, block by block: `map_blocks`)."""
     if bits not in (8, 16):
         raise ValueError(f"bits must be 8 or 16, got {bits}")
-    data = volume.array.astype(np.float64)
-    if not np.all(np.isfinite(data)):
-        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
+    data = volume.array
+    low, high = _finite_range(data)
     top = 2**bits - 1
-    low, high = float(data.min()), float(data.max())
-    if value_range is None and np.array_equal(data, np.round(data)):
+    if value_range is None and _integer_valued(data):
         if low >= 0 and high <= 255:
-            return data.astype(np.uint8), 0.0, 1.0
+            return map_blocks(data, lambda b: b, np.uint8), 0.0, 1.0
         # A fixed -1024 offset for CT keeps every CT file on the same integer mapping.
         ct_offset = CT_RANGE_HU[0] if volume.modality == "CT" and low >= CT_RANGE_HU[0] else low
         for offset in (0.0, ct_offset, low):
             if bits == 16 and low >= offset and high - offset <= top:
-                return (data - offset).astype(np.uint16), offset, 1.0
+                return map_blocks(data, lambda b, o=offset: b - o, np.uint16), offset, 1.0
     if value_range is None:
         if volume.modality == "CT" and volume.unit == "HU":
             value_range = (min(CT_RANGE_HU[0], low), max(CT_RANGE_HU[1], high))
@@ -143,8 +177,9 @@ def encode(
     if not hi >= lo:
         raise ValueError(f"value_range must be (low, high) with low <= high, got {value_range}")
     slope = (hi - lo) / top if hi > lo else 1.0
-    stored = np.clip(np.round((data - lo) / slope), 0, top)
-    return stored.astype(np.uint8 if bits == 8 else np.uint16), lo, slope
+    dtype = np.uint8 if bits == 8 else np.uint16
+    stored = map_blocks(data, lambda b: np.clip(np.round((b - lo) / slope), 0, top), dtype)
+    return stored, lo, slope
 
 
 INTEGER_DTYPES: dict[str, type[np.unsignedinteger[Any]]] = {
@@ -175,10 +210,9 @@ def encode_like_input(volume: Volume) -> tuple[np.ndarray, float, float] | None:
     if scale is None:
         return None
     dtype, intercept, slope = scale
-    data = volume.array.astype(np.float64)
-    if not np.all(np.isfinite(data)):
-        raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
-    stored = np.rint((data - intercept) / slope)
+    _finite_range(volume.array)
+    # float32 holds every rounded value (|stored| < 2**24 is all an integer PNG/TIFF needs)
+    stored = map_blocks(volume.array, lambda b: np.rint((b - intercept) / slope), np.float32)
     top = np.iinfo(dtype).max
     clipped = int(np.count_nonzero((stored < 0) | (stored > top)))
     if clipped:
