@@ -163,7 +163,8 @@ def encode(
         ct_offset = CT_RANGE_HU[0] if volume.modality == "CT" and low >= CT_RANGE_HU[0] else low
         for offset in (0.0, ct_offset, low):
             if bits == 16 and low >= offset and high - offset <= top:
-                return map_blocks(data, lambda b, o=offset: b - o, np.uint16), offset, 1.0
+                shifted = map_blocks(data, lambda block: block - offset, np.uint16)  # noqa: B023
+                return shifted, offset, 1.0
     if value_range is None:
         if volume.modality == "CT" and volume.unit == "HU":
             value_range = (min(CT_RANGE_HU[0], low), max(CT_RANGE_HU[1], high))
