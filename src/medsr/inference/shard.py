@@ -11,7 +11,6 @@ same order, so a share never depends on timing. Multi-node jobs use torchrun's r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,15 +19,9 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from medsr.torchrun import env_int
+
 T = TypeVar("T")
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    try:
-        return default if value is None else int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 @dataclass(frozen=True)
@@ -84,7 +77,7 @@ def join_shard(timeout_s: float = 24 * 3600) -> Shard:
     The timeout is long because ranks meet only at the start and the end of a batch, and a
     share may take hours.
     """
-    shard = Shard(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
+    shard = Shard(env_int("RANK", 0), env_int("WORLD_SIZE", 1), env_int("LOCAL_RANK", 0))
     if not 0 <= shard.rank < shard.world_size:
         raise ValueError(f"RANK {shard.rank} not in [0, WORLD_SIZE {shard.world_size})")
     if shard.enabled and not dist.is_initialized():

@@ -11,12 +11,13 @@ models. gloo on CPU, nccl on CUDA. Rank 0 alone logs, validates and writes check
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from medsr.torchrun import env_int
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,9 @@ class DistributedInfo:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    try:
-        return default if value is None else int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
-
-
 def setup_distributed(device: torch.device) -> DistributedInfo:
     """Join the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
-    info = DistributedInfo(
-        _env_int("RANK", 0), _env_int("LOCAL_RANK", 0), _env_int("WORLD_SIZE", 1)
-    )
+    info = DistributedInfo(env_int("RANK", 0), env_int("LOCAL_RANK", 0), env_int("WORLD_SIZE", 1))
     if not 0 <= info.rank < info.world_size:
         raise ValueError(f"RANK {info.rank} not in [0, WORLD_SIZE {info.world_size})")
     if info.enabled and not dist.is_initialized():
@@ -59,7 +50,7 @@ def setup_distributed(device: torch.device) -> DistributedInfo:
 
 def pick_device(name: str, info: DistributedInfo | None = None) -> torch.device:
     """`auto` -> `cuda:LOCAL_RANK` when CUDA is available, else CPU; or the named device."""
-    local_rank = _env_int("LOCAL_RANK", 0) if info is None else info.local_rank
+    local_rank = env_int("LOCAL_RANK", 0) if info is None else info.local_rank
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
