@@ -227,3 +227,30 @@ def test_low_frequency_consistency_removes_a_drift_and_keeps_detail() -> None:
     assert np.abs(fixed - truth)[inner].mean() < 0.2 * np.abs(drifted - truth)[inner].mean()
     # Already consistent: nothing changes.
     np.testing.assert_allclose(low_frequency_consistency(low, truth, 4, 4.0), truth, atol=1e-5)
+
+
+def test_on_tile_counts_tiles_over_the_volume_and_aborts(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    predictor = Predictor.load(str(make_checkpoint(scale=2, task="x2")))
+    volume = Volume(
+        np.random.default_rng(3).normal(0, 100, (3, 40, 40)), spacing=(2.0, 1.0, 1.0), unit="HU"
+    )
+    seen: list[tuple[int, int]] = []
+    out = predictor.enhance(volume, tile_size=24, overlap=8, on_tile=lambda *a: seen.append(a))
+    assert out.shape == (3, 80, 80)
+    total = 3 * 4  # 2 x 2 tiles per slice
+    assert seen[-1] == (total, total) and {t for _, t in seen} == {total}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    progress_alone = predictor.enhance(volume, progress=True, tile_size=24, overlap=8)
+    np.testing.assert_array_equal(progress_alone.array, out.array)
+
+    def cancel(done: int, total: int) -> None:
+        if done > total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predictor.enhance(volume, tile_size=24, overlap=8, on_tile=cancel)
+    seen.clear()
+    predictor.enhance_array(volume.array[0], tile_size=None, on_tile=lambda *a: seen.append(a))
+    assert seen == [(1, 1)]

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from medsr.inference.predictor import TorchRunner
-from medsr.inference.tiling import axis_window, is_out_of_memory, tile_starts, tiled_apply
+from medsr.inference.tiling import (
+    axis_window,
+    is_out_of_memory,
+    tile_count,
+    tile_starts,
+    tiled_apply,
+)
 from medsr.models import build_generator
 
 
@@ -100,3 +106,31 @@ def test_out_of_memory_detection_and_other_errors_propagate(image: np.ndarray) -
         tiled_apply(image, broken, 2, tile_size=64, overlap=8)
     with pytest.raises(ValueError, match="larger than the overlap"):
         tiled_apply(image, broken, 2, tile_size=16, overlap=16)
+
+
+def test_on_tile_reports_progress_and_aborts(runner: TorchRunner, image: np.ndarray) -> None:
+    seen: list[tuple[int, int]] = []
+    tiled_apply(image, runner, 2, tile_size=40, overlap=8, on_tile=lambda d, t: seen.append((d, t)))
+    total = tile_count(image.shape, 40, 8)
+    assert total == 3 * 4 and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and {t for _, t in seen} == {total}
+
+    class Cancelled(RuntimeError):  # a RuntimeError: must not be mistaken for out-of-memory
+        pass
+
+    stopped_at: list[int] = []
+
+    def cancel(done: int, total: int) -> None:
+        if done >= 2:
+            stopped_at.append(done)
+            raise Cancelled("out of memory (said by the user's hook)")
+
+    calls: list[int] = []
+
+    def counting(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return runner(batch)
+
+    with pytest.raises(Cancelled):
+        tiled_apply(image, counting, 2, tile_size=40, overlap=8, on_tile=cancel)
+    assert stopped_at and sum(calls) == stopped_at[0]  # no tile after the hook raised, no retry

@@ -26,7 +26,7 @@ import torch
 from medsr.checkpoint import Checkpoint, ModelInfo, read_checkpoint
 from medsr.image import Provenance, Volume, rescaled_in_plane
 from medsr.inference.registry import resolve_model
-from medsr.inference.tiling import Runner, tiled_apply
+from medsr.inference.tiling import Runner, TileHook, tiled_apply
 
 BACKENDS = ("torch", "onnx")
 
@@ -184,6 +184,7 @@ class Predictor:
         bounds: tuple[float, float],
         tile_size: int | None,
         overlap: int,
+        on_tile: TileHook | None = None,
     ) -> np.ndarray:
         """`image` through the normalisation (with `bounds`), the model and back."""
         normalization = self.info.normalization
@@ -191,7 +192,7 @@ class Predictor:
         run = self.run
         if unit := normalization.get("noise_level_unit"):
             run = with_noise_level(self.run, self.noise_level(image) / float(unit))
-        y = tiled_apply(x, run, self.scale, tile_size, overlap)
+        y = tiled_apply(x, run, self.scale, tile_size, overlap, on_tile=on_tile)
         if sigma := LOW_FREQUENCY_CONSISTENCY.get(self.task):
             y = low_frequency_consistency(x, y, self.scale, sigma)
         return normalization.inverse(y, bounds)
@@ -245,17 +246,24 @@ class Predictor:
         return replace(self, dose_fraction=dose_fraction, strength=float(strength))
 
     def enhance_array(
-        self, image: np.ndarray, tile_size: int | None = 256, overlap: int = 32
+        self,
+        image: np.ndarray,
+        tile_size: int | None = 256,
+        overlap: int = 32,
+        *,
+        on_tile: TileHook | None = None,
     ) -> np.ndarray:
         """`(H, W)` in image units (HU for CT) -> `(sH, sW)` float32 in the same units.
 
         A `percentile` model maps this image by its own percentiles (see the module doc).
+        `on_tile(tiles_done, tiles_total)` is called after each batch of tiles; an exception
+        it raises aborts the work and propagates (e.g. a cancel).
         """
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2:
             raise ValueError(f"image must be 2-D (H, W), got shape {image.shape}")
         bounds = self.info.normalization.bounds(image)
-        return self._enhance_mapped(image, bounds, tile_size, overlap)
+        return self._enhance_mapped(image, bounds, tile_size, overlap, on_tile)
 
     def check_volume(self, volume: Volume) -> None:
         """ValueError when the image holds NaN or infinite values, or a model trained on HU
@@ -284,9 +292,19 @@ class Predictor:
         return self.info.provenance(self.backend, tiles=(tile_size, overlap))
 
     def enhance(
-        self, volume: Volume, progress: bool = False, tile_size: int | None = 256, overlap: int = 32
+        self,
+        volume: Volume,
+        progress: bool = False,
+        tile_size: int | None = 256,
+        overlap: int = 32,
+        *,
+        on_tile: TileHook | None = None,
     ) -> Volume:
         """Enhance a 2-D image or every slice of a 3-D volume; returns a new Volume.
+
+        `progress` shows a bar over slices. `on_tile(tiles_done, tiles_total)`, counted over
+        the whole volume, is called after each batch of tiles; an exception it raises aborts
+        the work and propagates unchanged, and no Volume is returned (how a caller cancels).
 
         In-plane spacing is divided by the scale and the origin moved to the centre of the
         first output pixel (slice spacing unchanged). `metadata` keeps the source's entries
@@ -301,8 +319,9 @@ class Predictor:
         bounds = self.info.normalization.bounds(volume.array)
         s = self.scale
         out = np.empty((slices.shape[0], slices.shape[1] * s, slices.shape[2] * s), np.float32)
+        hook = _VolumeTiles(on_tile, slices.shape[0])
         for k in tqdm(range(slices.shape[0]), desc="enhance", unit="slice", disable=not progress):
-            out[k] = self._enhance_mapped(slices[k], bounds, tile_size, overlap)
+            out[k] = self._enhance_mapped(slices[k], bounds, tile_size, overlap, hook.slice_hook(k))
         spacing, origin = rescaled_in_plane(volume, s, finer=True)
         metadata = self.provenance(tile_size, overlap).stamp(volume.metadata)
         return replace(
@@ -312,3 +331,27 @@ class Predictor:
             origin=origin,
             metadata=metadata,
         )
+
+
+class _VolumeTiles:
+    """Turns per-slice `(done, total)` tile counts into counts over the whole volume for a
+    user's `on_tile` hook. The slices not yet started are counted as needing as many tiles as
+    the current one (all slices have one shape; an out-of-memory retry with smaller tiles
+    raises the total and restarts the current slice's count)."""
+
+    def __init__(self, on_tile: TileHook | None, num_slices: int) -> None:
+        self.on_tile, self.num_slices = on_tile, num_slices
+        self.finished = 0  # tiles of the slices already done
+
+    def slice_hook(self, index: int) -> TileHook | None:
+        if self.on_tile is None:
+            return None
+        on_tile = self.on_tile
+
+        def report(done: int, total: int) -> None:
+            remaining = self.num_slices - index
+            on_tile(self.finished + done, self.finished + total * remaining)
+            if done == total:
+                self.finished += total
+
+        return report

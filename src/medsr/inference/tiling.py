@@ -17,6 +17,10 @@ is continuous and has no seams, and away from the image border the result equals
 whole-image inference whenever the network's receptive-field radius is at most
 `3 * overlap // 8` input pixels (up to float rounding).
 
+`on_tile(done, total)`, when given, is called after each call of the model with the tiles of
+this image done so far and their total; an exception it raises stops the work at once and
+propagates unchanged (nothing is retried or returned), which is how callers cancel a run.
+
 `tiled_apply` catches out-of-memory errors (`torch.OutOfMemoryError`, RuntimeErrors saying
 "out of memory", onnxruntime allocation failures), halves the tile and starts again.
 """
@@ -34,6 +38,17 @@ MIN_TILE = 16
 
 Runner = Callable[[np.ndarray], np.ndarray]
 """A model on host arrays: `(B, 1, h, w)` float32 -> `(B, 1, s*h, s*w)` float32."""
+
+TileHook = Callable[[int, int], None]
+"""Progress hook `(tiles_done, tiles_total)`; raising from it aborts the work."""
+
+
+class _HookError(Exception):
+    """Carries an exception raised by `on_tile` past the out-of-memory handler."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -78,7 +93,34 @@ def axis_window(size: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return weights
 
 
-def _tiled_once(image: np.ndarray, run: Runner, scale: int, tile: int, overlap: int) -> np.ndarray:
+def tile_count(shape: tuple[int, int], tile_size: int | None, overlap: int) -> int:
+    """Number of tiles `tiled_apply` runs on an image of `shape` (before any out-of-memory
+    retry)."""
+    if tile_size is None:
+        return 1
+    overlap = min(overlap, tile_size - 1)
+    return len(tile_starts(shape[0], tile_size, overlap)) * len(
+        tile_starts(shape[1], tile_size, overlap)
+    )
+
+
+def _report(on_tile: TileHook | None, done: int, total: int) -> None:
+    if on_tile is None:
+        return
+    try:
+        on_tile(done, total)
+    except BaseException as error:  # noqa: BLE001 - re-raised unchanged by tiled_apply
+        raise _HookError(error) from error
+
+
+def _tiled_once(
+    image: np.ndarray,
+    run: Runner,
+    scale: int,
+    tile: int,
+    overlap: int,
+    on_tile: TileHook | None = None,
+) -> np.ndarray:
     height, width = image.shape
     out = np.zeros((height * scale, width * scale), dtype=np.float32)
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
@@ -92,6 +134,7 @@ def _tiled_once(image: np.ndarray, run: Runner, scale: int, tile: int, overlap: 
         row_sum[r * scale : (r + th) * scale] += wr
     for c, wc in zip(cols, col_w, strict=True):
         col_sum[c * scale : (c + tw) * scale] += wc
+    total, done = len(rows) * len(cols), 0
     for r, wr in zip(rows, row_w, strict=True):
         for c, wc in zip(cols, col_w, strict=True):
             block = np.ascontiguousarray(image[r : r + th, c : c + tw])[None, None]
@@ -102,6 +145,8 @@ def _tiled_once(image: np.ndarray, run: Runner, scale: int, tile: int, overlap: 
                 )
             weight = np.outer(wr, wc).astype(np.float32)
             out[r * scale : (r + th) * scale, c * scale : (c + tw) * scale] += result[0, 0] * weight
+            done += 1
+            _report(on_tile, done, total)
     # Every pixel has a positive weight sum (see axis_window); the clamp only guards rounding.
     out /= np.maximum(row_sum, 1e-12)[:, None].astype(np.float32)
     out /= np.maximum(col_sum, 1e-12)[None, :].astype(np.float32)
@@ -115,6 +160,7 @@ def tiled_apply(
     tile_size: int | None = 256,
     overlap: int = 32,
     on_retry: Callable[[int], None] | None = None,
+    on_tile: TileHook | None = None,
 ) -> np.ndarray:
     """Apply `run` to a 2-D image `(H, W)` tile by tile; returns `(scale*H, scale*W)` float32.
 
@@ -125,6 +171,8 @@ def tiled_apply(
         tile_size: tile side in input pixels, or None for the whole image in one call.
         overlap: overlap of neighbouring tiles in input pixels (< tile_size).
         on_retry: called with the new tile size after an out-of-memory error (default: warn).
+        on_tile: progress hook `(tiles_done, tiles_total)` for this image (module doc); an
+            exception it raises propagates unchanged and stops the work.
 
     On out-of-memory the tile is halved (down to `MIN_TILE`; the overlap shrinks to at most a
     quarter of the tile) and the image is processed again from the start.
@@ -139,7 +187,9 @@ def tiled_apply(
     tile = max(image.shape) if tile_size is None else int(tile_size)
     while True:
         try:
-            return _tiled_once(image, run, scale, tile, min(overlap, tile - 1))
+            return _tiled_once(image, run, scale, tile, min(overlap, tile - 1), on_tile)
+        except _HookError as hooked:
+            raise hooked.error from None
         except (RuntimeError, MemoryError) as error:
             if not is_out_of_memory(error) or tile // 2 < MIN_TILE:
                 raise
