@@ -25,6 +25,8 @@ from medsr.image import Volume, Window
 from medsr.inference import consistency_map
 from medsr.inference.fusion import FusionPredictor
 from medsr.viz.overlays import DEFAULT_CT_WINDOW, default_suv_max, fused_overlay
+from medsr.web.describe import dicom_tags, orientation
+from medsr.web.jobs import Job
 from medsr.web.limits import Settings, Unprocessable
 from medsr.web.models import describe_model
 from medsr.web.service import (
@@ -95,26 +97,34 @@ def fuse_upload(
     pet_uploads: list[Upload],
     alpha: float,
     settings: Settings,
+    job: Job,
 ) -> Result:
     """Decode the CT and PET, fuse, check consistency, package downloads (module doc).
 
     Raises UnsupportedType (415) / Unprocessable (422) as `decode`, and Unprocessable with
-    `medsr fuse`'s refusal (CT not in HU, 3-D CT with a 2-D PET, no overlap)."""
+    `medsr fuse`'s refusal (CT not in HU, 3-D CT with a 2-D PET, no overlap). `job` is told
+    each phase (the fusion model runs whole slices: a cancel stops it between phases)."""
     from medsr.physics.resize import upsample
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
         folder = Path(scratch)
+        job.enter("reading")
         # the output lies on the CT's grid: the CT is held to the output cap as well
         ct_cap = min(settings.max_pixels, settings.max_output_pixels)
         ct = decode(ct_uploads, folder / "CT", ct_cap, "CT", settings)
         pet = decode(pet_uploads, folder / "PET", settings.max_pixels, "PET", settings)
+        tags = dicom_tags(next((folder / "CT").glob("CT_0000.dcm"), folder / "none"))
+        job.model = {"id": key, "reason": "the CT+PET fusion model", "auto": False}
+        job.enter("enhancing")
         try:
             fused = predictor.fuse(ct, pet)
         except ValueError as error:
             raise Unprocessable(str(error)) from None
+        job.enter("packaging")
         stem = f"{safe_stem(pet_uploads[0].name, 'pet')}_{output_tag(predictor.scale)}"
         downloads = package(fused.enhanced, folder, stem)
+    job.enter("checking")
     low, high, s = stack(fused.pet_low), stack(fused.enhanced), predictor.scale
     with torch.no_grad():  # the viewer's "input": what bicubic interpolation makes of the PET
         bicubic = upsample(torch.from_numpy(low), s).numpy()
@@ -127,10 +137,13 @@ def fuse_upload(
         "notice": NOTICE,
         "kind": "fusion",
         "model": describe_model(key, predictor),
+        "model_choice": job.model,
         "input": input_summary(fused.pet_low, low, fused.enhanced.window, modality="PT"),
         "pet": _volume_summary(pet),
         "ct": _volume_summary(ct),
         "output": output_summary(fused.enhanced, high),
+        "orientation": orientation(ct),
+        "dicom_tags": tags,
         "consistency": consistency_summary(checks),
         "fusion": {
             "alpha": alpha,

@@ -8,6 +8,7 @@ words. Sizes are checked before any pixel is decoded.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -67,8 +68,8 @@ class Settings:
         max_files: files in one request (a DICOM series is one file per slice).
         workers: threads that run models; requests beyond `workers + queue` get 503.
         queue: requests allowed to wait for a worker.
-        timeout_s: seconds a request may wait and run before 504 (the model run itself
-            cannot be interrupted: its worker stays busy until it finishes).
+        timeout_s: seconds a request may wait and run before 504; the model run stops at
+            its next batch of tiles (`jobs.Job.check`) and frees its worker.
         keep_results: enhanced results kept in memory for viewing and download.
         max_result_bytes: memory the kept results may take together (arrays and downloads;
             the oldest are dropped first, the newest is always kept).
@@ -150,6 +151,22 @@ def check_pixels(pixels: int, limit: int, what: str = "input") -> None:
         )
 
 
+_PATH = re.compile(r"(?<![\w.:])/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
+
+
+def scrub(message: str) -> str:
+    """`message` without server paths: `/tmp/medsr-web-x/input/input_0000.dcm` becomes
+    `input_0000.dcm` (what a client may see of a file is its own name); the API's own
+    routes (`/api/...`, `/static/...`) stay."""
+
+    def name(match: re.Match[str]) -> str:
+        if match.group(0).startswith(("/api/", "/static/")):
+            return match.group(0)
+        return match.group(1) or "<folder>"
+
+    return _PATH.sub(name, message)
+
+
 class WorkerPool:
     """Runs blocking model work off the event loop: `workers` threads, `queue` waiting, a timeout.
 
@@ -169,7 +186,8 @@ class WorkerPool:
         with self._lock:
             self.in_flight -= 1
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Start `function(*args)` on a worker (or queue it); Busy (503) when full."""
         with self._lock:
             if self.in_flight >= self.capacity:
                 raise Busy(
@@ -179,6 +197,12 @@ class WorkerPool:
             self.in_flight += 1
         future = self._executor.submit(function, *args)
         future.add_done_callback(self._release)
+        return future
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on a worker, awaited; Busy (503) when full, TimedOut (504)
+        after `timeout_s` (the thread runs on: only a job's own checks can stop it)."""
+        future = self.submit(function, *args)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except asyncio.TimeoutError:

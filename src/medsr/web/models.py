@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from medsr.image import Volume
 from medsr.inference import Predictor, available_models
 from medsr.inference.fusion import FusionPredictor
 
@@ -93,3 +95,58 @@ def choose_model(
     if key not in models:
         raise Unprocessable(f"unknown {kind} {key!r}; this server runs {list(models)}")
     return key, models[key]
+
+
+AUTO = "auto"
+"""The model field's value (or no value) that lets the server pick from the image."""
+
+
+def misfit(predictor: Predictor, volume: Volume) -> str | None:
+    """Why `predictor` cannot take `volume` (a CT-in-HU model and an image not in HU, a
+    task for other modalities), or None when it fits."""
+    from medsr.physics.tasks import TASKS
+
+    normalization = predictor.info.normalization
+    hu_model = normalization["kind"] == "window" and normalization.get("unit") == "HU"
+    if hu_model and volume.unit != "HU":
+        return f"takes CT in HU, the image is {volume.modality} in {volume.unit!r}"
+    modalities = tuple(getattr(TASKS.get(predictor.task), "modalities", ()) or ())
+    if modalities and volume.modality not in modalities:
+        return f"is for {'/'.join(modalities)}, the image is {volume.modality}"
+    return None
+
+
+def pick_model(models: Mapping[str, Predictor], volume: Volume) -> tuple[str, str]:
+    """The served model for `volume` and why: `registry.auto_model`'s choice (modality,
+    size, noise) when this server runs it, else the served model that fits the image and
+    is closest to that choice (same task, then one made for the image's modality).
+
+    Raises Unprocessable (422) with auto_model's reason when no shipped model is for such
+    an image (PET alone, MR, CT not in HU), or naming the served models when none fits."""
+    from medsr.inference.registry import MODELS, auto_model
+    from medsr.physics.tasks import TASKS
+    from medsr.web.limits import Unprocessable
+
+    try:
+        choice = auto_model(volume)
+    except ValueError as error:
+        raise Unprocessable(f"no model fits this image: {error}") from None
+    if choice.name in models:
+        return choice.name, choice.reason
+    fitting = [k for k, p in models.items() if misfit(p, volume) is None]
+    if not fitting:
+        raise Unprocessable(
+            f"no model served here takes this {volume.modality} image in {volume.unit!r} "
+            f"({choice.name} would: {choice.reason}); this server runs {list(models)}"
+        )
+    task = MODELS[choice.name].task
+
+    def rank(key: str) -> tuple[bool, bool]:
+        declared = getattr(TASKS.get(models[key].task), "modalities", ()) or ()
+        return models[key].task != task, volume.modality not in declared
+
+    key = min(fitting, key=rank)  # min is stable: the first served among equals
+    served = (
+        f"{choice.name} is not served here: {key} (task {models[key].task}, x{models[key].scale})"
+    )
+    return key, f"{choice.reason}; {served}"

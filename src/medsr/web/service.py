@@ -13,7 +13,8 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ from medsr.image import Volume, Window
 from medsr.inference import Predictor, consistency_map
 from medsr.io.errors import MedsrIOError, one_line
 from medsr.io.limits import read_limits
+from medsr.web.describe import dicom_tags, orientation, size_text
+from medsr.web.jobs import Job
 from medsr.web.limits import Settings, Unprocessable, UnsupportedType, check_pixels
-from medsr.web.models import describe_model
+from medsr.web.models import AUTO, describe_model, pick_model
 
 NOTICE = "Research use only: not for diagnosis or treatment decisions."
 SUFFIXES = {"dicom": ".dcm", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
@@ -45,11 +48,13 @@ class Upload:
 @dataclass
 class Result:
     """An enhanced upload: JSON `summary`, viewer `arrays` `(D, h, w)` float32 by name
-    (input, output, consistency, reference) and `downloads` by format: (filename, bytes)."""
+    (input, output, consistency, reference), `downloads` by format: (filename, bytes), and
+    the client that may see it (`owner`, `clients.ClientCookie`)."""
 
     summary: dict[str, Any]
     arrays: dict[str, np.ndarray]
     downloads: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    owner: str = ""
 
     @property
     def nbytes(self) -> int:
@@ -82,31 +87,50 @@ MIN_SIDE = 4
 """Smallest image side (pixels) the server takes: smaller ones are not images to enhance."""
 
 
-def _pixels(path: Path, kind: str) -> int:
-    """Pixel count from the header alone (no pixel data decoded); MedsrIOError when the
-    header cannot be read."""
+def _pixels(path: Path, kind: str) -> tuple[int, str]:
+    """Pixel count from the header alone (no pixel data decoded), and for DICOM the series
+    it belongs to (its description and UID; "" otherwise); MedsrIOError when the header
+    cannot be read."""
     from medsr.io.errors import reading
 
     with reading(path, "cannot read the header"):
         return _header_pixels(path, kind)
 
 
-def _header_pixels(path: Path, kind: str) -> int:
+def _header_pixels(path: Path, kind: str) -> tuple[int, str]:
     if kind == "dicom":
         from medsr.io.dicom import read_dataset
 
         ds = read_dataset(path, stop_before_pixels=True)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
-        return int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * frames
+        series = f"{ds.get('SeriesDescription', '') or ''}|{ds.get('SeriesInstanceUID', '')}"
+        return int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0) * frames, series
     if kind == "tiff":
         import tifffile
 
         with tifffile.TiffFile(path) as tif:
-            return sum(int(np.prod(p.shape[:2])) for p in tif.pages)
+            return sum(int(np.prod(p.shape[:2])) for p in tif.pages), ""
     from PIL import Image
 
     with Image.open(path) as image:
-        return int(image.size[0] * image.size[1])
+        return int(image.size[0] * image.size[1]), ""
+
+
+def check_one_series(series: list[str], what: str) -> None:
+    """Unprocessable (422) saying so when the uploaded DICOM files hold several series
+    (`series`: one "description|uid" per file), naming each with its file count."""
+    counts = Counter(series)
+    if len(counts) < 2:
+        return
+    named = ", ".join(
+        f"{(key.split('|', 1)[0] or 'no description')!r} ({n} file{'s' * (n > 1)})"
+        for key, n in counts.most_common(5)
+    )
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    raise Unprocessable(
+        f"{what}: the files hold {len(counts)} DICOM series, {named}{more}; "
+        "upload the slices of one series at a time"
+    )
 
 
 def decode(
@@ -147,6 +171,7 @@ def _decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> 
     from medsr.io.dicom import read_dicom_series
 
     kinds = [sniff(u) for u in uploads]
+    series: list[str] = []
     if len(uploads) > 1 and set(kinds) != {"dicom"}:
         raise Unprocessable(
             f"{what}: several files must all be DICOM slices of one series (got "
@@ -158,7 +183,10 @@ def _decode(uploads: list[Upload], folder: Path, max_pixels: int, what: str) -> 
         total = 0
         for upload, path, kind in zip(uploads, paths, kinds, strict=True):
             path.write_bytes(upload.data)
-            total += _pixels(path, kind)
+            pixels, uid = _pixels(path, kind)
+            total += pixels
+            series.append(uid)
+        check_one_series(series, what)
         check_pixels(total, max_pixels, what)
         return read_dicom_series(folder) if len(paths) > 1 else read(paths[0])
     except MedsrIOError as error:
@@ -261,10 +289,12 @@ def input_summary(
     """The `input` part of a result's summary: `volume` as the model saw it (`low`)."""
     return {
         "shape": list(volume.shape),
+        "size": size_text(volume.shape),
         "slices": len(low),
         "modality": modality or volume.modality,
         "unit": volume.unit,
         "spacing_mm": list(volume.spacing),
+        "spacing_known": volume.metadata.get("spacing_known") is not False,
         "range": value_range(low),
         "window": None if window is None else {"center": window.center, "width": window.width},
     }
@@ -273,6 +303,7 @@ def input_summary(
 def output_summary(output: Volume, high: np.ndarray) -> dict[str, Any]:
     return {
         "shape": list(output.shape),
+        "size": size_text(output.shape),
         "spacing_mm": list(output.spacing),
         "spacing_known": output.metadata.get("spacing_known") is not False,
         "range": value_range(high),
@@ -296,21 +327,50 @@ def safe_stem(name: str, default: str = "image") -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:64] or default
 
 
+def choose_for(
+    models: Mapping[str, Predictor],
+    requested: str | None,
+    volume: Volume,
+    settings: Settings,
+) -> tuple[str, Predictor, dict[str, Any]]:
+    """The model for `volume`: `requested`, or picked from the image (`models.pick_model`)
+    when it is None, "" or "auto"; with `{"id", "reason", "auto"}` for the summary. The
+    image is then held to that model's input cap (422 above it)."""
+    auto = requested in (None, "", AUTO)
+    if auto:
+        key, reason = pick_model(models, volume)
+    else:
+        key, reason = str(requested), "chosen by the user"
+    predictor = models[key]
+    pixels = int(np.prod(volume.shape))
+    check_pixels(pixels, settings.input_pixels(predictor.scale), "input")
+    return key, predictor, {"id": key, "reason": reason, "auto": auto}
+
+
 def enhance_upload(
-    key: str,
-    predictor: Predictor,
+    models: Mapping[str, Predictor],
+    requested: str | None,
     uploads: list[Upload],
     reference: list[Upload],
     settings: Settings,
+    job: Job,
 ) -> Result:
-    """Decode, enhance, check consistency, score against a reference, package downloads."""
+    """Decode, choose the model (`choose_for`), enhance, check consistency, score against a
+    reference, package downloads; `job` is told each phase and every batch of tiles (and
+    stops the work by raising from them when cancelled)."""
     from medsr.physics.resize import upsample
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medsr-web-") as scratch:
         folder = Path(scratch)
-        cap = settings.input_pixels(predictor.scale)
-        volume = decode(uploads, folder / "input", cap, "input", settings)
+        job.enter("reading")
+        scales = [p.scale for p in models.values()] if requested in (None, "", AUTO) else []
+        scale = min(scales) if scales else models[str(requested)].scale
+        volume = decode(uploads, folder / "input", settings.input_pixels(scale), "input", settings)
+        tags = dicom_tags(next((folder / "input").glob("input_0000.dcm"), folder / "none"))
+        job.enter("choosing")
+        key, predictor, choice = choose_for(models, requested, volume, settings)
+        job.model = choice
         ref_cap = min(settings.max_pixels * predictor.scale**2, settings.max_output_pixels)
         ref = (
             decode(reference, folder / "ref", ref_cap, "reference", settings) if reference else None
@@ -319,7 +379,11 @@ def enhance_upload(
             predictor.check_volume(volume)
         except ValueError as error:
             raise Unprocessable(str(error)) from None
-        output = predictor.enhance(volume, tile_size=settings.tile_size, overlap=settings.overlap)
+        job.enter("enhancing")
+        output = predictor.enhance(
+            volume, tile_size=settings.tile_size, overlap=settings.overlap, on_tile=job.on_tile
+        )
+        job.enter("checking")
         low, high = stack(volume), stack(output)
         checks = [
             consistency_map(lo, hi, predictor.task, predictor.scale)
@@ -330,6 +394,7 @@ def enhance_upload(
             with torch.no_grad():
                 baseline = upsample(torch.from_numpy(low), predictor.scale).numpy()
             metrics = reference_metrics(output, baseline, ref)
+        job.enter("packaging")
         stem = f"{safe_stem(uploads[0].name)}_{output_tag(predictor.scale)}"
         downloads = package(output, folder, stem)
     arrays = {"input": low, "output": high, "consistency": np.stack([c.map for c in checks])}
@@ -339,8 +404,11 @@ def enhance_upload(
         "research_use_only": True,
         "notice": NOTICE,
         "model": describe_model(key, predictor),
+        "model_choice": choice,
         "input": input_summary(volume, low, volume.window),
         "output": output_summary(output, high),
+        "orientation": orientation(volume),
+        "dicom_tags": tags,
         "consistency": consistency_summary(checks),
         "metrics": metrics,
         "seconds": round(time.perf_counter() - start, 3),
