@@ -1,0 +1,152 @@
+"""Jobs of `medsr serve`: progress that advances, an estimate, and a cancel or a timeout
+that really stops the model (no more tiles run after it)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from medsr.inference import Predictor  # noqa: E402
+from medsr.web.app import create_app  # noqa: E402
+from medsr.web.jobs import Cancelled, Job, JobStore  # noqa: E402
+from medsr.web.limits import Settings, TimedOut  # noqa: E402
+
+LOCAL = "http://127.0.0.1"
+TILES = {"tile_size": 32, "overlap": 8}  # a 128 x 128 image: 5 x 5 = 25 tiles
+
+
+class SlowRun:
+    """A tile runner that takes `seconds` per call and counts its calls."""
+
+    def __init__(self, run: Any, seconds: float) -> None:
+        self.run, self.seconds, self.calls = run, seconds, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds)
+        with self.lock:
+            self.calls += 1
+        return np.asarray(self.run(batch))
+
+
+def _png(shape: tuple[int, int] = (128, 128)) -> bytes:
+    buffer = io.BytesIO()
+    array = np.random.default_rng(0).integers(0, 65535, shape, dtype=np.uint16)
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def slow(checkpoints: dict[str, Path]) -> tuple[Predictor, SlowRun]:
+    predictor = Predictor.load(str(checkpoints["xray"]))
+    run = SlowRun(predictor.run, 0.04)
+    return replace(predictor, run=run), run
+
+
+def _wait(client: TestClient, job_id: str, until: Any, seconds: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if until(status):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.02)
+
+
+def test_a_job_reports_progress_then_its_result(slow: tuple[Predictor, SlowRun]) -> None:
+    predictor, run = slow
+    client = TestClient(create_app({"xray": predictor}, Settings(**TILES)), base_url=LOCAL)
+    response = client.post("/api/jobs/enhance", files={"files": ("a.png", _png(), "image/png")})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["state"] in ("queued", "running") and job["research_use_only"] is True
+    middle = _wait(client, job["id"], lambda s: 5 <= s["tiles_done"] < 25)
+    assert middle["tiles_total"] == 25 and middle["phase"] == "enhancing"
+    assert 0 < middle["fraction"] < 1 and middle["remaining_s"] is not None
+    assert middle["remaining_s"] > 0 and middle["elapsed_s"] > 0
+    assert middle["model"]["id"] == "xray" and middle["model"]["auto"] is True
+    done = _wait(client, job["id"], lambda s: s["state"] != "running")
+    assert done["state"] == "done" and done["fraction"] == 1.0 and done["error"] is None
+    summary = client.get(done["result"]).json()
+    assert summary["output"]["shape"] == [256, 256] and summary["id"] == job["id"]
+    assert run.calls == 25
+
+
+def test_cancel_stops_the_model_at_its_next_tiles(slow: tuple[Predictor, SlowRun]) -> None:
+    predictor, run = slow
+    client = TestClient(create_app({"xray": predictor}, Settings(**TILES)), base_url=LOCAL)
+    job = client.post("/api/jobs/enhance", files={"files": ("a.png", _png(), "x")}).json()
+    _wait(client, job["id"], lambda s: s["tiles_done"] >= 3)
+    cancel = client.post(f"/api/jobs/{job['id']}/cancel")
+    assert cancel.status_code == 200 and cancel.json()["cancelling"] is True
+    ended = _wait(client, job["id"], lambda s: s["state"] != "running")
+    assert ended["state"] == "cancelled" and ended["result"] is None
+    calls = run.calls
+    time.sleep(0.3)
+    assert run.calls == calls < 25  # nothing ran after the cancel took effect
+    assert client.post(f"/api/jobs/{job['id']}/cancel").json()["cancelling"] is False
+    again = client.post("/api/jobs/enhance", files={"files": ("a.png", _png(), "x")}).json()
+    assert _wait(client, again["id"], lambda s: s["state"] != "running")["state"] == "done"
+
+
+def test_a_timeout_stops_the_model_and_frees_the_worker(slow: tuple[Predictor, SlowRun]) -> None:
+    predictor, run = slow
+    settings = Settings(timeout_s=0.4, **TILES)  # type: ignore[arg-type]
+    client = TestClient(create_app({"xray": predictor}, settings), base_url=LOCAL)
+    response = client.post("/api/enhance", files={"files": ("a.png", _png(), "x")})
+    assert response.status_code == 504 and "longer than 0.4 s" in response.json()["detail"]
+    time.sleep(0.3)
+    calls = run.calls
+    time.sleep(0.3)
+    assert run.calls == calls < 25
+
+
+def test_a_failed_job_carries_the_status_and_message(checkpoints: dict[str, Path]) -> None:
+    client = TestClient(create_app([str(checkpoints["ct"])]), base_url=LOCAL)
+    png = {"files": ("a.png", _png((40, 48)), "x")}
+    job = client.post("/api/jobs/enhance", files=png).json()
+    ended = _wait(client, job["id"], lambda s: s["state"] not in ("queued", "running"))
+    assert ended["state"] == "failed" and ended["error"]["status"] == 422
+    assert "no model" in ended["error"]["detail"]
+    assert client.get("/api/jobs/0123").status_code == 404
+
+
+def test_job_checks_cancel_and_deadline() -> None:
+    job = Job("a" * 32, "owner", "enhance", timeout_s=60)
+    job.start()
+    job.enter("enhancing")
+    job.on_tile(1, 4)
+    assert job.status()["fraction"] == 0.25 and job.status()["remaining_s"] is not None
+    assert job.cancel() is True
+    with pytest.raises(Cancelled):
+        job.on_tile(2, 4)
+    late = Job("b" * 32, "owner", "enhance", timeout_s=1e-6)
+    time.sleep(0.01)
+    with pytest.raises(TimedOut):
+        late.start()
+    with pytest.raises(ValueError, match="phase"):
+        job.enter("dreaming")
+
+
+def test_job_store_drops_finished_jobs_first() -> None:
+    store = JobStore(capacity=2, ttl_s=60)
+    running, first, second = (Job(k * 32, "o", "enhance") for k in "abc")
+    store.put(running)
+    first.end("done", result_id="x")
+    store.put(first)
+    store.put(second)
+    assert store.get(running.id) is running and store.get(second.id) is second
+    with pytest.raises(KeyError):
+        store.get(first.id)
