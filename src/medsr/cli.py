@@ -22,14 +22,19 @@ app.add_typer(data_app, name="data")
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Bad input ends a command with exit code 2 and a one-line `error: ...`, no traceback."""
-    from medsr.io.samples import SampleNotAvailable
+    """Bad input ends a command with exit code 2 and a one-line `error: ...`, no traceback;
+    each warning prints as one `warning: ...` line (`medsr.apps.console`)."""
+    from medsr.apps.console import printed_warnings, user_error_line
 
-    try:
-        yield
-    except (ValueError, OSError, ImportError, SampleNotAvailable) as error:
-        typer.echo(f"error: {str(error).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
+    with printed_warnings():
+        try:
+            yield
+        except Exception as error:
+            line = user_error_line(error)
+            if line is None:
+                raise
+            typer.echo(line, err=True)
+            raise typer.Exit(2) from None
 
 
 def _print_version(value: bool) -> None:
@@ -231,10 +236,26 @@ def evaluate(
 def enhance(
     inputs: Annotated[list[str], typer.Argument(help="Images, folders, DICOM series, NIfTI.")],
     output: str = typer.Option(..., "-o", "--output", help="Output folder (files never replaced)."),
-    model: str = typer.Option(..., "--model", help="Registered name, checkpoint .pt or .onnx."),
+    model: str = typer.Option(
+        "auto",
+        "--model",
+        help="Registered name, checkpoint .pt or .onnx; auto: picked per image from its "
+        "modality, size and noise (printed with the reason).",
+    ),
     backend: str = typer.Option("torch", help="torch or onnx (onnxruntime)."),
     format: str | None = typer.Option(
         None, "--format", help="png, tiff, nifti or dicom (default: like the input)."
+    ),
+    modality: str | None = typer.Option(
+        None,
+        "--modality",
+        help="Modality of inputs that do not record one (NIfTI, PNG, TIFF, .npy), e.g. CT.",
+    ),
+    unit: str | None = typer.Option(
+        None, "--unit", help="Their intensity unit, e.g. HU (with --modality CT)."
+    ),
+    spacing: str | None = typer.Option(
+        None, "--spacing", help="Their pixel size in mm: 0.7, ROW,COL or SLICE,ROW,COL."
     ),
     tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
     overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
@@ -268,13 +289,40 @@ def enhance(
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
+    Prints the model picked for each image (--model auto) and why, a tile bar for a single
+    2-D image, a line per image with the seconds it took and a summary.
+
     Under `torchrun --nproc-per-node N -m medsr.cli enhance ...` each process enhances its
     share of the inputs and rank 0 prints one summary."""
+    import time
+
+    from medsr.apps.console import check_device, check_output_folder, say
+    from medsr.apps.declare import Declared, parse_spacing
     from medsr.apps.enhance import enhance_paths
+    from medsr.apps.progress import JobResult, summary_line, timing_line
     from medsr.inference.shard import join_shard, leave_shard
 
+    results: list[JobResult] = []
+    skips: list[object] = []
+
+    def finished(result: JobResult) -> None:
+        results.append(result)
+        say(timing_line(result))
+
+    def skipped(job: object) -> None:
+        skips.append(job)
+        say(f"skipped {getattr(job, 'source', job)} (output exists)")
+
     with _user_errors():
+        check_device(device)
+        check_output_folder(output)
+        declared = Declared(
+            modality.upper() if modality else None,
+            unit,
+            parse_spacing(spacing) if spacing else None,
+        )
         shard = join_shard()
+        start = time.perf_counter()
         written = enhance_paths(
             inputs,
             output,
@@ -286,13 +334,18 @@ def enhance(
             consistency=consistency,
             allow_input_folder=into_input_folder,
             device=device,
-            report=lambda path: typer.echo(f"wrote {path}"),
+            report=lambda path: say(f"wrote {path}"),
             shard=shard,
             skip_existing=skip_existing,
-            skipped=lambda job: typer.echo(f"skipped {job.source} (output exists)"),
+            skipped=skipped,
             keep_identifiers=keep_identifiers,
             dose=dose,
             strength=strength,
+            declared=declared,
+            chosen=lambda job, choice: say(
+                f"{job.source}: model {choice.name} (auto): {choice.reason}"
+            ),
+            done=finished,
         )
     if shard.enabled:
         counts = shard.gather(len(written))
@@ -302,6 +355,8 @@ def enhance(
                 f"medsr enhance: {sum(counts)} files written by {len(counts)} processes ({shares})"
             )
         leave_shard()
+    elif len(results) + len(skips) > 1 or not results:
+        say(summary_line(results, len(skips), time.perf_counter() - start))
 
 
 @app.command("pacs")

@@ -20,22 +20,32 @@ or `kill -9` leaves no file, or a truncated one, under a final name (`io.atomic`
 
 Under torchrun every process plans the same jobs and checks the same destination, then
 enhances only its share (`shard.Shard.take`: job k on rank k mod WORLD_SIZE).
+
+`model="auto"` picks a model per input (`inference.registry.auto_model`: modality, size,
+noise), which means reading each input once to choose and again to enhance it (a single
+input is read once). `declared` (`--modality`, `--unit`, `--spacing`) is applied to every
+input as read, before the choice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from medsr.apps.declare import Declared
+from medsr.apps.progress import JobResult, TileBar, TileHook
 from medsr.image import Volume
 from medsr.inference.predictor import Predictor
+from medsr.inference.registry import ModelChoice, auto_model
 from medsr.inference.shard import Shard
 from medsr.io.dicom import is_dicom_file
 from medsr.io.errors import MedsrIOError
 from medsr.io.read import READ_SUFFIXES
 
 FORMATS = {"png": ".png", "tiff": ".tif", "nifti": ".nii.gz", "dicom": ".dcm"}
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -92,11 +102,16 @@ def primary_names(prefix: str) -> list[str]:
 
 
 def check_destination(
-    jobs: list[Job], out: Path, tag: str, allow_input_folder: bool, skip_existing: bool = False
+    jobs: list[Job],
+    out: Path,
+    tag: str | Mapping[Job, str],
+    allow_input_folder: bool,
+    skip_existing: bool = False,
 ) -> list[Job]:
     """The jobs to run: all of them, less (with `skip_existing`) those whose main output
     exists. Raises when `out` is an input folder (unless allowed) or an output exists
-    (with `skip_existing`: only files of an unfinished job)."""
+    (with `skip_existing`: only files of an unfinished job). `tag`: the output tag (`x4`),
+    or each job's."""
     out = out.resolve()
     for job in jobs:
         if job.folder is None or allow_input_folder:
@@ -112,7 +127,7 @@ def check_destination(
     names = [p.name for p in out.iterdir()]
     todo = []
     for job in jobs:
-        prefix = f"{job.stem}_{tag}"
+        prefix = f"{job.stem}_{tag if isinstance(tag, str) else tag[job]}"
         if skip_existing and set(primary_names(prefix)) & set(names):
             continue
         if clash := [n for n in names if n == prefix or n.startswith((prefix + ".", prefix + "_"))]:
@@ -169,16 +184,22 @@ def enhance_job(
     overlap: int,
     consistency: bool,
     keep_identifiers: bool = False,
+    *,
+    volume: Volume | None = None,
+    on_tile: TileHook | None = None,
 ) -> list[Path]:
-    """Read one input, enhance it, write the output (and the consistency map) atomically:
-    staged in a hidden folder, then moved into `out`, the main output last (module doc)."""
+    """Read one input (unless `volume` is given), enhance it, write the output (and the
+    consistency map) atomically: staged in a hidden folder, then moved into `out`, the main
+    output last (module doc). A volume shows a bar over its slices; `on_tile(done, total)`
+    follows the tiles (`Predictor.enhance`)."""
     from medsr.inference.consistency import consistency_map, save_consistency
     from medsr.io.atomic import move_into, staging
-    from medsr.io.samples import read_source
 
-    volume = read_source(job.source)
+    if volume is None:
+        volume = read_job(job)
+    tiles = {} if on_tile is None else {"on_tile": on_tile}
     enhanced = predictor.enhance(
-        volume, progress=volume.num_slices > 1, tile_size=tile, overlap=overlap
+        volume, progress=volume.num_slices > 1, tile_size=tile, overlap=overlap, **tiles
     )
     prefix = f"{job.stem}_{output_tag(predictor.scale)}"
     with staging(out) as stage:
@@ -201,10 +222,50 @@ def output_tag(scale: int) -> str:
     return f"x{scale}" if scale > 1 else "denoised"
 
 
+def read_job(job: Job, declared: Declared | None = None) -> Volume:
+    """The image of `job`, with what the user declared about it (`Declared.apply`)."""
+    from medsr.io.samples import read_source
+
+    volume = read_source(job.source)
+    return declared.apply(volume, job.source) if declared is not None else volume
+
+
+def choose_models(
+    jobs: list[Job],
+    model: str,
+    declared: Declared | None = None,
+    chosen: Callable[[Job, ModelChoice], None] | None = None,
+) -> tuple[dict[Job, str], dict[Job, Volume]]:
+    """Each job's model: `model` for all, or with `model="auto"` each input's `auto_model`
+    (reported to `chosen`). Also the images read to choose that are worth keeping (a single
+    input: it is then not read twice)."""
+    if model != AUTO or Path(model).is_file():
+        return {job: model for job in jobs}, {}
+    names: dict[Job, str] = {}
+    kept: dict[Job, Volume] = {}
+    for job in jobs:
+        volume = read_job(job, declared)
+        try:
+            choice = auto_model(volume)
+        except ValueError as error:
+            raise ValueError(f"{job.source}: --model auto: {error}") from None
+        names[job] = choice.name
+        if chosen is not None:
+            chosen(job, choice)
+        if len(jobs) == 1:
+            kept[job] = volume
+    return names, kept
+
+
+def _shape_out(volume: Volume, scale: int) -> tuple[int, ...]:
+    *depth, height, width = volume.shape
+    return (*depth, height * scale, width * scale)
+
+
 def enhance_paths(
     inputs: list[str],
     out: str | Path,
-    model: str,
+    model: str = AUTO,
     backend: str = "torch",
     fmt: str | None = None,
     tile: int | None = 256,
@@ -219,12 +280,21 @@ def enhance_paths(
     keep_identifiers: bool = False,
     dose: float | None = None,
     strength: float = 1.0,
+    *,
+    declared: Declared | None = None,
+    chosen: Callable[[Job, ModelChoice], None] | None = None,
+    done: Callable[[JobResult], None] | None = None,
+    tile_progress: bool = True,
 ) -> list[Path]:
     """Enhance every input (this process's share of them under torchrun) into folder `out`;
-    returns the paths written here (module doc). `skip_existing`: leave out the jobs whose
+    returns the paths written here (module doc). `model`: a name, a checkpoint or `"auto"`
+    (each input's `auto_model`, passed to `chosen`). `skip_existing`: leave out the jobs whose
     output is there (each is passed to `skipped`). `keep_identifiers`: NIfTI outputs keep
     the patient, study and scanner identifiers of their source (`write_output`). `dose` and
-    `strength`: a non-blind denoiser's noise level (`Predictor.with_noise_options`)."""
+    `strength`: a non-blind denoiser's noise level (`Predictor.with_noise_options`).
+    `declared`: modality, unit, spacing set on every input (`Declared`). `done` gets each
+    finished input's `JobResult` (seconds included); `tile_progress`: a tile bar for 2-D
+    images (`TileBar`)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -233,12 +303,18 @@ def enhance_paths(
     if not jobs:
         raise ValueError("no inputs given")
     shard = shard or Shard()
-    predictor = Predictor.load(model, device=shard.device(device), backend=backend)
-    predictor = predictor.with_noise_options(dose, strength)
+    names, kept = choose_models(jobs, model, declared, chosen if shard.is_main else None)
+    predictors: dict[str, Predictor] = {}
+    for name in dict.fromkeys(names.values()):
+        loaded = Predictor.load(name, device=shard.device(device), backend=backend)
+        try:
+            predictors[name] = loaded.with_noise_options(dose, strength)
+        except ValueError as error:
+            picked = f"--model auto picked {name}: " if model == AUTO else ""
+            raise ValueError(f"{picked}{error}") from None
     out = Path(out)
-    todo = check_destination(
-        jobs, out, output_tag(predictor.scale), allow_input_folder, skip_existing
-    )
+    tags = {job: output_tag(predictors[names[job]].scale) for job in jobs}
+    todo = check_destination(jobs, out, tags, allow_input_folder, skip_existing)
     for job in jobs:
         if job not in todo and skipped is not None and shard.is_main:
             skipped(job)
@@ -246,9 +322,30 @@ def enhance_paths(
     jobs = shard.take(todo)
     written: list[Path] = []
     for job in tqdm(jobs, desc="images", unit="image", disable=len(jobs) < 2):
-        paths = enhance_job(predictor, job, out, fmt, tile, overlap, consistency, keep_identifiers)
+        start = time.perf_counter()
+        volume = kept.pop(job, None) or read_job(job, declared)
+        predictor = predictors[names[job]]
+        show_tiles = tile_progress and not volume.is_volume
+        with TileBar(job.stem, leave=len(jobs) == 1) as bar:
+            paths = enhance_job(
+                predictor,
+                job,
+                out,
+                fmt,
+                tile,
+                overlap,
+                consistency,
+                keep_identifiers,
+                volume=volume,
+                on_tile=bar if show_tiles else None,
+            )
         for path in paths:
             if report is not None:
                 report(path)
         written += paths
+        if done is not None:
+            seconds = time.perf_counter() - start
+            shape = _shape_out(volume, predictor.scale)
+            name = Path(names[job]).name  # a checkpoint by its file name
+            done(JobResult(job.source, name, volume.shape, shape, paths, seconds))
     return written

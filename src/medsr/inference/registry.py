@@ -206,7 +206,7 @@ def auto_model(volume: Volume) -> ModelChoice:
     if modality == "CT":
         if unit != "HU":
             raise ValueError(f"the CT models take CT in HU, this image is in {unit!r}")
-        family, target, what = "ldct", CT_TARGET_SIDE, "CT"
+        family, target, what = "ldct", CT_TARGET_SIDE, "image"
     elif modality == "OT" and (unit == "HU" or _looks_like_hu(volume)):
         raise ValueError(
             f"this image reads as {modality} in {unit!r} but its values look like CT in HU "
@@ -222,7 +222,7 @@ def auto_model(volume: Volume) -> ModelChoice:
         )
     models = _candidates(family)
     if not models:
-        raise ValueError(f"no {what} model is installed; installed: {available_models()}")
+        raise ValueError(f"no model for {modality} is installed; installed: {available_models()}")
     sd, _ = estimate_noise_sd(np.asarray(plane, dtype=np.float32), modality)
     noise = f"noise SD {sd:.3g} {unit}"
     if family == "ldct" and 1 in models and side >= 512 and sd >= NOISY_CT_HU:
