@@ -35,12 +35,16 @@ PET_WINDOW = {
 
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CT (HU window) ldct-x4 model, a radiograph (percentile) x2 model and a CT+PET
-    fusion x4 model."""
+    """A CT (HU window) ldct-x4 model, a radiograph (percentile) x2 model, a blind
+    radiograph x2 model (task xray-blind-x2, as the shipped xray-x2) and a CT+PET fusion
+    x4 model."""
     folder = tmp_path_factory.mktemp("web-models")
     return {
         "ct": save_checkpoint(folder / "ct.pt", task="ldct-x4", scale=4, normalization=CT_WINDOW),
         "xray": save_checkpoint(folder / "xray.pt", task="x2", scale=2, normalization=PERCENTILE),
+        "radiograph": save_checkpoint(
+            folder / "radiograph.pt", task="xray-blind-x2", scale=2, normalization=PERCENTILE
+        ),
         "fusion": save_checkpoint(
             folder / "fusion.pt",
             task="petct",

@@ -1,11 +1,17 @@
 """The page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
 
 Uploads a DICOM, waits for the result, checks its size and pixels on the page, toggles the
-swipe slider and the consistency map, downloads the derived DICOM; in CT+PET mode uploads a
-CT and a PET, checks the fused overlay and its alpha slider, downloads the fused PNG. Saves
-screenshots to `$MEDSR_TEST_ARTIFACTS` (default `out/test-artifacts/`). Skipped only when
-Chromium is absent and MEDSR_REQUIRE_E2E is unset (`make test` sets it, so CI fails without
-the browser).
+swipe slider and the consistency map, downloads the derived DICOM; on a CT reads the HU value
+under the cursor, draws an ROI (mean/SD checked against numpy), checks the scale bar, the
+orientation letters and the tag panel; uploads a ~2000 px radiograph, sees the progress bar
+advance, cancels (the model stops), uploads again and finishes; in CT+PET mode uploads a CT
+and a PET, checks the fused overlay and its alpha slider, downloads the fused PNG. Every
+upload leaves the model to the server (auto), and the test checks the pick fits the image.
+The served models are tiny random-weight ones under the shipped names, so `auto_model`'s
+choice is served; the radiograph model sleeps per tile so that there is time to cancel.
+Saves screenshots to `$MEDSR_TEST_ARTIFACTS` (default `out/test-artifacts/`). Skipped only
+when Chromium is absent and MEDSR_REQUIRE_E2E is unset (`make test` sets it, so CI fails
+without the browser).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +63,38 @@ from medsr.inference.fusion import FusionPredictor  # noqa: E402
 from medsr.web.app import create_app  # noqa: E402
 
 
+class SlowRun:
+    """A tile runner that sleeps `seconds` per call (time to see progress and cancel) and
+    counts its calls."""
+
+    def __init__(self, run: Any, seconds: float) -> None:
+        self.run, self.seconds, self.calls = run, seconds, 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds)
+        self.calls += 1
+        return np.asarray(self.run(batch))
+
+
 @pytest.fixture(scope="module")
-def server(checkpoints: dict[str, Path]) -> Iterator[str]:
+def slow_run(checkpoints: dict[str, Path]) -> SlowRun:
+    return SlowRun(Predictor.load(str(checkpoints["radiograph"])).run, 0.08)
+
+
+@pytest.fixture(scope="module")
+def server(checkpoints: dict[str, Path], slow_run: SlowRun) -> Iterator[str]:
     """The app on a free loopback port, in a thread; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     fusion = FusionPredictor.load(str(checkpoints["fusion"]))
+    radiograph = replace(Predictor.load(str(checkpoints["radiograph"])), run=slow_run)
     app = create_app(
-        {"ct-ldct-x4": Predictor.load(str(checkpoints["ct"])), "fusion-petct-x4": fusion}
+        {
+            "ct-ldct-x4": Predictor.load(str(checkpoints["ct"])),
+            "xray-x2": radiograph,
+            "fusion-petct-x4": fusion,
+        }
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
@@ -111,7 +141,8 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(server)
     assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
-    assert page.locator("#model option").count() == 1  # single-image models only
+    models = page.locator("#model option").all_inner_texts()  # single-image models only
+    assert models[0] == "auto: picked from the image" and len(models) == 3
 
     page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
     page.click("#run")
@@ -119,6 +150,7 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     size.filter(has_text="512 × 512").wait_for(timeout=60_000)
     assert size.get_attribute("data-width") == "512" and size.get_attribute("data-height") == "512"
     assert "Done" in page.locator("#status").inner_text()
+    _check_auto_model(page, "ct-ldct-x4", "CT")
     assert page.locator("#task-switch").is_visible()  # a fusion model is served
     assert not page.locator("#fused-pane").is_visible()
     centre = _pixel(page, "right", 0.5, 0.5)
@@ -186,6 +218,7 @@ def test_ct_pet_mode_fuses_and_shows_the_overlay(
     page.click("#run")
     page.locator("#result-size").filter(has_text="96 × 64").wait_for(timeout=60_000)
     assert "Done" in page.locator("#status").inner_text()
+    _check_auto_model(page, "fusion-petct-x4", "PT")
     assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
     assert page.locator("#fused-pane").is_visible()
     assert page.locator("#right-caption").inner_text() == "enhanced PET"
@@ -224,3 +257,149 @@ def test_unknown_spacing_is_shown_as_unknown(server: str, page: Page, tmp_path: 
     info = page.locator("#result-info").inner_text()
     assert "spacing unknown" in info and " mm" not in info
     assert errors == []
+
+
+def _check_auto_model(page: Page, expected: str, modality: str) -> None:
+    """The model the server picked is `expected`, is said on the page with its reason, and
+    is made for the image's modality."""
+    summary: Any = page.evaluate("() => state.summary")
+    assert summary["model"]["id"] == expected, summary["model_choice"]
+    assert modality in summary["model"]["modalities"] and summary["input"]["modality"] == modality
+    text = page.locator("#model-choice").inner_text()
+    assert f"Model: {expected}" in text
+    assert "picked from the image" in text or expected.startswith("fusion")
+
+
+def _radiograph(tmp_path: Path) -> tuple[Path, tuple[int, int]]:
+    """The ~2000 px chest radiograph sample (RG1, 1955 x 1841, CR), else a 16-bit PNG of
+    that size; its path and (height, width)."""
+    from medsr.io.samples import is_available, sample_path
+
+    if is_available("xray-chest-rg1"):
+        return sample_path("xray-chest-rg1"), (1955, 1841)
+    yy, xx = np.mgrid[:1955, :1841]
+    array = (30000 + 20000 * np.sin(xx / 90.0) * np.cos(yy / 70.0)).astype(np.uint16)
+    Image.fromarray(array).save(tmp_path / "chest.png")
+    return tmp_path / "chest.png", (1955, 1841)
+
+
+def _fraction(page: Page) -> float:
+    return float(page.locator("#progress").get_attribute("data-fraction") or 0)
+
+
+def test_radiograph_progress_cancel_and_run_again(
+    server: str, page: Page, slow_run: SlowRun, tmp_path: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    path, (height, width) = _radiograph(tmp_path)
+    page.set_input_files("#files", str(path))
+    page.click("#run")
+    fraction = "(f) => Number(document.getElementById('progress').dataset.fraction) > f"
+    page.wait_for_function(fraction, arg=0.05, timeout=60_000)
+    first = _fraction(page)
+    page.wait_for_function(fraction, arg=first, timeout=30_000)  # the bar advances
+    assert 0 < first < _fraction(page) < 1
+    text = page.locator("#progress-text").inner_text()
+    assert "tiles" in text and "elapsed" in text and "left" in text, text
+    assert "Model: xray-x2 (picked from the image" in page.locator("#model-choice").inner_text()
+    page.click("#cancel")
+    page.locator("#status").filter(has_text="Cancelled").wait_for(timeout=30_000)
+    assert not page.locator("#progress-box").is_visible()
+    calls = slow_run.calls
+    time.sleep(0.5)
+    assert slow_run.calls == calls  # the model stopped, not just the page
+    assert not page.locator("#run").is_disabled()
+
+    page.click("#run")  # the same upload again, to the end
+    size = f"{2 * width} × {2 * height}"
+    page.locator("#result-size").filter(has_text=size).wait_for(timeout=300_000)
+    assert "Done" in page.locator("#status").inner_text()
+    _check_auto_model(page, "xray-x2", "CR" if path.suffix == ".dcm" else "OT")
+    info = page.locator("#result-info").inner_text()
+    assert f"input {width} × {height} px" in info  # width x height on both sides
+    assert "spacing unknown" in info and " mm" not in info  # RG1 records no spacing
+    assert page.locator("#right").get_attribute("data-scale-bar") == "spacing unknown"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_radiograph.png"))
+    assert errors == []
+
+
+def _hover(page: Page, canvas: str, fx: float, fy: float) -> None:
+    box = page.locator(f"#{canvas}").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def test_ct_value_under_the_cursor_roi_scale_bar_letters_and_tags(server: str, page: Page) -> None:
+    from medsr.io import read
+
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
+    page.click("#run")
+    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=60_000)
+    hu = read(get_testdata_file("CT_small.dcm")).array
+
+    _hover(page, "right", 0.5, 0.45)
+    readout = page.locator("#readout")
+    assert "HU" in readout.inner_text()
+    i, j = (
+        int(readout.get_attribute("data-input-x") or -1),
+        int(readout.get_attribute("data-input-y") or -1),
+    )
+    assert 0 <= i < 128 and 0 <= j < 128
+    assert float(readout.get_attribute("data-input") or "nan") == pytest.approx(hu[j, i], abs=1e-3)
+    assert f"input ({i}, {j}): " in readout.inner_text()
+
+    right = page.locator("#right")
+    assert right.get_attribute("data-orientation") == "R,L,A,P"
+    bar = right.get_attribute("data-scale-bar") or ""
+    assert bar.endswith((" mm", " cm")), bar
+    width = float(page.evaluate("() => document.getElementById('right').width"))
+    assert width / 12.5 <= float(right.get_attribute("data-scale-bar-px") or 0) <= width / 5
+
+    page.check("#tool-roi")
+    box = right.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 0.35 * box["width"], box["y"] + 0.35 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.55 * box["height"], steps=4)
+    page.mouse.up()
+    stats = page.locator("#roi-stats")
+    assert (
+        "mean" in stats.inner_text() and "SD" in stats.inner_text() and "HU" in stats.inner_text()
+    )
+    i0, j0, i1, j1 = map(int, (stats.get_attribute("data-input-box") or "").split(","))
+    region = hu[j0:j1, i0:i1].astype(np.float64)
+    assert region.size > 100
+    assert float(stats.get_attribute("data-input-mean") or 0) == pytest.approx(
+        region.mean(), rel=1e-4
+    )
+    assert float(stats.get_attribute("data-input-sd") or 0) == pytest.approx(
+        region.std(ddof=1), rel=1e-3
+    )
+
+    assert page.locator("#tags-panel").is_visible()
+    page.click("#tags-summary")
+    page.fill("#tags-filter", "modality")
+    rows = page.locator("#tags-table tr").all_inner_texts()
+    assert any("(0008,0060)" in r and "CT" in r for r in rows), rows
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_ct_tools.png"))
+    assert errors == []
+
+
+def test_an_error_does_not_stay_after_switching_mode(
+    server: str, page: Page, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    page.goto(server)
+    page.set_input_files("#files", str(tmp_path / "notes.txt"))
+    page.click("#run")
+    status = page.locator("#status")
+    status.filter(has_text="Failed: 415").wait_for(timeout=30_000)
+    page.check("#task-fusion")
+    assert status.inner_text() == ""

@@ -17,7 +17,7 @@ async function loadSlice(k) {
   state.images = Object.fromEntries(names.map((n, i) => [n, arrays[i]]));
   state.rendered = {};
   const out = state.images.output;
-  $("result-size").textContent = `${out.w} × ${out.h}`;
+  $("result-size").textContent = `${out.w} × ${out.h} px`;
   $("result-size").dataset.width = out.w;
   $("result-size").dataset.height = out.h;
   $("slice-label").textContent = `${k + 1} / ${state.summary.input.slices}`;
@@ -170,6 +170,7 @@ function draw() {
     ctx.fillStyle = "#ffd54f"; ctx.fillRect(x - 1, 0, 2, c.height);
   }
   if (fusion) paint($("fused"), "fused");
+  for (const c of canvases) decorate(c);  // tools.js: ROI, scale bar, orientation letters
 }
 
 function fit() {
@@ -178,6 +179,14 @@ function fit() {
   sizeCanvas(c);
   state.view = { zoom: Math.min(c.width / out.w, c.height / out.h), cx: out.w / 2, cy: out.h / 2 };
   draw();
+}
+
+// Output-pixel coordinates (fractional) of a pointer event on `canvas`.
+function toImage(canvas, event) {
+  const r = canvas.getBoundingClientRect(), ratio = window.devicePixelRatio || 1;
+  const px = (event.clientX - r.left) * ratio, py = (event.clientY - r.top) * ratio;
+  const v = state.view;
+  return { x: v.cx + (px - canvas.width / 2) / v.zoom, y: v.cy + (py - canvas.height / 2) / v.zoom };
 }
 
 function attachNavigation(canvas) {
@@ -194,15 +203,34 @@ function attachNavigation(canvas) {
     v.cx = px - mx / v.zoom; v.cy = py - my / v.zoom;
     draw();
   }, { passive: false });
-  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY }; canvas.setPointerCapture(e.pointerId); });
+  canvas.addEventListener("pointerdown", (e) => {
+    canvas.setPointerCapture(e.pointerId);
+    if (state.tool === "roi" && state.images.output) {
+      const p = toImage(canvas, e);
+      drag = { roi: true };
+      state.roi = { x0: p.x, y0: p.y, x1: p.x, y1: p.y };
+    } else {
+      drag = { x: e.clientX, y: e.clientY };
+    }
+  });
   canvas.addEventListener("pointermove", (e) => {
+    if (state.images.output) showReadout(toImage(canvas, e));
     if (!drag) return;
+    if (drag.roi) {
+      const p = toImage(canvas, e);
+      state.roi.x1 = p.x; state.roi.y1 = p.y;
+      draw();
+      return;
+    }
     state.view.cx -= ((e.clientX - drag.x) * ratio()) / state.view.zoom;
     state.view.cy -= ((e.clientY - drag.y) * ratio()) / state.view.zoom;
     drag = { x: e.clientX, y: e.clientY };
     draw();
   });
-  canvas.addEventListener("pointerup", () => { drag = null; });
+  canvas.addEventListener("pointerup", () => {
+    if (drag && drag.roi) showRoiStats();
+    drag = null;
+  });
   canvas.addEventListener("dblclick", fit);
 }
 
@@ -220,14 +248,21 @@ async function showResult(summary) {
   $("slice").value = Math.floor(slices / 2);
   await loadSlice(Math.floor(slices / 2));
   // An image without recorded pixel spacing (e.g. a CR without PixelSpacing, a PNG) says so.
+  // Sizes are width × height everywhere (the summary's `size`); spacing is x × y.
+  const [dy, dx] = summary.output.spacing_mm.slice(-2);
   const spacing = summary.output.spacing_known === false
     ? "spacing unknown"
-    : `${summary.output.spacing_mm.slice(-2).map((s) => s.toFixed(3)).join(" × ")} mm`;
+    : `pixels ${dx.toFixed(3)} × ${dy.toFixed(3)} mm`;
+  const size = (shape) => sizeText(shape);
   $("result-info").textContent = fusion
-    ? `(CT ${summary.ct.shape.join(" × ")}, PET ${summary.pet.shape.join(" × ")} ${summary.pet.unit},` +
+    ? `(CT ${size(summary.ct.shape)}, PET ${size(summary.pet.shape)} ${summary.pet.unit},` +
       ` model ${summary.model.id}, ${spacing}, PET covers ${(100 * summary.fusion.coverage).toFixed(0)} % of the CT)`
-    : `(input ${summary.input.shape.join(" × ")} ${summary.input.modality}` +
+    : `(input ${size(summary.input.shape)} ${summary.input.modality}` +
       ` ${summary.input.unit}, model ${summary.model.id}, ${spacing})`;
+  state.roi = null;
+  $("roi-stats").textContent = "";
+  $("readout").textContent = "Move the mouse over an image for its values.";
+  showTags(summary.dicom_tags || []);
   $("fusion-notes").textContent = fusion && summary.fusion.notes.length ? `Note: ${summary.fusion.notes.join("; ")}.` : "";
   const c = summary.consistency;
   $("consistency-info").textContent = `Consistency score ${c.score.toFixed(3)} (worst slice ${c.worst_slice + 1}). ${c.description}`;
