@@ -173,3 +173,14 @@ def test_an_output_naming_an_existing_file(tmp_path: Path, xray_model: Path) -> 
         assert result.stderr.count("\n") == 1 and "is an existing file" in result.stderr
         assert "Errno" not in result.stderr
     assert (tmp_path / "taken").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["enhance", "--bogus"], ["enhance"], ["enhance", "x", "--tile", "abc"], ["nosuch"]],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(command: list[str]) -> None:
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "--help" in result.stderr and "Usage" not in result.output

@@ -4,17 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from medsr._version import __version__
+
+# Click's UsageError as Typer raises it (Typer may carry its own copy of Click): the base
+# of its public BadParameter.
+_UsageError: type[Exception] = typer.BadParameter.__base__  # type: ignore[assignment]
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """A usage error (unknown option, missing argument, bad value) as one `error: ...` line
+    with exit code 2, like every other user error; a bare group still shows its help."""
+    try:
+        yield
+    except _UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            raise
+        message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {message}{hint}", err=True)
+        raise typer.Exit(2) from None
+
+
+class _Commands(TyperGroup):
+    """The `medsr` group: its subcommands' usage errors print as one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
     name="medsr",
     help="Restore medical images (CT, low-dose CT, PET/CT, radiographs). Research use only.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_Commands,
 )
 data_app = typer.Typer(help="Real sample images that install offline.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -35,6 +70,17 @@ def _user_errors() -> Iterator[None]:
                 raise
             typer.echo(line, err=True)
             raise typer.Exit(2) from None
+
+
+def _check_options(output: str | None = None, device: str | None = None) -> None:
+    """Refuse, before any work, an output folder `-o` that names a file and a `--device`
+    this PyTorch cannot use (`medsr.apps.console`)."""
+    from medsr.apps.console import check_device, check_output_folder
+
+    if device is not None:
+        check_device(device)
+    if output is not None:
+        check_output_folder(output)
 
 
 def _print_version(value: bool) -> None:
@@ -136,6 +182,7 @@ def degrade(
     }
     progress = lambda r: tqdm(r, desc=task, unit="slice")  # noqa: E731
     with _user_errors():
+        _check_options(output=output)
         written = degrade_files(
             source, output, task, format, seed, slice_index, overrides, progress, keep_identifiers
         )
@@ -203,6 +250,7 @@ def evaluate(
     from medsr.evaluation import parse_task_args, run_evaluation
 
     with _user_errors():
+        _check_options(output=output, device=device)
         if (model is None) == (not no_model):
             raise ValueError("give --model NAME_OR_PATH or --no-model")
         overrides = parse_task_args(task_arg or [])
@@ -294,35 +342,21 @@ def enhance(
 
     Under `torchrun --nproc-per-node N -m medsr.cli enhance ...` each process enhances its
     share of the inputs and rank 0 prints one summary."""
-    import time
-
-    from medsr.apps.console import check_device, check_output_folder, say
+    from medsr.apps.console import say
     from medsr.apps.declare import Declared, parse_spacing
     from medsr.apps.enhance import enhance_paths
-    from medsr.apps.progress import JobResult, summary_line, timing_line
+    from medsr.apps.progress import RunLog
     from medsr.inference.shard import join_shard, leave_shard
 
-    results: list[JobResult] = []
-    skips: list[object] = []
-
-    def finished(result: JobResult) -> None:
-        results.append(result)
-        say(timing_line(result))
-
-    def skipped(job: object) -> None:
-        skips.append(job)
-        say(f"skipped {getattr(job, 'source', job)} (output exists)")
-
+    log = RunLog(say)
     with _user_errors():
-        check_device(device)
-        check_output_folder(output)
+        _check_options(output=output, device=device)
         declared = Declared(
             modality.upper() if modality else None,
             unit,
             parse_spacing(spacing) if spacing else None,
         )
         shard = join_shard()
-        start = time.perf_counter()
         written = enhance_paths(
             inputs,
             output,
@@ -334,18 +368,16 @@ def enhance(
             consistency=consistency,
             allow_input_folder=into_input_folder,
             device=device,
-            report=lambda path: say(f"wrote {path}"),
+            report=log.wrote,
             shard=shard,
             skip_existing=skip_existing,
-            skipped=skipped,
+            skipped=lambda job: log.skipped(job.source),
             keep_identifiers=keep_identifiers,
             dose=dose,
             strength=strength,
             declared=declared,
-            chosen=lambda job, choice: say(
-                f"{job.source}: model {choice.name} (auto): {choice.reason}"
-            ),
-            done=finished,
+            chosen=lambda job, choice: log.chosen(job.source, choice),
+            done=log.done,
         )
     if shard.enabled:
         counts = shard.gather(len(written))
@@ -355,8 +387,8 @@ def enhance(
                 f"medsr enhance: {sum(counts)} files written by {len(counts)} processes ({shares})"
             )
         leave_shard()
-    elif len(results) + len(skips) > 1 or not results:
-        say(summary_line(results, len(skips), time.perf_counter() - start))
+    elif (summary := log.summary()) is not None:
+        say(summary)
 
 
 @app.command("pacs")
@@ -412,6 +444,7 @@ def pacs(
     )
 
     with _user_errors():
+        _check_options(device=device)
         selection = Selection(patient_id, study, series, modality, date)
         options = PacsOptions(
             model=model,
@@ -481,6 +514,7 @@ def fuse(
     from medsr.apps.fuse import fuse_paths
 
     with _user_errors():
+        _check_options(output=output, device=device)
         fuse_paths(
             ct,
             pet,
@@ -503,9 +537,14 @@ def export_onnx(
     no_ema: bool = typer.Option(False, "--no-ema", help="Export the raw weights, not the EMA."),
 ) -> None:
     """Export a checkpoint's generator to ONNX (dynamic batch, height and width)."""
+    import errno
+    import os
+
     from medsr.inference.onnx import export_onnx as export
 
     with _user_errors():
+        if os.path.lexists(output):
+            raise FileExistsError(errno.EEXIST, "exists", output)
         path = export(checkpoint, output, use_ema=not no_ema, opset=opset)
     typer.echo(f"wrote {path}")
 
@@ -518,6 +557,7 @@ def demo(
     from medsr.apps.demo import RESEARCH_USE, run_demo
 
     with _user_errors():
+        _check_options(output=output)
         index = run_demo(output, progress=lambda text: typer.echo(text, err=True))
     typer.echo(RESEARCH_USE)
     typer.echo(f"demo report: {index} (open the report.html of each model next to it)")
@@ -568,6 +608,7 @@ def serve(
     from pathlib import Path
 
     try:
+        _check_options(device=device)
         import uvicorn
 
         from medsr.web.app import create_app

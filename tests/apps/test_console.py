@@ -28,7 +28,7 @@ def test_warnings_print_once_as_one_line(capsys: pytest.CaptureFixture[str]) -> 
 def test_user_errors_become_one_line_and_bugs_do_not() -> None:
     exists = FileExistsError(errno.EEXIST, "File exists", "out")
     assert user_error_line(exists) == (
-        "error: out exists; medsr never replaces a file: choose another name or folder"
+        "error: out already exists; medsr never replaces a file: choose another name"
     )
     assert user_error_line(ValueError("bad\nmore")) == "error: bad"
     assert user_error_line(AssertionError("Torch not compiled with CUDA enabled")) is not None

@@ -73,7 +73,7 @@ def _os_error(error: OSError) -> str:
     """`[Errno 17] File exists: 'out'` as what it means for a medsr user."""
     name = error.filename
     if error.errno == errno.EEXIST:
-        return f"{name} exists; medsr never replaces a file: choose another name or folder"
+        return f"{name} already exists; medsr never replaces a file: choose another name"
     if error.errno == errno.ENOTDIR:
         return f"{name}: a part of this path is a file, not a folder"
     return f"{name}: {(error.strerror or str(error)).lower()}"

@@ -3,16 +3,20 @@
 * `TileBar`: a tqdm bar over the tiles of one 2-D image (a volume has its bar over slices,
   `Predictor.enhance(progress=True)`), fed by the Predictor's `on_tile(done, total)` hook;
 * `JobResult` and `timing_line`: one line per image, with the seconds it took;
-* `summary_line`: the batch at the end (images, time, time per image, skipped).
+* `summary_line`: the batch at the end (images, time, time per image, skipped);
+* `RunLog`: all of these lines as `medsr enhance` prints them while it runs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from medsr.inference.registry import ModelChoice
 
 TileHook = Callable[[int, int], None]
 """`on_tile(tiles_done, tiles_total)`, called by the Predictor after each batch of tiles."""
@@ -89,3 +93,35 @@ def summary_line(results: Sequence[JobResult], skipped: int, seconds: float) -> 
     images = f"{count} image{'s' if count != 1 else ''}"
     skip = f", {skipped} skipped (outputs exist)" if skipped else ""
     return f"medsr enhance: {images} in {seconds:.1f} s ({seconds / count:.1f} s per image){skip}"
+
+
+class RunLog:
+    """The lines of an enhance run, passed to `echo` as they happen: the model picked for an
+    input and why, each file written, each input skipped, each input's time; `summary()`
+    at the end (None for a single image, whose time line says it all)."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.results: list[JobResult] = []
+        self.skipped_count = 0
+        self.start = time.perf_counter()
+
+    def chosen(self, source: str, choice: ModelChoice) -> None:
+        self.echo(f"{source}: model {choice.name} (auto): {choice.reason}")
+
+    def wrote(self, path: Path) -> None:
+        self.echo(f"wrote {path}")
+
+    def skipped(self, source: str) -> None:
+        self.skipped_count += 1
+        self.echo(f"skipped {source} (output exists)")
+
+    def done(self, result: JobResult) -> None:
+        self.results.append(result)
+        self.echo(timing_line(result))
+
+    def summary(self) -> str | None:
+        if len(self.results) == 1 and not self.skipped_count:
+            return None
+        seconds = time.perf_counter() - self.start
+        return summary_line(self.results, self.skipped_count, seconds)
