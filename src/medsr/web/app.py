@@ -8,13 +8,20 @@ app = create_app(["runs/srgan-ct-ldct-x4-pretrain/best.pt"])   # uvicorn.run(app
 Routes:
 * `GET /`: the page (`static/index.html`, no CDN); `GET /api/models`: models and limits.
 * `POST /api/enhance`: multipart `files` (one image, or the DICOM slices of one series),
-  `model`, optional `reference` (PSNR/SSIM), optional `download=png|dicom` (answer with
-  that file instead of JSON).
+  `model` (none or "auto": picked from the image by `registry.auto_model`, the summary's
+  `model_choice` says which and why), optional `reference` (PSNR/SSIM), optional
+  `download=png|dicom` (answer with that file instead of JSON). Waits for the work.
 * `POST /api/fuse` (CT+PET mode, as `medsr fuse`): multipart `ct` and `pet` (each one
   image or one DICOM series), optional `model` (a fusion model), `alpha` (0..1, default
   0.5) and `download=png|dicom|fused`. 422 with `medsr fuse`'s message when they do not
   overlap.
-* `GET /api/results/{id}`: the JSON summary again; `DELETE` forgets it.
+* `POST /api/jobs/enhance`, `POST /api/jobs/fuse`: the same fields (no `download`); answer
+  202 with the job at once. `GET /api/jobs/{id}`: state (queued, running, done, failed,
+  cancelled), phase, tiles done / total, fraction, elapsed and estimated remaining seconds,
+  the model chosen, then the result URL or the error. `POST /api/jobs/{id}/cancel` stops the
+  model at its next batch of tiles (`jobs`). The page uses these.
+* `GET /api/results/{id}`: the JSON summary again (with `orientation` letters and the
+  `dicom_tags` of the first file); `DELETE` forgets it.
 * `GET /api/results/{id}/data/{input,output,consistency,reference,ct}?slice=k`: raw
   little-endian float32 `(h, w)`, the shape in the header `X-Shape: h,w`.
 * `GET /api/results/{id}/download/{png,dicom,fused}`: 16-bit PNG / derived DICOM (zip when
@@ -26,7 +33,8 @@ in `Settings.allowed_hosts`: DNS rebinding), 403 (a POST or DELETE from another 
 (malformed file, too many pixels, wrong modality), 503 (busy), 504 (timeout), and 500 for a
 fault of the server itself (logged with its traceback; the answer names no file or path).
 Every response carries `X-Research-Use-Only: true`. Logs hold request ids, sizes and
-timings, never file names or DICOM attributes.
+timings, never file names or DICOM attributes. Jobs and results are served only to the
+client that made them (`clients`: an HttpOnly SameSite=Strict cookie; 404 for anyone else).
 """
 
 from __future__ import annotations
