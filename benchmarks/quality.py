@@ -129,6 +129,33 @@ def radiograph_section(name: str, output: Path) -> str:
     )
 
 
+def ct_real_section(name: str, output: Path) -> str:
+    """The real quarter-dose table of `benchmarks/ct_real_dose.py` and issue 15's targets."""
+    import ct_real_dose
+
+    if not ct_real_dose.DATA.is_dir():
+        message = f"{ct_real_dose.DATA} is absent: the real low-dose table was NOT re-measured"
+        print(message)
+        return f"### Real quarter-dose CT (AAPM/Mayo L143)\n\n{message}.\n"
+    from medsr.inference import Predictor
+
+    pairs = ct_real_dose.load_pairs(ct_real_dose.DATA)
+    predictor = Predictor.load(name)
+    results = ct_real_dose.evaluate(pairs, predictor.scale, {name: predictor})
+    folder = output / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ct_real_dose.json").write_text(json.dumps(results, indent=1))
+    targets = ct_real_dose.targets(name, results, predictor.scale)
+    conditions = ct_real_dose.__doc__.split(chr(10) + chr(10), 1)[1].strip()
+    return (
+        f"### Real quarter-dose CT (AAPM/Mayo L143, {len(pairs)} pairs; "
+        f"`python benchmarks/ct_real_dose.py --models {name}`)\n\n{conditions}\n\n"
+        f"{ct_real_dose.table(results, predictor.scale)}\n\nTargets (issue 15):\n"
+        + "\n".join(targets)
+        + "\n"
+    )
+
+
 def radiograph_targets(name: str, scale: int, results: dict[str, Any], count: int) -> list[str]:
     """Issue 14's targets on the NIH held-out images, each met / missed with its margin."""
     lines = []
@@ -180,6 +207,11 @@ def method_means(rows: list[dict[str, str]], metric: str) -> dict[str, float]:
     return {method: statistics.mean(v) for method, v in values.items() if v}
 
 
+# Mean windowed PSNR of the CT models shipped before issue 15 (head-only training) on the
+# pydicom slices, from their cards (commit 1cf3955): the new models must not fall below.
+PREVIOUS_PSNR = {"ct-ldct": 31.79, "ct-ldct-x4": 24.10}
+
+
 def check_targets(
     name: str, psnr: dict[str, float], ssim: dict[str, float], noise: dict[str, float]
 ) -> list[str]:
@@ -210,7 +242,16 @@ def check_targets(
                 f"{margin:+.2f} dB",
             )
         )
-    elif name == "ct-ldct":
+    if name in PREVIOUS_PSNR:  # issue 15: no regression on the pydicom slices
+        before = PREVIOUS_PSNR[name]
+        lines.append(
+            _line(
+                f"no regression from the previous {name} ({before} dB)",
+                psnr[name] - before,
+                f"{psnr[name]:.2f} dB",
+            )
+        )
+    if name == "ct-ldct":
         margin = noise["target"] - noise[name]
         lines.append(
             _line(
@@ -468,6 +509,10 @@ def run(name: str, output: Path) -> None:
     sections = []
     if MODELS[name].task.startswith("xray-blind"):
         section = radiograph_section(name, output)
+        print(f"\n## {name}\n\n{section}")
+        sections.append(section)
+    if name.startswith("ct-ldct"):
+        section = ct_real_section(name, output)
         print(f"\n## {name}\n\n{section}")
         sections.append(section)
     for index, bench in enumerate(benchmarks_of(name)):

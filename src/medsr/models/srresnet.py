@@ -132,7 +132,6 @@ class SRResNet(Configurable):
         return out
 
 
-
 def _pad_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
     """`x` with its last row / column mirrored until height and width divide by `factor`."""
     pad_h, pad_w = -x.shape[-2] % factor, -x.shape[-1] % factor
