@@ -60,7 +60,7 @@ def _crop(source: str, corner: tuple[int, int], size: int) -> np.ndarray:
 def _single_input_cases(name: str) -> dict[str, Case]:
     from medsr.inference import Predictor
 
-    predictor = Predictor.load(name)
+    predictor = Predictor.load(name, precision="fp32")  # the float32 path, exactly
     xray = predictor.task.startswith("xray")
     source, corners = (XRAY_SAMPLE, XRAY_CORNERS) if xray else (CT_SAMPLE, CT_CORNERS)
     # x4 outputs are 16 times the input: smaller crops keep the stored files small.

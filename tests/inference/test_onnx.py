@@ -45,7 +45,7 @@ def test_onnx_predictor_and_export_rules(
     with pytest.raises(ValueError, match="backend='onnx'"):
         Predictor.load(str(path))
     image = np.random.default_rng(0).normal(0, 300, (40, 30)).astype(np.float32)
-    torch_predictor = Predictor.load(str(checkpoint))
+    torch_predictor = Predictor.load(str(checkpoint), precision="fp32")
     reference = torch_predictor.enhance_array(image, tile_size=24, overlap=8)
     for source in (path, checkpoint):  # an .onnx file, or a checkpoint exported in memory
         predictor = Predictor.load(str(source), backend="onnx")
@@ -63,7 +63,7 @@ def test_onnx_non_blind_model_gets_the_noise_level_too(
     norm = {**CT_WINDOW, "noise_level_unit": 50.0}
     checkpoint = make_checkpoint(task="ldct", scale=1, normalization=norm, in_channels=2, **TINY)
     onnx = Predictor.load(str(export_onnx(checkpoint, tmp_path / "m.onnx")), backend="onnx")
-    torch_model = Predictor.load(str(checkpoint))
+    torch_model = Predictor.load(str(checkpoint), precision="fp32")
     assert onnx.info.normalization["noise_level_unit"] == 50.0
     image = (40 + np.random.default_rng(3).normal(0, 25, (48, 56))).astype(np.float32)
     assert np.abs(onnx.enhance_array(image) - torch_model.enhance_array(image)).max() < 0.05

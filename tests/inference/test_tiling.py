@@ -8,6 +8,7 @@ from medsr.inference.predictor import TorchRunner
 from medsr.inference.tiling import (
     axis_window,
     is_out_of_memory,
+    plan_tiles,
     tile_count,
     tile_starts,
     tiled_apply,
@@ -134,3 +135,26 @@ def test_on_tile_reports_progress_and_aborts(runner: TorchRunner, image: np.ndar
     with pytest.raises(Cancelled):
         tiled_apply(image, counting, 2, tile_size=40, overlap=8, on_tile=cancel)
     assert stopped_at and sum(calls) == stopped_at[0]  # no tile after the hook raised, no retry
+
+
+def test_batched_tiles_equal_one_tile_per_call(runner: TorchRunner, image: np.ndarray) -> None:
+    calls: list[int] = []
+
+    def counting(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return runner(batch)
+
+    single = tiled_apply(image, runner, 2, tile_size=40, overlap=16)
+    batched = tiled_apply(image, counting, 2, tile_size=40, overlap=16, batch_size=5)
+    assert sum(calls) == tile_count(image.shape, 40, 16) and max(calls) == 5
+    assert np.abs(batched - single).max() < 1e-6
+
+
+def test_plan_tiles_whole_image_when_it_fits_else_even_tiles() -> None:
+    assert plan_tiles((512, 512), 1000.0, 512 * 512 * 1000.0, 32) == (None, 1)
+    tile, batch = plan_tiles((1024, 1024), 1000.0, 600 * 600 * 1000.0, 32)
+    assert tile is not None and tile <= 600 and batch == 1
+    starts = tile_starts(1024, tile, 32)
+    assert len(starts) == 2 and starts[1] - starts[0] == tile - 32  # no tile moved back
+    tile, batch = plan_tiles((2048, 2048), 1.0, 1e6, 32)  # 3 x 3 tiles of 704, 2 per call
+    assert (tile, batch) == (704, 2) and batch * tile * tile <= 1e6

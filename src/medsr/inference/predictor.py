@@ -11,14 +11,19 @@ The checkpoint states how the model saw intensities (`medsr.checkpoint.Normaliza
 volume's) own 0.5 / 99.5 percentiles to [0, 1], as training did before the degradation.
 Inference applies the same object's `forward` to the input and its `inverse` to the output,
 so the output is in the input's unit. Images are processed by `tiling.tiled_apply`: only
-tiles go to the device. The checkpoint file is read once (`read_checkpoint`).
+tiles go to the device, in batches; by default (`tile_size="auto"`) an image that fits the
+memory budget goes in one call, a larger one in the largest tiles that fit. The torch model
+runs channels-last, in bf16 autocast on CPUs with hardware bf16 (`runner`; the choice is
+logged once per load). The checkpoint file is read once (`read_checkpoint`).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,9 +31,18 @@ import torch
 from medsr.checkpoint import Checkpoint, ModelInfo, read_checkpoint
 from medsr.image import Provenance, Volume, rescaled_in_plane
 from medsr.inference.registry import resolve_model
-from medsr.inference.tiling import Runner, TileHook, tiled_apply
+from medsr.inference.runner import TorchRunner, select_precision
+from medsr.inference.tiling import Runner, TileHook, plan_tiles, tile_count, tiled_apply
 
 BACKENDS = ("torch", "onnx")
+TileSize = int | Literal["auto"] | None
+"""A tile side in input pixels, None for one whole-image call, or "auto" (`plan_tiles`)."""
+
+MEMORY_BUDGET = 768 * 2**20
+"""Bytes of activations one model call may take under `tile_size="auto"` (whole image when
+it fits, else tiles; with the float32 output this keeps a 4096^2 result under 2 GB RSS)."""
+
+log = logging.getLogger("medsr.inference")
 
 
 def load_torch_model(
@@ -50,19 +64,6 @@ def with_noise_level(run: Runner, level: float) -> Runner:
         return run(np.concatenate([batch, channel], axis=1))
 
     return run_with_level
-
-
-class TorchRunner:
-    """A module on `device` as a tile runner: host `(B, C, h, w)` -> host `(B, C, sh, sw)`."""
-
-    def __init__(self, model: torch.nn.Module, device: str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            result = self.model(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))
-            return result.float().cpu().numpy()
 
 
 def check_finite(array: np.ndarray, what: str = "the image") -> None:
@@ -90,14 +91,15 @@ the Gaussian SD (low-grid pixels) that defines "low" (`low_frequency_consistency
 
 
 def low_frequency_consistency(
-    low: np.ndarray, high: np.ndarray, scale: int, sigma_px: float
+    low: np.ndarray, high: np.ndarray, scale: int, sigma_px: float, in_place: bool = False
 ) -> np.ndarray:
     """`high` corrected so that its area-downsampled image agrees with `low` at low spatial
     frequencies: `high + U(G_sigma * (low - D(high)))` (D: `scale x scale` block mean, U:
     bicubic upsampling, G: Gaussian of SD `sigma_px` low pixels). One step of iterative
     back-projection (Irani and Peleg 1991) restricted to what no resize kernel changes: it
     leaves the model's detail alone and removes a brightness drift, which the blind radiograph
-    models show on low images blurred more than they were trained for."""
+    models show on low images blurred more than they were trained for. `in_place`: a
+    float32 `high` is corrected in place and returned (one output-sized array fewer)."""
     from scipy.ndimage import gaussian_filter
 
     from medsr.physics.resize import upsample
@@ -106,7 +108,9 @@ def low_frequency_consistency(
     block = high[..., : h * scale, : w * scale].reshape(h, scale, w, scale).mean(axis=(1, 3))
     correction = gaussian_filter((low - block).astype(np.float64), sigma_px, mode="nearest")
     tensor = torch.from_numpy(correction.astype(np.float32))[None, None]
-    return (high + upsample(tensor, scale, "bicubic").numpy()[0, 0]).astype(np.float32)
+    out = high if in_place and high.dtype == np.float32 else high.astype(np.float32)
+    out += upsample(tensor, scale, "bicubic").numpy()[0, 0]
+    return out
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Predictor:
         backend: "torch" or "onnx"; device: where tiles run; source: the model file.
         dose_fraction, strength: a non-blind denoiser's noise level options
             (`with_noise_options`); None and 1: as the model was trained.
+        memory_budget: bytes of activations per model call under `tile_size="auto"`.
     """
 
     run: Runner
@@ -128,15 +133,24 @@ class Predictor:
     source: str = ""
     dose_fraction: float | None = None
     strength: float = 1.0
+    memory_budget: int = MEMORY_BUDGET
 
     @classmethod
     def load(
-        cls, name_or_path: str, device: str = "cpu", backend: str = "torch", use_ema: bool = True
+        cls,
+        name_or_path: str,
+        device: str = "cpu",
+        backend: str = "torch",
+        use_ema: bool = True,
+        precision: str = "auto",
     ) -> Predictor:
         """Load a registered model name, a checkpoint (.pt) or an exported .onnx file.
 
         `backend="onnx"` runs through onnxruntime: an .onnx file directly, a checkpoint after
-        exporting it in memory. An .onnx file needs `backend="onnx"`.
+        exporting it in memory. An .onnx file needs `backend="onnx"`. `precision` ("auto",
+        "fp32", "bf16") applies to the torch backend (`runner.select_precision`: "auto" is
+        bf16 autocast on CPUs with hardware bf16, else float32). The choice is logged in one
+        line (logger "medsr.inference", INFO) and kept in `engine`.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -148,13 +162,55 @@ class Predictor:
             if backend != "onnx":
                 raise ValueError(f"{path} is an ONNX file: use backend='onnx'")
             info = onnx_backend.read_onnx_info(path)
-            return cls(onnx_backend.OnnxRunner(path, device), info, backend, device, str(path))
-        model, info = read_checkpoint(path).image_model(use_ema)
-        if backend == "onnx":
-            runner: Runner = onnx_backend.OnnxRunner(onnx_backend.onnx_bytes(model, info), device)
+            predictor = cls(onnx_backend.OnnxRunner(path, device), info, backend, device, str(path))
         else:
-            runner = TorchRunner(model, device)
-        return cls(runner, info, backend, device, str(path))
+            model, info = read_checkpoint(path).image_model(use_ema)
+            if backend == "onnx":
+                model_bytes = onnx_backend.onnx_bytes(model, info)
+                runner: Runner = onnx_backend.OnnxRunner(model_bytes, device)
+            else:
+                runner = TorchRunner(model, device, select_precision(precision, device))
+            predictor = cls(runner, info, backend, device, str(path))
+        log.info("%s: %s", predictor.model_name, predictor.engine)
+        return predictor
+
+    @property
+    def engine(self) -> str:
+        """How tiles run, in one line: backend, device, precision, memory format, threads,
+        and the largest image done in one call."""
+        describe = getattr(self.run, "describe", None)
+        how = describe() if callable(describe) else f"{self.backend} on {self.device}"
+        pixels = self.memory_budget / self.bytes_per_pixel()
+        return f"{how}; whole image per call up to {pixels / 1e6:.2g} MP input, else tiles"
+
+    @property
+    def precision(self) -> str:
+        """ "bf16" or "fp32": what the model computes in."""
+        return str(getattr(self.run, "precision", "fp32"))
+
+    def bytes_per_pixel(self) -> float:
+        """Estimated activation bytes per input pixel of one model call (torch: measured by
+        `runner.activation_bytes_per_pixel`; else 64 float32 channels at the output grid,
+        twice)."""
+        measure = getattr(self.run, "bytes_per_pixel", None)
+        if callable(measure):
+            return float(measure())
+        return 2.0 * 4 * 64 * max(self.scale, 1) ** 2
+
+    def plan(
+        self, shape: tuple[int, int], tile_size: TileSize, overlap: int
+    ) -> tuple[int | None, int]:
+        """`(tile_size, batch_size)` for an image of `shape`: "auto" from `tiling.plan_tiles`
+        and the memory budget; a given tile size with as many tiles per call as fit."""
+        if tile_size == "auto":
+            return plan_tiles(shape, self.bytes_per_pixel(), self.memory_budget, overlap)
+        if tile_size is None:
+            return None, 1
+        if isinstance(tile_size, str) or tile_size < 1:
+            raise ValueError(f"tile_size must be a positive int, None or 'auto', got {tile_size!r}")
+        pixels = min(tile_size, shape[0]) * min(tile_size, shape[1])
+        batch = int(self.memory_budget // (self.bytes_per_pixel() * pixels))
+        return tile_size, max(1, min(batch, tile_count(shape, tile_size, overlap)))
 
     @property
     def scale(self) -> int:
@@ -184,6 +240,7 @@ class Predictor:
         bounds: tuple[float, float],
         tile_size: int | None,
         overlap: int,
+        batch_size: int = 1,
         on_tile: TileHook | None = None,
     ) -> np.ndarray:
         """`image` through the normalisation (with `bounds`), the model and back."""
@@ -192,9 +249,11 @@ class Predictor:
         run = self.run
         if unit := normalization.get("noise_level_unit"):
             run = with_noise_level(self.run, self.noise_level(image) / float(unit))
-        y = tiled_apply(x, run, self.scale, tile_size, overlap, on_tile=on_tile)
+        y = tiled_apply(
+            x, run, self.scale, tile_size, overlap, on_tile=on_tile, batch_size=batch_size
+        )
         if sigma := LOW_FREQUENCY_CONSISTENCY.get(self.task):
-            y = low_frequency_consistency(x, y, self.scale, sigma)
+            y = low_frequency_consistency(x, y, self.scale, sigma, in_place=True)
         return normalization.inverse(y, bounds)
 
     def noise_level(self, image: np.ndarray) -> float:
@@ -248,7 +307,7 @@ class Predictor:
     def enhance_array(
         self,
         image: np.ndarray,
-        tile_size: int | None = 256,
+        tile_size: TileSize = "auto",
         overlap: int = 32,
         *,
         on_tile: TileHook | None = None,
@@ -256,6 +315,8 @@ class Predictor:
         """`(H, W)` in image units (HU for CT) -> `(sH, sW)` float32 in the same units.
 
         A `percentile` model maps this image by its own percentiles (see the module doc).
+        `tile_size`: "auto" (one call for the whole image when it fits `memory_budget`, else
+        tiles: `plan`), a tile side in input pixels, or None (whole image).
         `on_tile(tiles_done, tiles_total)` is called after each batch of tiles; an exception
         it raises aborts the work and propagates (e.g. a cancel).
         """
@@ -263,7 +324,8 @@ class Predictor:
         if image.ndim != 2:
             raise ValueError(f"image must be 2-D (H, W), got shape {image.shape}")
         bounds = self.info.normalization.bounds(image)
-        return self._enhance_mapped(image, bounds, tile_size, overlap, on_tile)
+        tile, batch = self.plan(image.shape, tile_size, overlap)
+        return self._enhance_mapped(image, bounds, tile, overlap, batch, on_tile)
 
     def check_volume(self, volume: Volume) -> None:
         """ValueError when the image holds NaN or infinite values, or a model trained on HU
@@ -288,14 +350,16 @@ class Predictor:
             )
 
     def provenance(self, tile_size: int | None, overlap: int) -> Provenance:
-        """What `enhance` records in `metadata[PROVENANCE_KEY]` (`medsr.image.Provenance`)."""
-        return self.info.provenance(self.backend, tiles=(tile_size, overlap))
+        """What `enhance` records in `metadata[PROVENANCE_KEY]` (`medsr.image.Provenance`);
+        the backend reads "torch+bf16" when the model ran in bf16."""
+        backend = f"{self.backend}+bf16" if self.precision == "bf16" else self.backend
+        return self.info.provenance(backend, tiles=(tile_size, overlap))
 
     def enhance(
         self,
         volume: Volume,
         progress: bool = False,
-        tile_size: int | None = 256,
+        tile_size: TileSize = "auto",
         overlap: int = 32,
         *,
         on_tile: TileHook | None = None,
@@ -305,6 +369,7 @@ class Predictor:
         `progress` shows a bar over slices. `on_tile(tiles_done, tiles_total)`, counted over
         the whole volume, is called after each batch of tiles; an exception it raises aborts
         the work and propagates unchanged, and no Volume is returned (how a caller cancels).
+        `tile_size` as in `enhance_array`; the provenance records the tile used.
 
         In-plane spacing is divided by the scale and the origin moved to the centre of the
         first output pixel (slice spacing unchanged). `metadata` keeps the source's entries
@@ -318,15 +383,25 @@ class Predictor:
         slices = volume.array if volume.is_volume else volume.array[None]
         bounds = self.info.normalization.bounds(volume.array)
         s = self.scale
-        out = np.empty((slices.shape[0], slices.shape[1] * s, slices.shape[2] * s), np.float32)
+        tile, batch = self.plan(slices.shape[1:], tile_size, overlap)
         hook = _VolumeTiles(on_tile, slices.shape[0])
+        out: np.ndarray | None = None
         for k in tqdm(range(slices.shape[0]), desc="enhance", unit="slice", disable=not progress):
-            out[k] = self._enhance_mapped(slices[k], bounds, tile_size, overlap, hook.slice_hook(k))
+            result = self._enhance_mapped(
+                slices[k], bounds, tile, overlap, batch, hook.slice_hook(k)
+            )
+            if not volume.is_volume:
+                out = result  # no second output-sized array for a 2-D image
+                break
+            if out is None:
+                out = np.empty((slices.shape[0], *result.shape), np.float32)
+            out[k] = result
+        assert out is not None
         spacing, origin = rescaled_in_plane(volume, s, finer=True)
-        metadata = self.provenance(tile_size, overlap).stamp(volume.metadata)
+        metadata = self.provenance(tile, overlap).stamp(volume.metadata)
         return replace(
             volume,
-            array=out if volume.is_volume else out[0],
+            array=out,
             spacing=spacing,
             origin=origin,
             metadata=metadata,

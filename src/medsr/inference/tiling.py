@@ -1,10 +1,11 @@
 """Sliding-window (tiled) inference with smooth blending and an out-of-memory fallback.
 
-The whole image stays in host memory (numpy); only one `(1, 1, t, t)` tile at a time goes
-to the model (and so to the accelerator). Tiles overlap by `overlap` input pixels; each
-tile's output is weighted by a separable window `w(y) w(x)` and accumulated into one
-preallocated float32 output array, then divided by the summed weights (which are separable
-too, so no second full-size array is needed):
+The whole image stays in host memory (numpy); only a batch of `(B, 1, t, t)` tiles at a
+time goes to the model (and so to the accelerator); `plan_tiles` picks the tile and the
+batch from a memory budget, and one whole-image call when the image fits. Tiles overlap by
+`overlap` input pixels; each tile's output is weighted by a separable window `w(y) w(x)`
+and accumulated into one preallocated float32 output array, then divided by the summed
+weights (which are separable too, so no second full-size array is needed):
 
     out = sum_t w_t * f(tile_t) / sum_t w_t
 
@@ -27,6 +28,7 @@ propagates unchanged (nothing is retried or returned), which is how callers canc
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -119,12 +121,18 @@ def _tiled_once(
     scale: int,
     tile: int,
     overlap: int,
+    batch_size: int = 1,
     on_tile: TileHook | None = None,
 ) -> np.ndarray:
     height, width = image.shape
-    out = np.zeros((height * scale, width * scale), dtype=np.float32)
     rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     th, tw = min(tile, height), min(tile, width)
+    expected = (th * scale, tw * scale)
+    if len(rows) == len(cols) == 1:  # one tile: its output is the image (weights all 1)
+        result = _checked(run(image[None, None]), 1, expected)
+        _report(on_tile, 1, 1)
+        return np.ascontiguousarray(result[0, 0])
+    out = np.zeros((height * scale, width * scale), dtype=np.float32)
     # Windows on the output grid, so the ramps are smooth at the output's resolution.
     row_w = [axis_window(th * scale, overlap * scale, r == rows[0], r == rows[-1]) for r in rows]
     col_w = [axis_window(tw * scale, overlap * scale, c == cols[0], c == cols[-1]) for c in cols]
@@ -134,23 +142,53 @@ def _tiled_once(
         row_sum[r * scale : (r + th) * scale] += wr
     for c, wc in zip(cols, col_w, strict=True):
         col_sum[c * scale : (c + tw) * scale] += wc
-    total, done = len(rows) * len(cols), 0
-    for r, wr in zip(rows, row_w, strict=True):
-        for c, wc in zip(cols, col_w, strict=True):
-            block = np.ascontiguousarray(image[r : r + th, c : c + tw])[None, None]
-            result = np.asarray(run(block), dtype=np.float32)
-            if result.shape != (1, 1, th * scale, tw * scale):
-                raise ValueError(
-                    f"model returned {result.shape} for a {block.shape} tile at scale {scale}"
-                )
-            weight = np.outer(wr, wc).astype(np.float32)
-            out[r * scale : (r + th) * scale, c * scale : (c + tw) * scale] += result[0, 0] * weight
-            done += 1
-            _report(on_tile, done, total)
+    tiles = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
+    batch_size = max(1, int(batch_size))
+    for first in range(0, len(tiles), batch_size):
+        chunk = tiles[first : first + batch_size]
+        blocks = np.stack([image[rows[i] : rows[i] + th, cols[j] : cols[j] + tw] for i, j in chunk])
+        results = _checked(run(blocks[:, None]), len(chunk), expected)
+        for (i, j), result in zip(chunk, results[:, 0], strict=True):
+            r, c = rows[i] * scale, cols[j] * scale
+            weight = np.outer(row_w[i], col_w[j]).astype(np.float32)
+            out[r : r + expected[0], c : c + expected[1]] += result * weight
+        _report(on_tile, first + len(chunk), len(tiles))
     # Every pixel has a positive weight sum (see axis_window); the clamp only guards rounding.
     out /= np.maximum(row_sum, 1e-12)[:, None].astype(np.float32)
     out /= np.maximum(col_sum, 1e-12)[None, :].astype(np.float32)
     return out
+
+
+def _checked(result: np.ndarray, count: int, expected: tuple[int, int]) -> np.ndarray:
+    result = np.asarray(result, dtype=np.float32)
+    if result.shape != (count, 1, *expected):
+        raise ValueError(f"model returned {result.shape} for {count} tile(s) of output {expected}")
+    return result
+
+
+def plan_tiles(
+    shape: tuple[int, int], bytes_per_pixel: float, budget_bytes: float, overlap: int
+) -> tuple[int | None, int]:
+    """`(tile_size, batch_size)` that keep one model call within `budget_bytes` of
+    activations (`bytes_per_pixel` per input pixel): `(None, 1)`, one whole-image pass, when
+    the image fits, since overlapping tiles recompute their borders; else the largest tile
+    that fits, shrunk so the tiles split each axis evenly (the last tile is not moved back
+    over its neighbour), and as many tiles per call as the budget holds."""
+    height, width = shape
+    pixels = max(1, int(budget_bytes // max(bytes_per_pixel, 1e-9)))
+    if height * width <= pixels:
+        return None, 1
+    side = max(math.isqrt(pixels), 4 * MIN_TILE, 2 * overlap + MIN_TILE)
+
+    def even(length: int) -> int:
+        if length <= side:
+            return length
+        count = math.ceil((length - overlap) / (side - overlap))
+        return math.ceil((length + (count - 1) * overlap) / count)
+
+    tile = max(even(height), even(width))
+    batch = max(1, pixels // (min(tile, height) * min(tile, width)))
+    return tile, min(batch, tile_count(shape, tile, overlap))
 
 
 def tiled_apply(
@@ -161,18 +199,20 @@ def tiled_apply(
     overlap: int = 32,
     on_retry: Callable[[int], None] | None = None,
     on_tile: TileHook | None = None,
+    batch_size: int = 1,
 ) -> np.ndarray:
     """Apply `run` to a 2-D image `(H, W)` tile by tile; returns `(scale*H, scale*W)` float32.
 
     Args:
         image: `(H, W)` array, already in the model's units (e.g. normalised to [0, 1]).
-        run: the model on host arrays (see `Runner`); called once per tile.
+        run: the model on host arrays (see `Runner`); called once per batch of tiles.
         scale: the model's upscaling factor.
         tile_size: tile side in input pixels, or None for the whole image in one call.
         overlap: overlap of neighbouring tiles in input pixels (< tile_size).
         on_retry: called with the new tile size after an out-of-memory error (default: warn).
         on_tile: progress hook `(tiles_done, tiles_total)` for this image (module doc); an
             exception it raises propagates unchanged and stops the work.
+        batch_size: tiles per call of `run` (MONAI's `sw_batch_size`; `plan_tiles`).
 
     On out-of-memory the tile is halved (down to `MIN_TILE`; the overlap shrinks to at most a
     quarter of the tile) and the image is processed again from the start.
@@ -187,7 +227,8 @@ def tiled_apply(
     tile = max(image.shape) if tile_size is None else int(tile_size)
     while True:
         try:
-            return _tiled_once(image, run, scale, tile, min(overlap, tile - 1), on_tile)
+            tile_overlap = min(overlap, tile - 1)
+            return _tiled_once(image, run, scale, tile, tile_overlap, batch_size, on_tile)
         except _HookError as hooked:
             raise hooked.error from None
         except (RuntimeError, MemoryError) as error:
@@ -196,6 +237,7 @@ def tiled_apply(
             _release_cached_memory()
             tile = min(tile, max(image.shape)) // 2
             overlap = min(overlap, tile // 4)
+            batch_size = 1
             if on_retry is not None:
                 on_retry(tile)
             else:

@@ -1,0 +1,59 @@
+"""bf16 autocast (the default on CPUs with hardware bf16) against the float32 path, for every
+shipped single-input model, on crops of the bundled samples (CT in HU, a radiograph).
+
+Stated tolerance, in the model's own units (its window or its image's 0.5-99.5 percentile
+spread = 1): max |bf16 - fp32| <= 0.5 % (20 HU on the CT window [-1024, 3071] HU, 1.3 grey
+levels of 8 bits) and mean |bf16 - fp32| <= 0.05 % (2 HU). Measured with the weights of
+2026-12-01 (128-pixel crops): CT x4 max 10-15 HU, mean 0.6 HU; CT x1 (512^2) max 2.4 HU,
+mean 0.2 HU; radiographs max 0.25-0.38 %, mean 0.04 % of the spread. The float32 path
+itself is what `test_reference_outputs.py` compares with the stored outputs (1e-5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medsr.inference import Predictor
+from medsr.inference.registry import MODELS
+from tests.inference.make_reference_outputs import CT_SAMPLE, XRAY_SAMPLE, _crop
+
+MAX_DIFFERENCE = 5e-3
+MEAN_DIFFERENCE = 5e-4
+SINGLE_INPUT = [name for name, entry in MODELS.items() if entry.task != "petct"]
+
+
+@pytest.mark.parametrize("name", SINGLE_INPUT)
+def test_bf16_output_is_within_the_stated_tolerance_of_float32(name: str) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fp32 = Predictor.load(name, precision="fp32")
+        bf16 = Predictor.load(name, precision="bf16")
+        assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+        xray = fp32.task.startswith("xray")
+        source, corner = (XRAY_SAMPLE, (480, 960)) if xray else (CT_SAMPLE, (150, 150))
+        image = _crop(source, corner, 64)
+        reference = fp32.enhance_array(image, tile_size=None)
+        result = bf16.enhance_array(image, tile_size=None)
+    finally:
+        torch.set_num_threads(threads)
+    low, high = fp32.info.normalization.bounds(image)
+    difference = np.abs(result - reference) / (high - low)  # in model units
+    assert difference.max() <= MAX_DIFFERENCE, f"{name}: max {difference.max():.2e}"
+    assert difference.mean() <= MEAN_DIFFERENCE, f"{name}: mean {difference.mean():.2e}"
+    assert difference.max() > 0  # bf16 really ran
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medsr.inference import runner
+
+    monkeypatch.setattr(runner, "native_bf16", lambda: True)
+    assert runner.select_precision("auto", "cpu") == "bf16"
+    assert runner.select_precision("auto", "cuda") == "fp32"
+    assert runner.select_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setattr(runner, "native_bf16", lambda: False)
+    assert runner.select_precision("auto", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        runner.select_precision("fp16", "cpu")
