@@ -47,7 +47,7 @@ MODELS: dict[str, ModelEntry] = {
             "ct-ldct-x4",
             "ct-ldct-x4.pt",
             "ldct-x4",
-            "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); head CT",
+            "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); trained on head CT",
         ),
         ModelEntry(
             "ct-ldct-x4-gan",
@@ -60,7 +60,7 @@ MODELS: dict[str, ModelEntry] = {
             "ct-ldct.pt",
             "ldct",
             "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
-            "level as a second channel; PSNR-oriented); head CT",
+            "level as a second channel; PSNR-oriented); trained on head CT",
         ),
         ModelEntry(
             "ct-ldct-gan",

@@ -74,7 +74,7 @@ def _panel_title(name: str, result: ImageResult, row: Mapping[str, Any] | None) 
     pair = result.pair
     if name == "input":
         nearest = f" (x{pair.scale} nearest)" if pair.scale > 1 else ""
-        return f"input {pair.low.shape[0]}x{pair.low.shape[1]}{nearest}"
+        name = f"input {pair.low.shape[0]}x{pair.low.shape[1]}{nearest}"
     if row is not None and row.get("psnr") is not None:
         return f"{name}\n{row['psnr']:.2f} dB / SSIM {row['ssim']:.3f}"
     return name
@@ -96,19 +96,25 @@ def _region_box(axis: Any, region: tuple[slice, slice]) -> None:
     )
 
 
+def grid_panels(result: ImageResult) -> list[tuple[str, np.ndarray]]:
+    """The columns of `comparison_grid`: input, each method, target. At scale 1 the `input`
+    baseline is the input itself: one column, not two identical ones."""
+    pair = result.pair
+    shown = {
+        m: to_size(pair.low, pair.high.shape) if m == "input" and pair.scale > 1 else output
+        for m, output in result.outputs.items()
+    }
+    first = shown.pop("input", to_size(pair.low, pair.high.shape))
+    return [("input", first), *shown.items(), (TARGET, pair.high)]
+
+
 def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Write the grid PNG of one image: input | methods | target over three rows (full
-    image with the zoom box, zoomed crop, error `method - target` on a shared scale)."""
+    image with the zoom box, zoomed crop, error `method - target` on a shared scale; the
+    consistency map under the input, or under the target when the input has its error)."""
     pair = result.pair
     low_value, high_value = display_range(result)
-    methods = list(result.outputs)
-    shown = {
-        m: to_size(pair.low, pair.high.shape)
-        if m == "input" and pair.scale > 1
-        else result.outputs[m]
-        for m in methods
-    }
-    panels = [("input", to_size(pair.low, pair.high.shape)), *shown.items(), (TARGET, pair.high)]
+    panels = grid_panels(result)
     size = max(24, min(pair.high.shape) // 4)
     windowed = np.clip((pair.high - low_value) / (high_value - low_value), 0, 1)
     top, left = zoom_box(windowed, result.region, size)
@@ -139,7 +145,7 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
                 errors[name], cmap="RdBu_r", vmin=-limit, vmax=limit
             )
             axes[2, column].set_title(f"{name} - target", fontsize=8)
-        elif name == "input" and result.consistency:
+        elif result.consistency and (name == "input" or (name == TARGET and "input" in errors)):
             _consistency_panel(axes[2, column], result)
         for row in range(3):
             axes[row, column].set_axis_off()
