@@ -144,3 +144,43 @@ def test_pairs_from_medsr_degrade(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert [r["method"] for r in read_rows(out / "per_image.csv")] == ["bicubic", "target"]
     assert "per image (medsr degrade --seed): ct-small 4" in (out / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_real_pairs_with_a_model(tmp_path: Path) -> None:
+    """`--low/--high` on fabricated real low-dose pairs (a CT slice and a noisier copy, same
+    grid) with the shipped x1 denoiser: the model's row next to the baselines', and the
+    one-line refusals (one folder only, a model of another scale)."""
+    import numpy as np
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        source.SOPInstanceUID = pydicom.uid.generate_uid()
+        (tmp_path / "high").mkdir(exist_ok=True)
+        (tmp_path / "low").mkdir(exist_ok=True)
+        source.save_as(tmp_path / "high" / f"slice{k}.dcm")
+        noisy = source.copy()
+        pixels = source.pixel_array.astype(np.int32) + rng.normal(0, 25, source.pixel_array.shape)
+        noisy.PixelData = pixels.astype(source.pixel_array.dtype).tobytes()
+        noisy.save_as(tmp_path / "low" / f"slice{k}.dcm")
+    pairs = ["--low", str(tmp_path / "low"), "--high", str(tmp_path / "high")]
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", *pairs, "--model", "ct-ldct", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out / "per_image.csv")
+    assert {r["image"] for r in rows} == {"slice0", "slice1"}
+    psnr = {r["method"]: float(r["psnr"]) for r in rows if r["image"] == "slice0" and r["psnr"]}
+    assert {"ct-ldct", "input"} <= set(psnr) and all(np.isfinite(list(psnr.values())))
+    # the pairs are what they claim: a classical denoiser brings the low image nearer
+    denoiser = next(m for m in psnr if m.endswith("-lanczos"))
+    assert psnr[denoiser] > psnr["input"]
+    for args, message in (
+        ([*pairs[:2], "--no-model"], "give both --low and --high"),
+        ([*pairs, "--model", "ct-ldct-x4"], "the model is x4"),
+    ):
+        refused = runner.invoke(app, ["evaluate", *args, "-o", str(tmp_path / "no")])
+        assert refused.exit_code == 2 and message in refused.stderr, refused.output
+        assert refused.stderr.count("\n") == 1
