@@ -49,8 +49,7 @@ def printed_warnings() -> Iterator[None]:
             seen.add(line)
             say(line, err=True)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")  # repeats are dropped by `seen`, after the filter
+    with warnings.catch_warnings():  # the filters stay: deprecations remain hidden
         warnings.showwarning = show
         yield
 
