@@ -185,12 +185,14 @@ def _record_opens(event: str, args: tuple[object, ...]) -> None:
 sys.addaudithook(_record_opens)  # audit hooks stay for the process; idle unless watching
 
 
+@pytest.mark.parametrize("model", ["ct-ldct-x4", "auto"])
 def test_enhance_reads_the_checkpoint_once_and_the_dicom_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
     """`medsr enhance x.dcm --model ct-ldct-x4`: one open of the shipped checkpoint (payload
     and sha256 from the same bytes) and one of the DICOM file (one parse; the derived DICOM's
-    header comes from it)."""
+    header comes from it). `--model auto` (it picks ct-ldct-x4 here) reads a single input
+    once too: the image read to choose is the one enhanced."""
     global _OPENED
     from medsr.inference.registry import MODELS
 
@@ -206,7 +208,7 @@ def test_enhance_reads_the_checkpoint_once_and_the_dicom_once(
     monkeypatch.setattr(pydicom, "dcmread", counting_dcmread)
     _OPENED = []
     try:
-        command = ["enhance", str(source), "-o", str(tmp_path), "--model", "ct-ldct-x4"]
+        command = ["enhance", str(source), "-o", str(tmp_path), "--model", model]
         result = runner.invoke(app, command)
         opened = list(_OPENED)
     finally:
