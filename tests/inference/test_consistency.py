@@ -92,3 +92,17 @@ def test_save_writes_map_array_and_score(tmp_path: Path, high: np.ndarray) -> No
     assert summary["worst_slice"] == 1 and summary["score"] == pytest.approx(results[1].score)
     with pytest.raises(FileExistsError):
         save_consistency(results, tmp_path / "img_x4")
+
+
+@pytest.mark.parametrize("task", ["xray-x4", "xray-blind-x4", "ldct-x4", "ldct"])
+def test_forward_model_in_bands_equals_the_whole_image(task: str) -> None:
+    scale = 1 if task == "ldct" else 4
+    rng = np.random.default_rng(5)
+    low = rng.random((200, 24)).astype(np.float32)  # bands of 20 low rows, 64 of context
+    image = np.kron(low, np.ones((scale, scale), np.float32)) + 0.1 * rng.random(
+        (200 * scale, 24 * scale)
+    ).astype(np.float32)
+    whole = forward_model(image, task, scale)
+    banded = forward_model(image, task, scale, band_pixels=image.shape[1] * scale * 20)
+    assert banded.shape == whole.shape == (200, 24)
+    np.testing.assert_allclose(banded, whole, atol=1e-5)

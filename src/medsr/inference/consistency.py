@@ -44,8 +44,9 @@ import torch
 from scipy import ndimage
 
 from medsr.io.atomic import atomic_write, write_bytes_atomic
-from medsr.physics.degradation import SampledDegradation
-from medsr.physics.tasks import TASKS, DownsampleTask, make_task
+from medsr.physics.degradation import NoiseThenDownsample, SampledDegradation
+from medsr.physics.tasks import TASKS, DownsampleTask, RadiographTask, make_task
+from medsr.physics.unknown_resize import UnknownResizeTask
 
 LOCAL_SIGMA = 2.0
 """Gaussian window (input pixels) of the local RMS map."""
@@ -73,14 +74,50 @@ def _task(task: str, scale: int) -> SampledDegradation:
     return found
 
 
-def forward_model(output: np.ndarray, task: str, scale: int, spacing_mm: float = 1.0) -> np.ndarray:
+BAND_PIXELS = 2**21
+"""Output pixels per band of `forward_model` on large images (8 MB of float32)."""
+BAND_MARGIN = 64
+"""Low-grid rows of context above and below a band: more than the support of any task's
+blur and resize kernel, so bands give the whole image's result."""
+LOCAL_FORWARD = (NoiseThenDownsample, UnknownResizeTask, RadiographTask)
+"""Tasks whose `forward` is local (resampling, blurs; the radiograph's intensity range is
+fitted on the whole image first), so it may run in bands; others run on the whole image."""
+
+
+def forward_model(
+    output: np.ndarray,
+    task: str,
+    scale: int,
+    spacing_mm: float = 1.0,
+    band_pixels: int = BAND_PIXELS,
+) -> np.ndarray:
     """The deterministic degradation of `task` applied to `output` `(sH, sW)` -> `(H, W)`:
     the task's `forward` for one `sample` of its defaults (module doc). `spacing_mm`, the
-    output's pixel spacing, matters only to tasks with blurs in mm (petct)."""
+    output's pixel spacing, matters only to tasks with blurs in mm (petct).
+
+    Float32 throughout, and an output larger than `band_pixels` goes through in horizontal
+    bands of whole low rows with `BAND_MARGIN` low rows of context on each side (cropped
+    from the result): the forward operators are local (blurs, binning, resize kernels), so
+    the map equals the whole image's, while the operators' temporaries (a blur's unfolded
+    input is kernel-width times the image) stay the size of a band, not of an x4 output.
+    """
     degradation = _task(task, scale)
     params = degradation.sample(torch.Generator().manual_seed(0))
-    x = torch.from_numpy(np.ascontiguousarray(output, dtype=np.float32)).double()
-    return degradation.forward(x[None], spacing_mm, params)[0].float().numpy()
+    x = torch.from_numpy(np.ascontiguousarray(output, dtype=np.float32))
+    height, width = x.shape[-2] // scale, x.shape[-1] // scale
+    rows = max(1, band_pixels // max(x.shape[-1] * scale, 1))  # low rows per band
+    if rows >= height or not isinstance(degradation, LOCAL_FORWARD):
+        return degradation.forward(x[None], spacing_mm, params)[0].float().numpy()
+    if isinstance(degradation, RadiographTask):  # its intensity range is the whole image's
+        params = degradation.fit(x[None], spacing_mm, params)
+    out = np.empty((height, width), np.float32)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        start, stop = max(top - BAND_MARGIN, 0), min(bottom + BAND_MARGIN, height)
+        band = x[start * scale : stop * scale]
+        low = degradation.forward(band[None], spacing_mm, params)[0].float().numpy()
+        out[top:bottom] = low[top - start : bottom - start]
+    return out
 
 
 def estimate_noise_sd(image: np.ndarray) -> float:
@@ -116,9 +153,11 @@ def consistency_map(
     spread = float(np.subtract(*np.percentile(low, [99.5, 0.5])))
     sd_in = estimate_noise_sd(low) if noise_sd is None else float(noise_sd)
     sd_in = max(sd_in, 1e-6 * max(spread, 1e-12))
-    local = np.sqrt(ndimage.gaussian_filter(residual.astype(np.float64) ** 2, LOCAL_SIGMA))
+    squared = np.square(residual, dtype=np.float64)  # input-sized, summed in float64
+    local = np.sqrt(ndimage.gaussian_filter(squared, LOCAL_SIGMA))
     local /= sd_in
-    score = float(np.sqrt(np.mean(residual.astype(np.float64) ** 2)) / sd_in)
+    score = float(np.sqrt(np.mean(squared)) / sd_in)
+    del squared
     denoising = task in TASKS and make_task(task).adds_noise
     expected = "~1 (the removed noise)" if denoising else "~0"
     description = (
