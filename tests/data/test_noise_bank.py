@@ -86,6 +86,26 @@ def test_bank_cache(volume, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     assert len(list(tmp_path.glob("noise_bank-*.pt"))) == 1
 
 
+def test_per_item_augmentations_reuse_the_cached_bank(volume, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Gain and zoom are drawn per item from a bank built without them: the same file."""
+    first = bank(volume, tmp_path)
+    again = bank(volume, tmp_path, noise_gain=(0.5, 2.0), zoom=(1.0, 1.25))
+    assert len(list(tmp_path.glob("noise_bank-*.pt"))) == 1
+    assert torch.equal(first.bank[(0, 0)], again.bank[(0, 0)])
+    assert again.task.zoom == (1.0, 1.25)  # the items still draw them
+    other_dose = NoiseBankPairs(
+        [volume],
+        make_task("ldct-x2", num_views=180, dose_fraction=0.1),
+        patch_size=32,
+        num_samples=8,
+        seed=3,
+        realisations=3,
+        cache_dir=tmp_path,
+    )
+    assert len(list(tmp_path.glob("noise_bank-*.pt"))) == 2  # the noise itself changed
+    assert not torch.equal(first.bank[(0, 0)], other_dose.bank[(0, 0)])
+
+
 def test_slices_and_task_are_checked(volume) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="LowDoseCTTask"):
         NoiseBankPairs([volume], make_task("x2"), patch_size=32)  # type: ignore[arg-type]

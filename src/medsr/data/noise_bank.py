@@ -126,6 +126,13 @@ class NoiseBankPairs(SliceBank):
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
         self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
 
+    @property
+    def cache_task(self) -> LowDoseCTTask:
+        """The task as the bank sees it: `noise_gain` and `zoom` are drawn per item from a
+        bank built without them, so they do not change its cache key (a recipe that only
+        changes them reuses the bank)."""
+        return replace(self.task, noise_gain=(1.0, 1.0), zoom=(1.0, 1.0))
+
     def scan_task(self, source_index: int) -> LowDoseCTTask:
         """The task calibrated on one source's whole volume (`for_scan`: I0 once per scan, on
         its reference slice, the policy of `medsr.physics.low_dose_task`); cached."""

@@ -58,7 +58,7 @@ class SliceBank(Dataset[Item]):
 
     def _key(self) -> str:
         """A cache key over the task, seeds and the pixels of every slice in the bank."""
-        task = getattr(self, "task", None)
+        task = getattr(self, "cache_task", None) or getattr(self, "task", None)
         key: tuple[object, ...] = (task, self.realisations, self.bank_seed)
         if options := getattr(self, "bank_options", None):  # only banks that have any
             key += (options,)
