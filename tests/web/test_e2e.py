@@ -35,6 +35,7 @@ from pydicom.data import get_testdata_file
 CHROMIUM = Path(os.environ.get("MEDSR_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = bool(os.environ.get("MEDSR_REQUIRE_E2E"))
 ARTIFACTS = Path(os.environ.get("MEDSR_TEST_ARTIFACTS", "out/test-artifacts"))
+TIMEOUT_MS = 300_000  # a result takes seconds alone; minutes on a CPU shared with trainings
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -64,14 +65,14 @@ from medsr.web.app import create_app  # noqa: E402
 
 
 class SlowRun:
-    """A tile runner that sleeps `seconds` per call (time to see progress and cancel) and
+    """A tile runner that sleeps `seconds` per tile (time to see progress and cancel) and
     counts its calls."""
 
     def __init__(self, run: Any, seconds: float) -> None:
         self.run, self.seconds, self.calls = run, seconds, 0
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(self.seconds)
+        time.sleep(self.seconds * len(batch))
         self.calls += 1
         return np.asarray(self.run(batch))
 
@@ -147,7 +148,7 @@ def test_upload_dicom_view_swipe_and_download(server: str, page: Page, tmp_path:
     page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
     page.click("#run")
     size = page.locator("#result-size")
-    size.filter(has_text="512 × 512").wait_for(timeout=60_000)
+    size.filter(has_text="512 × 512").wait_for(timeout=TIMEOUT_MS)
     assert size.get_attribute("data-width") == "512" and size.get_attribute("data-height") == "512"
     assert "Done" in page.locator("#status").inner_text()
     _check_auto_model(page, "ct-ldct-x4", "CT")
@@ -216,7 +217,7 @@ def test_ct_pet_mode_fuses_and_shows_the_overlay(
     page.set_input_files("#pet-files", [str(p) for p in pet_paths])
     page.locator("#alpha").fill("0.6")
     page.click("#run")
-    page.locator("#result-size").filter(has_text="96 × 64").wait_for(timeout=60_000)
+    page.locator("#result-size").filter(has_text="96 × 64").wait_for(timeout=TIMEOUT_MS)
     assert "Done" in page.locator("#status").inner_text()
     _check_auto_model(page, "fusion-petct-x4", "PT")
     assert "RESEARCH USE ONLY" in page.locator("#banner").inner_text()
@@ -253,7 +254,7 @@ def test_unknown_spacing_is_shown_as_unknown(server: str, page: Page, tmp_path: 
     page.goto(server)
     page.set_input_files("#files", str(tmp_path / "no_spacing.dcm"))
     page.click("#run")
-    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=60_000)
+    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=TIMEOUT_MS)
     info = page.locator("#result-info").inner_text()
     assert "spacing unknown" in info and " mm" not in info
     assert errors == []
@@ -297,15 +298,15 @@ def test_radiograph_progress_cancel_and_run_again(
     page.set_input_files("#files", str(path))
     page.click("#run")
     fraction = "(f) => Number(document.getElementById('progress').dataset.fraction) > f"
-    page.wait_for_function(fraction, arg=0.05, timeout=60_000)
+    page.wait_for_function(fraction, arg=0.05, timeout=TIMEOUT_MS)
     first = _fraction(page)
-    page.wait_for_function(fraction, arg=first, timeout=30_000)  # the bar advances
+    page.wait_for_function(fraction, arg=first, timeout=TIMEOUT_MS)  # the bar advances
     assert 0 < first < _fraction(page) < 1
     text = page.locator("#progress-text").inner_text()
     assert "tiles" in text and "elapsed" in text and "left" in text, text
     assert "Model: xray-x2 (picked from the image" in page.locator("#model-choice").inner_text()
     page.click("#cancel")
-    page.locator("#status").filter(has_text="Cancelled").wait_for(timeout=30_000)
+    page.locator("#status").filter(has_text="Cancelled").wait_for(timeout=TIMEOUT_MS)
     assert not page.locator("#progress-box").is_visible()
     calls = slow_run.calls
     time.sleep(0.5)
@@ -314,7 +315,7 @@ def test_radiograph_progress_cancel_and_run_again(
 
     page.click("#run")  # the same upload again, to the end
     size = f"{2 * width} × {2 * height}"
-    page.locator("#result-size").filter(has_text=size).wait_for(timeout=300_000)
+    page.locator("#result-size").filter(has_text=size).wait_for(timeout=3 * TIMEOUT_MS)
     assert "Done" in page.locator("#status").inner_text()
     _check_auto_model(page, "xray-x2", "CR" if path.suffix == ".dcm" else "OT")
     info = page.locator("#result-info").inner_text()
@@ -340,7 +341,7 @@ def test_ct_value_under_the_cursor_roi_scale_bar_letters_and_tags(server: str, p
     page.goto(server)
     page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
     page.click("#run")
-    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=60_000)
+    page.locator("#result-size").filter(has_text="512 × 512").wait_for(timeout=TIMEOUT_MS)
     hu = read(get_testdata_file("CT_small.dcm")).array
 
     _hover(page, "right", 0.5, 0.45)
@@ -400,6 +401,6 @@ def test_an_error_does_not_stay_after_switching_mode(
     page.set_input_files("#files", str(tmp_path / "notes.txt"))
     page.click("#run")
     status = page.locator("#status")
-    status.filter(has_text="Failed: 415").wait_for(timeout=30_000)
+    status.filter(has_text="Failed: 415").wait_for(timeout=TIMEOUT_MS)
     page.check("#task-fusion")
     assert status.inner_text() == ""

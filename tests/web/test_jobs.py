@@ -28,16 +28,17 @@ TILES = {"tile_size": 32, "overlap": 8}  # a 128 x 128 image: 5 x 5 = 25 tiles
 
 
 class SlowRun:
-    """A tile runner that takes `seconds` per call and counts its calls."""
+    """A tile runner that takes `seconds` per tile and counts its calls and tiles."""
 
     def __init__(self, run: Any, seconds: float) -> None:
-        self.run, self.seconds, self.calls = run, seconds, 0
+        self.run, self.seconds, self.calls, self.tiles = run, seconds, 0, 0
         self.lock = threading.Lock()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(self.seconds)
+        time.sleep(self.seconds * len(batch))
         with self.lock:
             self.calls += 1
+            self.tiles += len(batch)
         return np.asarray(self.run(batch))
 
 
@@ -81,7 +82,7 @@ def test_a_job_reports_progress_then_its_result(slow: tuple[Predictor, SlowRun])
     assert done["state"] == "done" and done["fraction"] == 1.0 and done["error"] is None
     summary = client.get(done["result"]).json()
     assert summary["output"]["shape"] == [256, 256] and summary["id"] == job["id"]
-    assert run.calls == 25
+    assert run.tiles == 25 and run.calls >= 13  # >= progress_steps (20) calls: 2 tiles each
 
 
 def test_cancel_stops_the_model_at_its_next_tiles(slow: tuple[Predictor, SlowRun]) -> None:
@@ -93,9 +94,9 @@ def test_cancel_stops_the_model_at_its_next_tiles(slow: tuple[Predictor, SlowRun
     assert cancel.status_code == 200 and cancel.json()["cancelling"] is True
     ended = _wait(client, job["id"], lambda s: s["state"] != "running")
     assert ended["state"] == "cancelled" and ended["result"] is None
-    calls = run.calls
+    tiles = run.tiles
     time.sleep(0.3)
-    assert run.calls == calls < 25  # nothing ran after the cancel took effect
+    assert run.tiles == tiles < 25  # nothing ran after the cancel took effect
     assert client.post(f"/api/jobs/{job['id']}/cancel").json()["cancelling"] is False
     again = client.post("/api/jobs/enhance", files={"files": ("a.png", _png(), "x")}).json()
     assert _wait(client, again["id"], lambda s: s["state"] != "running")["state"] == "done"
@@ -108,9 +109,9 @@ def test_a_timeout_stops_the_model_and_frees_the_worker(slow: tuple[Predictor, S
     response = client.post("/api/enhance", files={"files": ("a.png", _png(), "x")})
     assert response.status_code == 504 and "longer than 0.4 s" in response.json()["detail"]
     time.sleep(0.3)
-    calls = run.calls
+    tiles = run.tiles
     time.sleep(0.3)
-    assert run.calls == calls < 25
+    assert run.tiles == tiles < 25
 
 
 def test_a_failed_job_carries_the_status_and_message(checkpoints: dict[str, Path]) -> None:
@@ -150,3 +151,20 @@ def test_job_store_drops_finished_jobs_first() -> None:
     assert store.get(running.id) is running and store.get(second.id) is second
     with pytest.raises(KeyError):
         store.get(first.id)
+
+
+@pytest.mark.parametrize(("steps", "batch"), [(5, 5), (20, 2), (25, 1), (100, 1)])
+def test_in_steps_lowers_the_batch_not_the_tiles(
+    checkpoints: dict[str, Path], steps: int, batch: int
+) -> None:
+    from medsr.image import Volume
+    from medsr.web.service import in_steps
+
+    predictor = Predictor.load(str(checkpoints["xray"]))
+    volume = Volume(np.zeros((128, 128), np.float32), (1.0, 1.0))
+    settings = Settings(progress_steps=steps, **TILES)  # type: ignore[arg-type]
+    stepped = in_steps(predictor, volume, settings)
+    assert stepped.plan((128, 128), 32, 8) == (32, batch)
+    assert stepped.memory_budget <= predictor.memory_budget
+    frugal = replace(predictor, memory_budget=1)
+    assert in_steps(frugal, volume, settings) is frugal  # a budget is never raised

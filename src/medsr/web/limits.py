@@ -84,6 +84,9 @@ class Settings:
         header_timeout_s, body_timeout_s: seconds a client may take to send its request
             headers (the connection is closed) and between two parts of its body (408).
         max_connections: connections served at once (`medsr serve`); more get 503.
+        progress_steps: model calls an image is split into at least (tiles per call are
+            lowered from the model's memory budget when needed): each call ends with a
+            progress report and a chance to cancel (`service.in_steps`).
     """
 
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -105,11 +108,13 @@ class Settings:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_connections: int = 64
+    progress_steps: int = 20
 
     def __post_init__(self) -> None:
         for name in (
             *("max_upload_bytes", "max_pixels", "max_output_pixels", "max_files"),
             *("workers", "keep_results", "max_result_bytes", "max_connections"),
+            "progress_steps",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -8,6 +8,7 @@ the result (arrays for the viewer, PNG / DICOM downloads as bytes) stays in memo
 from __future__ import annotations
 
 import io
+import math
 import re
 import tempfile
 import time
@@ -15,7 +16,7 @@ import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch
 from medsr.apps.enhance import output_tag
 from medsr.image import Volume, Window
 from medsr.inference import Predictor, consistency_map
+from medsr.inference.tiling import tile_count
 from medsr.io.errors import MedsrIOError, one_line
 from medsr.io.limits import read_limits
 from medsr.web.describe import dicom_tags, orientation, size_text
@@ -327,6 +329,25 @@ def safe_stem(name: str, default: str = "image") -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:64] or default
 
 
+def in_steps(predictor: Predictor, volume: Volume, settings: Settings) -> Predictor:
+    """`predictor` with its memory budget lowered, when needed, so that the model runs an
+    image in at least `settings.progress_steps` calls (the Predictor batches tiles up to its
+    budget; each call ends with a progress report and a chance to cancel). The tiles stay
+    as they are and a budget is never raised, so the output does not change."""
+    tile = settings.tile_size
+    if tile is None:
+        return predictor
+    height, width = volume.shape[-2:]
+    tiles = tile_count((height, width), tile, settings.overlap)
+    calls_per_slice = max(1, math.ceil(settings.progress_steps / volume.num_slices))
+    batch = max(1, math.ceil(tiles / calls_per_slice))
+    pixels = min(tile, height) * min(tile, width)
+    budget = math.ceil(predictor.bytes_per_pixel() * pixels * batch) + 1
+    if budget >= predictor.memory_budget:
+        return predictor
+    return replace(predictor, memory_budget=budget)
+
+
 def choose_for(
     models: Mapping[str, Predictor],
     requested: str | None,
@@ -380,7 +401,7 @@ def enhance_upload(
         except ValueError as error:
             raise Unprocessable(str(error)) from None
         job.enter("enhancing")
-        output = predictor.enhance(
+        output = in_steps(predictor, volume, settings).enhance(
             volume, tile_size=settings.tile_size, overlap=settings.overlap, on_tile=job.on_tile
         )
         job.enter("checking")
