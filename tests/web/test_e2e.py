@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -62,6 +63,7 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from medsr.inference import Predictor  # noqa: E402
 from medsr.inference.fusion import FusionPredictor  # noqa: E402
 from medsr.web.app import create_app  # noqa: E402
+from medsr.web.limits import Settings  # noqa: E402
 
 
 class SlowRun:
@@ -95,7 +97,8 @@ def server(checkpoints: dict[str, Path], slow_run: SlowRun) -> Iterator[str]:
             "ct-ldct-x4": Predictor.load(str(checkpoints["ct"])),
             "xray-x2": radiograph,
             "fusion-petct-x4": fusion,
-        }
+        },
+        Settings(timeout_s=3600),  # no 504 on a CPU shared with trainings
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
@@ -314,9 +317,11 @@ def test_radiograph_progress_cancel_and_run_again(
     assert not page.locator("#run").is_disabled()
 
     page.click("#run")  # the same upload again, to the end
+    status = page.locator("#status")
+    status.filter(has_text=re.compile("Done|Failed")).wait_for(timeout=3 * TIMEOUT_MS)
+    assert "Done" in status.inner_text(), status.inner_text()
     size = f"{2 * width} × {2 * height}"
-    page.locator("#result-size").filter(has_text=size).wait_for(timeout=3 * TIMEOUT_MS)
-    assert "Done" in page.locator("#status").inner_text()
+    page.locator("#result-size").filter(has_text=size).wait_for(timeout=TIMEOUT_MS)
     _check_auto_model(page, "xray-x2", "CR" if path.suffix == ".dcm" else "OT")
     info = page.locator("#result-info").inner_text()
     assert f"input {width} × {height} px" in info  # width x height on both sides
