@@ -65,7 +65,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ldct
 WINDOW = Window(center=40.0, width=400.0)
 GAUSSIAN_SIGMAS = tuple(round(0.3 + 0.1 * k, 1) for k in range(28))
 ROI_SIZE = 32
-CT_MODELS = ("ct-ldct", "ct-ldct-gan", "ct-ldct-x2", "ct-ldct-x4", "ct-ldct-x4-gan")
+CT_MODELS = ("ct-ldct", "ct-ldct-x2", "ct-ldct-x4")
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,12 @@ def main() -> None:
     from medsr.inference.registry import available_models
 
     sources = {
-        n: n for n in (arguments.models or [m for m in CT_MODELS if m in available_models()])
+        n: n
+        for n in (
+            arguments.models
+            if arguments.models is not None  # `--models` alone: only the --checkpoint ones
+            else [m for m in CT_MODELS if m in available_models()]
+        )
     }
     sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}

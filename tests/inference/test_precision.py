@@ -2,10 +2,13 @@
 shipped single-input model, on crops of the bundled samples (CT in HU, a radiograph).
 
 Stated tolerance, in the model's own units (its window or its image's 0.5-99.5 percentile
-spread = 1): max |bf16 - fp32| <= 0.5 % (20 HU on the CT window [-1024, 3071] HU, 1.3 grey
-levels of 8 bits) and mean |bf16 - fp32| <= 0.05 % (2 HU). Measured with the weights of
-2026-12-01 (128-pixel crops): CT x4 max 10-15 HU, mean 0.6 HU; CT x1 (512^2) max 2.4 HU,
-mean 0.2 HU; radiographs max 0.25-0.38 %, mean 0.04 % of the spread. The float32 path
+spread = 1): max |bf16 - fp32| <= 0.5 % (20 HU on the CT SR window [-1024, 3071] HU, 1.3 grey
+levels of 8 bits), and 1.5 % for the x1 CT denoiser, whose window is ten times narrower
+([-160, 240] HU: 6 HU); mean |bf16 - fp32| <= 0.05 % (2 HU on the SR window), 0.25 % (1 HU)
+for the denoiser (measured 0.36 HU). Measured (64-pixel crops):
+CT x4 max 10-15 HU, mean 0.6 HU; the retrained CT x1 (second session of 2026-12-01) max
+4.0 HU (1.0 %), the previous one 2.4 HU; radiographs max 0.25-0.38 %, mean 0.04 % of the
+spread. The float32 path
 itself is what `test_reference_outputs.py` compares with the stored outputs (1e-5).
 """
 
@@ -20,6 +23,8 @@ from medsr.inference.registry import MODELS
 from tests.inference.make_reference_outputs import CT_SAMPLE, XRAY_SAMPLE, _crop
 
 MAX_DIFFERENCE = 5e-3
+MAX_DIFFERENCE_DENOISER = 1.5e-2  # the x1 CT window is 400 HU wide: 6 HU
+MEAN_DIFFERENCE_DENOISER = 2.5e-3  # 1 HU
 MEAN_DIFFERENCE = 5e-4
 SINGLE_INPUT = [name for name, entry in MODELS.items() if entry.task != "petct"]
 
@@ -41,8 +46,10 @@ def test_bf16_output_is_within_the_stated_tolerance_of_float32(name: str) -> Non
         torch.set_num_threads(threads)
     low, high = fp32.info.normalization.bounds(image)
     difference = np.abs(result - reference) / (high - low)  # in model units
-    assert difference.max() <= MAX_DIFFERENCE, f"{name}: max {difference.max():.2e}"
-    assert difference.mean() <= MEAN_DIFFERENCE, f"{name}: mean {difference.mean():.2e}"
+    limit = MAX_DIFFERENCE_DENOISER if fp32.task == "ldct" else MAX_DIFFERENCE
+    assert difference.max() <= limit, f"{name}: max {difference.max():.2e}"
+    mean_limit = MEAN_DIFFERENCE_DENOISER if fp32.task == "ldct" else MEAN_DIFFERENCE
+    assert difference.mean() <= mean_limit, f"{name}: mean {difference.mean():.2e}"
     assert difference.max() > 0  # bf16 really ran
 
 

@@ -47,26 +47,23 @@ MODELS: dict[str, ModelEntry] = {
             "ct-ldct-x4",
             "ct-ldct-x4.pt",
             "ldct-x4",
-            "SRResNet, 25 % dose CT -> normal dose at x4 (PSNR-oriented); trained on head CT",
+            "RRDBNet (nearest-neighbour + conv upsampling), low-dose CT (5-50 % dose, smooth "
+            "to sharp kernels) -> normal dose at x4 (PSNR-oriented); head and body CT",
         ),
         ModelEntry(
-            "ct-ldct-x4-gan",
-            "ct-ldct-x4-gan.pt",
-            "ldct-x4",
-            "SRGAN fine-tune of ct-ldct-x4 (sharper texture, lower PSNR)",
+            "ct-ldct-x2",
+            "ct-ldct-x2.pt",
+            "ldct-x2",
+            "RRDBNet (nearest-neighbour + conv upsampling), low-dose CT (5-50 % dose, smooth "
+            "to sharp kernels) -> normal dose at x2 (PSNR-oriented); head and body CT",
         ),
         ModelEntry(
             "ct-ldct",
             "ct-ldct.pt",
             "ldct",
-            "SRResNet, 25 % dose CT -> normal dose at x1, non-blind (its input's noise "
-            "level as a second channel; PSNR-oriented); trained on head CT",
-        ),
-        ModelEntry(
-            "ct-ldct-gan",
-            "ct-ldct-gan.pt",
-            "ldct",
-            "SRGAN fine-tune of ct-ldct (non-blind; texture from the GAN loss)",
+            "SRResNet on FFDNet's 2x2-unshuffled grid, low-dose CT (5-50 % dose, smooth to "
+            "sharp kernels) -> normal dose at x1, non-blind (the noise to remove as a second "
+            "channel; PSNR-oriented); head and body CT",
         ),
         ModelEntry(
             "xray-x4",

@@ -1,0 +1,109 @@
+"""The shipped low-dose CT models against classical methods on a held-out slice (issue 15).
+
+The pydicom-data abdomen slice (another patient and scanner than the training data) at a
+simulated 25 % dose with a smooth and a sharp reconstruction kernel. The real quarter-dose
+figures are in the model cards (`benchmarks/ct_real_dose.py`, data not bundled).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medsr.evaluation.baselines import bm3d_available, bm3d_denoise
+from medsr.evaluation.pairs import make_pairs
+from medsr.inference import Predictor
+from medsr.inference.registry import MODELS
+from medsr.metrics.ct import ABDOMEN, windowed_psnr
+from medsr.metrics.noise import detrend, estimate_noise_sd, find_uniform_rois, noise_sd
+from medsr.physics.resize import upsample
+
+X1 = sorted(n for n, e in MODELS.items() if e.task == "ldct")
+SR = sorted(n for n, e in MODELS.items() if e.task.startswith("ldct-x"))
+KERNELS = ("b30f-like", "d45f-like")
+
+
+def _pair(task: str, kernel: str):  # type: ignore[no-untyped-def]
+    (pair,) = make_pairs(
+        ["sample:ct-abdomen"],
+        task,
+        seed=0,
+        task_overrides={"dose_fraction": 0.25, "filter_window": kernel},
+    )
+    return pair
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+
+
+def _psnr(x: np.ndarray, target: np.ndarray, border: int) -> float:
+    inner = (slice(border, -border), slice(border, -border))
+    return float(windowed_psnr(_tensor(x[inner]), _tensor(target[inner]), ABDOMEN))
+
+
+def _lanczos(x: np.ndarray, scale: int) -> np.ndarray:
+    return upsample(_tensor(x), scale, "lanczos").numpy()[0, 0]
+
+
+def _bm3d(low: np.ndarray, scale: int) -> np.ndarray:
+    sigma, _ = estimate_noise_sd(low, "CT")  # from the image, as a user would
+    return _lanczos(bm3d_denoise(low, sigma).astype(np.float32), scale)
+
+
+needs_bm3d = pytest.mark.skipif(not bm3d_available(), reason="PyPI bm3d (extra eval) missing")
+
+
+# Issue 15 asks BM3D + 1 dB on real scans, which the shipped x1 model misses (cards:
+# L143 B30f -0.11 dB, D45f -0.91 dB vs BM3D). Here, on a simulated dose, it is held to what
+# it measured when it shipped, so a regression fails: at most this far below BM3D (the
+# shipped weights: -0.19 dB smooth, -1.5 dB sharp), and well above the noisy input.
+BM3D_GAP_DB = {"b30f-like": 0.5, "d45f-like": 2.0}
+
+
+@needs_bm3d
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", X1)
+def test_ct_denoiser_nears_bm3d_and_keeps_hu(name: str, kernel: str) -> None:
+    predictor = Predictor.load(name)
+    pair = _pair(predictor.task, kernel)
+    output = predictor.enhance_array(pair.low, tile_size=None)
+    assert output.shape == pair.high.shape and np.isfinite(output).all()
+    score = _psnr(output, pair.high, 4)
+    assert score > _psnr(pair.low, pair.high, 4) + 2.0
+    assert score > _psnr(_bm3d(pair.low, 1), pair.high, 4) - BM3D_GAP_DB[kernel]
+    rois = find_uniform_rois(pair.high, size=24)
+    bias = np.mean([abs(r.take(output).mean() - r.take(pair.high).mean()) for r in rois])
+    assert bias < 5.0  # HU
+    assert noise_sd(output, rois) < 0.7 * noise_sd(pair.low, rois)
+
+
+@needs_bm3d
+@pytest.mark.parametrize("name", SR)
+def test_ct_super_resolution_beats_bm3d_lanczos_without_a_grid_pattern(name: str) -> None:
+    predictor = Predictor.load(name)
+    pair = _pair(predictor.task, "d45f-like")
+    s = predictor.scale
+    output = predictor.enhance_array(pair.low, tile_size=None)
+    assert output.shape == pair.high.shape and np.isfinite(output).all()
+    lanczos = _lanczos(pair.low, s)
+    # measured when shipped: x4 +3.9 dB over Lanczos, x2 +0.6 dB (the block mean of a 25 %
+    # dose at x2 keeps more noise, and less detail is lost)
+    margin = {2: 0.3, 4: 1.0}[s]
+    assert _psnr(output, pair.high, 4 * s) > _psnr(lanczos, pair.high, 4 * s) + margin
+    assert _psnr(output, pair.high, 4 * s) > _psnr(_bm3d(pair.low, s), pair.high, 4 * s)
+    # A pixel-shuffle upsampler can print a period-s pattern: power at 1/s cycles/pixel. The
+    # output's must stay within 1.5x Lanczos's (interpolating s x s blocks has some too).
+    rois = find_uniform_rois(pair.high, size=32)
+    assert _grid_power(output, rois, s) < 1.5 * _grid_power(lanczos, rois, s)
+
+
+def _grid_power(image: np.ndarray, rois: list, scale: int) -> float:  # type: ignore[type-arg]
+    """NPS at the frequencies of a period-`scale` pattern over the NPS of the whole ROI band."""
+    spectra = [np.abs(np.fft.fft2(detrend(r.take(image.astype(np.float64))))) ** 2 for r in rois]
+    spectrum = np.mean(spectra, axis=0)
+    size = spectrum.shape[0]
+    k = size // scale
+    grid = [(k, 0), (0, k), (k, k), (-k, 0), (0, -k), (-k, -k), (k, -k), (-k, k)]
+    return float(np.mean([spectrum[i % size, j % size] for i, j in grid]) / spectrum.mean())
