@@ -42,6 +42,10 @@ def pacs_args(server: Orthanc, state: Path) -> list[str]:
     return ["pacs", server.dicomweb, "--model", MODEL, "--state", str(state)]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def done_rows(state: Path) -> int:
     if not state.exists():
         return 0
@@ -238,6 +242,9 @@ def test_watch_processes_new_series_once(orthanc: Orthanc, tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a default SIGINT in the child whatever this process inherited or set (an ignored
+        # SIGINT is inherited, and Python then installs no KeyboardInterrupt handler)
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 240
