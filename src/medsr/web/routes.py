@@ -192,21 +192,15 @@ class Server:
 
     def job(self, request: Request, job_id: str) -> Job:
         """The job `job_id` of this client; 404 for an unknown one or another client's."""
-        try:
-            job = self.jobs.get(job_id)
-        except KeyError:
-            job = None
-        if job is None or not same_client(job.owner, client_of(request)):
+        job = _owned(self.jobs, job_id, request)
+        if job is None:
             raise HTTPException(404, f"no job {job_id!r} (expired or unknown)")
         return job
 
     def get(self, request: Request, result_id: str) -> Result:
         """The result `result_id` of this client; 404 for an unknown one or another client's."""
-        try:
-            result = self.results.get(result_id)
-        except KeyError:
-            result = None
-        if result is None or not same_client(result.owner, client_of(request)):
+        result = _owned(self.results, result_id, request)
+        if result is None:
             kept = f"results are kept {self.settings.result_ttl_s:g} s"
             raise HTTPException(404, f"no result {result_id!r} (expired or unknown; {kept})")
         return result
@@ -394,3 +388,15 @@ def result_routes(server: Server) -> APIRouter:
 
 
 ROUTES = (page_routes, enhance_routes, job_routes, result_routes)
+
+
+def _owned(store: Any, key: str, request: Request) -> Any:
+    """The item `key` of `store` when it exists and belongs to this request's client, else
+    None: another client's item answers like an unknown one (no existence oracle)."""
+    try:
+        item = store.get(key)
+    except KeyError:
+        return None
+    if item is None or not same_client(item.owner, client_of(request)):
+        return None
+    return item
