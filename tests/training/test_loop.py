@@ -136,3 +136,27 @@ def test_gan_phase_needs_a_pretrained_checkpoint(
         train(tiny_config("phase=gan"), tmp_path)
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         train(tiny_config("training.precision=fp16", "device=cpu"), tmp_path)
+
+
+def test_pretrain_warm_starts_from_initial_weights(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    """`initial_weights`: a pretrain run whose generator starts from a checkpoint's EMA
+    weights, with a fresh optimiser; a checkpoint of another architecture is refused."""
+    first = train(tiny_config("training.max_steps=1"), tmp_path / "first")
+    payload = ckpt.load_checkpoint(first["checkpoint"])
+    # weights no random initialisation would give: every tensor shifted by 0.25
+    payload["ema"] = {k: v + 0.25 for k, v in payload["ema"].items()}
+    shifted = tmp_path / "shifted.pt"
+    torch.save(payload, shifted)
+    config = tiny_config(f"initial_weights={shifted}", "training.max_steps=1")
+    warm = train(config, tmp_path / "warm")
+    weights = ckpt.load_checkpoint(warm["checkpoint"])["generator"]["state_dict"]
+    distance = max(float((weights[k] - payload["ema"][k]).abs().max()) for k in weights)
+    # one Adam step moves a weight by about the learning rate (half of it in warm-up)
+    assert distance < 2 * config.training.lr
+    with pytest.raises(ValueError, match="differs"):
+        train(
+            tiny_config(f"initial_weights={shifted}", "model.num_blocks=1"),
+            tmp_path / "mismatch",
+        )

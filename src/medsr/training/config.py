@@ -211,6 +211,10 @@ class TrainConfig:
     seed: int = 0
     phase: Literal["pretrain", "gan"] = "pretrain"
     pretrained: str | None = None
+    # phase pretrain only: start the generator from this checkpoint's (or released model
+    # file's) EMA weights instead of at random; same architecture; a fresh optimiser and
+    # schedule (a fine-tune, e.g. on a wider dose range), unlike `medsr train --resume`
+    initial_weights: str | None = None
     device: str = "auto"
     num_threads: int | None = None
     data: DataConfig = field(default_factory=DataConfig)

@@ -26,12 +26,12 @@ def make_optimizer(params: Any, config: TrainingConfig) -> torch.optim.Optimizer
     return cls(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
 
 
-def load_pretrained(generator: Configurable, config: TrainConfig) -> None:
-    """The `pretrained` checkpoint's EMA (else raw) weights into `generator`, which must be
+def load_pretrained(generator: Configurable, config: TrainConfig, path: str | None) -> None:
+    """The EMA (else raw) weights of the checkpoint at `path` into `generator`, which must be
     the same architecture with the same constructor arguments."""
-    if not config.pretrained:
+    if not path:
         raise ValueError("phase gan needs `pretrained`: a checkpoint of the pretrain phase")
-    pretrained = load_checkpoint(config.pretrained)
+    pretrained = load_checkpoint(path)
     spec = pretrained["generator"]
     if spec["name"] != config.model.name or spec["config"] != generator.config():
         raise ValueError(
@@ -60,8 +60,11 @@ class TrainState:
         model_args = {"scale": config.data.scale, **config.model.kwargs}
         generator = build_generator(config.model.name, **model_args).to(device)
         discriminator = None
+        if config.phase == "pretrain" and config.initial_weights:
+            # a warm start: the optimiser and schedule start afresh
+            load_pretrained(generator, config, config.initial_weights)
         if config.phase == "gan":
-            load_pretrained(generator, config)
+            load_pretrained(generator, config, config.pretrained)
             kwargs = config.discriminator.kwargs
             discriminator = build_discriminator(config.discriminator.name, **kwargs).to(device)
         for model in (generator, discriminator):
