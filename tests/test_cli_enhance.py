@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -250,3 +251,38 @@ def test_dose_option_of_the_non_blind_ct_denoiser(tmp_path: Path) -> None:
         ],
     )
     assert refused.exit_code == 2 and "non-blind" in refused.output
+
+
+def test_tile_option_defaults_to_auto_whole_image(
+    tmp_path: Path, xray_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --tile: a 96 x 80 image (well inside the memory budget) goes through the model in
+    one whole-image call; --tile 48 tiles it; a bad --tile is one error line, exit 2."""
+    from medsr.inference import predictor as predictor_module
+
+    used: list[int | None] = []
+    original = predictor_module.tiled_apply
+
+    def recording(*args: Any, **kwargs: Any) -> np.ndarray:
+        used.append(args[3])  # tiled_apply(image, run, scale, tile_size, ...)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "tiled_apply", recording)
+    rng = np.random.default_rng(1)
+    source = write(
+        Volume(rng.random((96, 80)) * 4000, spacing=(0.5, 0.5), modality="CR"),
+        tmp_path / "in" / "img.png",
+    )
+    base = ["enhance", str(source), "--model", str(xray_model)]
+    result = runner.invoke(app, [*base, "-o", str(tmp_path / "auto")])
+    assert result.exit_code == 0, result.output
+    tiled = runner.invoke(app, [*base, "-o", str(tmp_path / "tiled"), "--tile", "48"])
+    assert tiled.exit_code == 0, tiled.output
+    assert used == [None, 48]
+    assert read(tmp_path / "auto" / "img_x4.png").shape == (384, 320)
+    for bad, message in (("big", "--tile must be auto"), ("16", "larger than --overlap 32")):
+        refused = runner.invoke(app, [*base, "-o", str(tmp_path / "bad"), "--tile", bad])
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.startswith("error: ") and message in refused.output
+        assert len(refused.output.splitlines()) == 1
+    assert used == [None, 48] and not (tmp_path / "bad").exists()

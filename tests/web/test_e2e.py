@@ -98,7 +98,10 @@ def server(checkpoints: dict[str, Path], slow_run: SlowRun) -> Iterator[str]:
             "xray-x2": radiograph,
             "fusion-petct-x4": fusion,
         },
-        Settings(timeout_s=3600),  # no 504 on a CPU shared with trainings
+        # no 504 on a CPU shared with trainings; 256 px tiles (not the default "auto",
+        # which runs this radiograph in 4 tiles) so the per-tile sleep leaves time to
+        # watch the bar advance and to cancel between tiles
+        Settings(timeout_s=3600, tile_size=256),
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)

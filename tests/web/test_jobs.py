@@ -163,8 +163,35 @@ def test_in_steps_lowers_the_batch_not_the_tiles(
     predictor = Predictor.load(str(checkpoints["xray"]))
     volume = Volume(np.zeros((128, 128), np.float32), (1.0, 1.0))
     settings = Settings(progress_steps=steps, **TILES)  # type: ignore[arg-type]
-    stepped = in_steps(predictor, volume, settings)
-    assert stepped.plan((128, 128), 32, 8) == (32, batch)
+    stepped, tile = in_steps(predictor, volume, settings)
+    assert tile == 32 and stepped.plan((128, 128), 32, 8) == (32, batch)
     assert stepped.memory_budget <= predictor.memory_budget
     frugal = replace(predictor, memory_budget=1)
-    assert in_steps(frugal, volume, settings) is frugal  # a budget is never raised
+    assert in_steps(frugal, volume, settings) == (frugal, 32)  # a budget is never raised
+
+
+def test_in_steps_resolves_auto_tiles_once(checkpoints: dict[str, Path]) -> None:
+    """The default "auto": an image within the memory budget runs whole (one call per
+    slice); a larger one gets the tile the full budget plans, kept while the budget is
+    lowered for progress steps (re-planning under the lower budget would pick smaller
+    tiles and change the output)."""
+    from medsr.image import Volume
+    from medsr.web.service import in_steps
+
+    predictor = Predictor.load(str(checkpoints["xray"]))
+    volume = Volume(np.zeros((128, 128), np.float32), (1.0, 1.0))
+    settings = Settings()
+    assert settings.tile_size == "auto"
+    assert in_steps(predictor, volume, settings) == (predictor, None)
+    tight = replace(predictor, memory_budget=int(predictor.bytes_per_pixel() * 64 * 64))
+    planned, _ = tight.plan((128, 128), "auto", settings.overlap)
+    stepped, tile = in_steps(tight, volume, settings)
+    assert tile == planned is not None and tile < 128
+    assert stepped.memory_budget <= tight.memory_budget
+    assert stepped.plan((128, 128), tile, settings.overlap)[0] == tile
+
+
+@pytest.mark.parametrize("tile", [32, 0, "big"])
+def test_settings_refuse_a_bad_tile_size(tile: object) -> None:
+    with pytest.raises(ValueError, match="tile_size must be"):
+        Settings(tile_size=tile)  # type: ignore[arg-type]

@@ -25,6 +25,10 @@ enhances only its share (`shard.Shard.take`: job k on rank k mod WORLD_SIZE).
 noise), which means reading each input once to choose and again to enhance it (a single
 input is read once). `declared` (`--modality`, `--unit`, `--spacing`) is applied to every
 input as read, before the choice.
+
+`tile` is "auto" by default (`Predictor.plan`): the whole image in one model call when it
+fits the memory budget, since overlapping tiles recompute their borders, else the largest
+tiles that fit; `parse_tile` reads `--tile`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 from medsr.apps.declare import Declared
 from medsr.apps.progress import JobResult, TileBar, TileHook
 from medsr.image import Volume
-from medsr.inference.predictor import Predictor
+from medsr.inference.predictor import Predictor, TileSize
 from medsr.inference.registry import ModelChoice, auto_model
 from medsr.inference.shard import Shard
 from medsr.io.dicom import is_dicom_file
@@ -46,6 +50,27 @@ from medsr.io.read import READ_SUFFIXES
 
 FORMATS = {"png": ".png", "tiff": ".tif", "nifti": ".nii.gz", "dicom": ".dcm"}
 AUTO = "auto"
+
+
+def parse_tile(text: str, overlap: int = 0) -> TileSize:
+    """`--tile` as the Predictor takes it: "auto", a tile side in input pixels (larger than
+    `overlap`), or 0 for None (the whole image in one call); ValueError for anything else."""
+    value = text.strip().lower()
+    if value == AUTO:
+        return "auto"
+    try:
+        side = int(value)
+    except ValueError:
+        side = -1
+    if side < 0:
+        raise ValueError(
+            f"--tile must be auto, 0 (whole image) or a tile side in pixels, got {text!r}"
+        )
+    if side == 0:
+        return None
+    if side <= overlap:
+        raise ValueError(f"--tile {side} must be larger than --overlap {overlap}")
+    return side
 
 
 @dataclass(frozen=True)
@@ -180,7 +205,7 @@ def enhance_job(
     job: Job,
     out: Path,
     fmt: str | None,
-    tile: int | None,
+    tile: TileSize,
     overlap: int,
     consistency: bool,
     keep_identifiers: bool = False,
@@ -268,7 +293,7 @@ def enhance_paths(
     model: str = AUTO,
     backend: str = "torch",
     fmt: str | None = None,
-    tile: int | None = 256,
+    tile: TileSize = "auto",
     overlap: int = 32,
     consistency: bool = False,
     allow_input_folder: bool = False,

@@ -34,7 +34,11 @@ def enhance(
     spacing: str | None = typer.Option(
         None, "--spacing", help="Their pixel size in mm: 0.7, ROW,COL or SLICE,ROW,COL."
     ),
-    tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
+    tile: str = typer.Option(
+        "auto",
+        help="auto: the whole image in one pass when it fits the memory budget, else the "
+        "largest tiles that fit (fastest); a tile side in input pixels; 0: whole image.",
+    ),
     overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
     consistency: bool = typer.Option(False, "--consistency", help="Write a consistency map."),
     into_input_folder: bool = typer.Option(
@@ -73,13 +77,14 @@ def enhance(
     share of the inputs and rank 0 prints one summary."""
     from medsr.apps.console import say
     from medsr.apps.declare import Declared, parse_spacing
-    from medsr.apps.enhance import enhance_paths
+    from medsr.apps.enhance import enhance_paths, parse_tile
     from medsr.apps.progress import RunLog
     from medsr.inference.shard import join_shard, leave_shard
 
     log = RunLog(say)
     with user_errors():
         check_options(output=output, device=device)
+        tile_size = parse_tile(tile, overlap)
         declared = Declared(
             modality.upper() if modality else None,
             unit,
@@ -92,7 +97,7 @@ def enhance(
             model,
             backend=backend,
             fmt=format,
-            tile=tile or None,
+            tile=tile_size,
             overlap=overlap,
             consistency=consistency,
             allow_input_folder=into_input_folder,

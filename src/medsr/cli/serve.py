@@ -40,7 +40,11 @@ def pacs(
     stow_batch: int = typer.Option(50, help="Instances per STOW-RS request."),
     backend: str = typer.Option("torch", help="torch or onnx (onnxruntime)."),
     device: str = typer.Option("cpu", help="cpu, cuda (cuda:LOCAL_RANK under torchrun), auto."),
-    tile: int = typer.Option(256, help="Tile size in input pixels (0: whole image)."),
+    tile: str = typer.Option(
+        "auto",
+        help="auto: the whole image in one pass when it fits the memory budget, else the "
+        "largest tiles that fit (fastest); a tile side in input pixels; 0: whole image.",
+    ),
     overlap: int = typer.Option(32, help="Tile overlap in input pixels."),
 ) -> None:
     """Enhance series from a DICOMweb PACS and store the derived series back into their
@@ -50,6 +54,7 @@ def pacs(
     out over the processes, rank 0 prints one summary."""
     from pathlib import Path
 
+    from medsr.apps.enhance import parse_tile
     from medsr.inference.shard import join_shard, leave_shard
     from medsr.pacs import (
         PacsOptions,
@@ -70,7 +75,7 @@ def pacs(
             work_dir=Path(work_dir) if work_dir else None,
             backend=backend,
             device=device,
-            tile=tile or None,
+            tile=parse_tile(tile, overlap),
             overlap=overlap,
             stow_batch=stow_batch,
         )

@@ -30,6 +30,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from medsr.apps.enhance import enhance_job, plan_jobs
 from medsr.inference import Predictor, resolve_model, sha256_file
+from medsr.inference.predictor import TileSize
 from medsr.inference.shard import Shard
 from medsr.pacs.query import Selection, SeriesRef, find_series, instance_uids
 from medsr.pacs.state import State
@@ -45,14 +46,16 @@ _stow_requests = 0
 
 @dataclass(frozen=True)
 class PacsOptions:
-    """How to enhance and where to keep the state; `work_dir` defaults to `<state>.work`."""
+    """How to enhance and where to keep the state; `work_dir` defaults to `<state>.work`;
+    `tile` as `Predictor.enhance` takes it ("auto": whole slices when they fit the memory
+    budget, else tiles)."""
 
     model: str
     state_path: Path = Path("medsr-pacs-state.sqlite")
     work_dir: Path | None = None
     backend: str = "torch"
     device: str = "cpu"
-    tile: int | None = 256
+    tile: TileSize = "auto"
     overlap: int = 32
     stow_batch: int = 50
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -76,7 +76,10 @@ class Settings:
         result_ttl_s: seconds a result stays in memory.
         store_dir: when set, every download is also written under `store_dir/<result id>/`;
             otherwise nothing outlives the request on disk.
-        device, tile_size, overlap: passed to the `Predictor`.
+        device, tile_size, overlap: passed to the `Predictor`; `tile_size` "auto" (the
+            default, fastest) runs an image in one call when it fits the model's memory
+            budget and in the largest tiles that fit otherwise, a side in input pixels
+            tiles it so, None runs it whole.
         allowed_hosts: Host header values served (port ignored); others get 400, which
             defeats DNS rebinding. Loopback names by default; "*" serves any (behind a
             proxy that checks it).
@@ -101,7 +104,7 @@ class Settings:
     result_ttl_s: float = 900.0
     store_dir: Path | None = None
     device: str = "cpu"
-    tile_size: int | None = 256
+    tile_size: int | Literal["auto"] | None = "auto"
     overlap: int = 32
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     parse_seconds: float = 5.0
@@ -124,6 +127,12 @@ class Settings:
         for name in (*seconds, "header_timeout_s", "body_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        tile = self.tile_size
+        if tile != "auto" and tile is not None and (isinstance(tile, str) or tile <= self.overlap):
+            raise ValueError(
+                f'tile_size must be "auto", None or a side larger than the overlap '
+                f"({self.overlap}), got {tile!r}"
+            )
         if not self.allowed_hosts:
             raise ValueError('allowed_hosts must name at least one host (or "*")')
 

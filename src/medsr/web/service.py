@@ -329,23 +329,28 @@ def safe_stem(name: str, default: str = "image") -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:64] or default
 
 
-def in_steps(predictor: Predictor, volume: Volume, settings: Settings) -> Predictor:
-    """`predictor` with its memory budget lowered, when needed, so that the model runs an
-    image in at least `settings.progress_steps` calls (the Predictor batches tiles up to its
-    budget; each call ends with a progress report and a chance to cancel). The tiles stay
-    as they are and a budget is never raised, so the output does not change."""
-    tile = settings.tile_size
-    if tile is None:
-        return predictor
+def in_steps(
+    predictor: Predictor, volume: Volume, settings: Settings
+) -> tuple[Predictor, int | None]:
+    """The tile side for `volume` (`settings.tile_size`, "auto" resolved by the Predictor's
+    plan for this image: None when the whole image fits its memory budget) and `predictor`
+    with its memory budget lowered, when needed, so that the model runs the image in at
+    least `settings.progress_steps` calls (the Predictor batches tiles up to its budget;
+    each call ends with a progress report and a chance to cancel). The tiles stay as they
+    are and a budget is never raised, so the output does not change; a whole image is one
+    call per slice (bounded by the budget, so each call stays short)."""
     height, width = volume.shape[-2:]
+    tile, _ = predictor.plan((height, width), settings.tile_size, settings.overlap)
+    if tile is None:
+        return predictor, None
     tiles = tile_count((height, width), tile, settings.overlap)
     calls_per_slice = max(1, math.ceil(settings.progress_steps / volume.num_slices))
     batch = max(1, math.ceil(tiles / calls_per_slice))
     pixels = min(tile, height) * min(tile, width)
     budget = math.ceil(predictor.bytes_per_pixel() * pixels * batch) + 1
     if budget >= predictor.memory_budget:
-        return predictor
-    return replace(predictor, memory_budget=budget)
+        return predictor, tile
+    return replace(predictor, memory_budget=budget), tile
 
 
 def choose_for(
@@ -401,8 +406,9 @@ def enhance_upload(
         except ValueError as error:
             raise Unprocessable(str(error)) from None
         job.enter("enhancing")
-        output = in_steps(predictor, volume, settings).enhance(
-            volume, tile_size=settings.tile_size, overlap=settings.overlap, on_tile=job.on_tile
+        stepped, tile = in_steps(predictor, volume, settings)
+        output = stepped.enhance(
+            volume, tile_size=tile, overlap=settings.overlap, on_tile=job.on_tile
         )
         job.enter("checking")
         low, high = stack(volume), stack(output)
