@@ -100,26 +100,40 @@ def benchmarks_of(name: str) -> tuple[Benchmark, ...]:
     return BENCHMARKS["xray" if name.startswith("xray") else "ct"]
 
 
+def absent_data_section(title: str, data: Path, what: str) -> str | None:
+    """A section saying `data` (a `../shared/data` folder) is absent, printed too; None
+    when it is there."""
+    if data.is_dir():
+        return None
+    message = f"{data} is absent: the {what} was NOT re-measured"
+    print(message)
+    return f"### {title}\n\n{message}.\n"
+
+
+def save_record(output: Path, name: str, file_name: str, record: Any) -> None:
+    """`record` as JSON in `output/name/file_name` (the raw numbers behind a card section)."""
+    folder = output / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / file_name).write_text(json.dumps(record, indent=1))
+
+
 def radiograph_section(name: str, output: Path) -> str:
     """The NIH held-out table of `benchmarks/radiograph_sr.py` and issue 14's targets."""
     import radiograph_sr
 
-    if not radiograph_sr.DATA.is_dir():
-        message = f"{radiograph_sr.DATA} is absent: the NIH held-out table was NOT re-measured"
-        print(message)
-        return f"### NIH ChestX-ray14 held-out images\n\n{message}.\n"
+    title = "NIH ChestX-ray14 held-out images"
+    if absent := absent_data_section(title, radiograph_sr.DATA, "NIH held-out table"):
+        return absent
     from medsr.inference import Predictor
 
     files = radiograph_sr.held_out_files(radiograph_sr.HOLDOUT)
     predictor = Predictor.load(name)
     results = radiograph_sr.evaluate({name: predictor}, predictor.scale, files)
-    folder = output / name
-    folder.mkdir(parents=True, exist_ok=True)
     record = {"files": [f.name for f in files], "results": results}
-    (folder / "nih_held_out.json").write_text(json.dumps(record, indent=1))
+    save_record(output, name, "nih_held_out.json", record)
     targets = radiograph_targets(name, predictor.scale, results, len(files))
     return (
-        f"### NIH ChestX-ray14 held-out images ({len(files)} images; "
+        f"### {title} ({len(files)} images; "
         f"`python benchmarks/radiograph_sr.py --models {name}`)\n\n"
         f"{radiograph_sr.__doc__.split(chr(10) + chr(10), 1)[1].strip()}\n\n"
         "Cells: PSNR dB / SSIM / texture (fine-band power over the target's).\n\n"
@@ -133,22 +147,19 @@ def ct_real_section(name: str, output: Path) -> str:
     """The real quarter-dose table of `benchmarks/ct_real_dose.py` and issue 15's targets."""
     import ct_real_dose
 
-    if not ct_real_dose.DATA.is_dir():
-        message = f"{ct_real_dose.DATA} is absent: the real low-dose table was NOT re-measured"
-        print(message)
-        return f"### Real quarter-dose CT (AAPM/Mayo L143)\n\n{message}.\n"
+    title = "Real quarter-dose CT (AAPM/Mayo L143"
+    if absent := absent_data_section(f"{title})", ct_real_dose.DATA, "real low-dose table"):
+        return absent
     from medsr.inference import Predictor
 
     pairs = ct_real_dose.load_pairs(ct_real_dose.DATA)
     predictor = Predictor.load(name)
     results = ct_real_dose.evaluate(pairs, predictor.scale, {name: predictor})
-    folder = output / name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ct_real_dose.json").write_text(json.dumps(results, indent=1))
+    save_record(output, name, "ct_real_dose.json", results)
     targets = ct_real_dose.targets(name, results, predictor.scale)
     conditions = ct_real_dose.__doc__.split(chr(10) + chr(10), 1)[1].strip()
     return (
-        f"### Real quarter-dose CT (AAPM/Mayo L143, {len(pairs)} pairs; "
+        f"### {title}, {len(pairs)} pairs; "
         f"`python benchmarks/ct_real_dose.py --models {name}`)\n\n{conditions}\n\n"
         f"{ct_real_dose.table(results, predictor.scale)}\n\nTargets (issue 15):\n"
         + "\n".join(targets)
