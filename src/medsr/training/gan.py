@@ -33,12 +33,14 @@ def _no_sync(model: nn.Module) -> None:
 
 @dataclass
 class StepOptions:
-    """How an update runs: mixed precision, fp16 scaler, clipping and gradient averaging."""
+    """How an update runs: mixed precision, fp16 scaler, clipping, gradient averaging, and
+    the memory format the batches are put in (that of the models)."""
 
     autocast: Callable[[], AbstractContextManager[object]] = nullcontext
     scaler: torch.amp.GradScaler | None = None
     grad_clip: float | None = None
     sync_gradients: Callable[[nn.Module], None] = field(default=_no_sync)
+    memory_format: torch.memory_format = torch.preserve_format
 
 
 def apply_update(
