@@ -4,6 +4,7 @@ from scipy import ndimage
 
 from medsr.metrics.noise import (
     Roi,
+    axis_power_ratio,
     detrend,
     find_uniform_rois,
     mean_nps_frequency,
@@ -61,3 +62,14 @@ def test_uniform_rois_are_found_inside_the_uniform_tissue_only() -> None:
         assert np.all(roi.take(radius) < 60)
     with pytest.raises(ValueError, match="HU"):
         find_uniform_rois(np.full((64, 64), -1000.0))
+
+
+def test_axis_power_ratio_is_one_for_white_noise_and_sees_streaks() -> None:
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=(256, 256))
+    rois = grid_rois(32, 256)
+    assert axis_power_ratio(white, rois) == pytest.approx(1.0, abs=0.15)
+    # smoothing along x (columns) leaves streaks along x: their power sits at high f_y
+    streaky = ndimage.gaussian_filter1d(white, 2.0, axis=1)
+    assert axis_power_ratio(streaky, rois) > 5
+    assert axis_power_ratio(streaky.T, rois) < 0.2

@@ -87,6 +87,23 @@ def test_bad_ranges_are_refused() -> None:
         sampler(dose_range=(0.5, 0.1))
     with pytest.raises(ValueError, match="calibration"):
         sampler(calibration="mad")
+    with pytest.raises(ValueError, match="modulation_range"):
+        sampler(modulation_range=(0.5, 0.1))
+
+
+def test_modulation_is_drawn_last_and_reaches_the_operator() -> None:
+    plain = sampler().sample(torch.Generator().manual_seed(4))
+    assert plain.tube_current_modulation == 0.0
+    task = sampler(modulation_range=(0.0, 0.6))
+    draws = [task.sample(torch.Generator().manual_seed(seed)) for seed in range(50)]
+    values = [d.tube_current_modulation for d in draws]
+    assert all(0.0 <= v <= 0.6 for v in values) and max(values) - min(values) > 0.4
+    # drawn after kernel and dose: those keep their stream
+    assert (draws[4].filter_window, draws[4].dose_fraction) == (
+        plain.filter_window,
+        plain.dose_fraction,
+    )
+    assert task.operator(draws[4]).tube_current_modulation == draws[4].tube_current_modulation
 
 
 def test_pairs_use_the_drawn_kernel_dose_and_pixel_size() -> None:

@@ -124,6 +124,20 @@ def radial_nps(image: np.ndarray, rois: list[Roi], bins: int = 16) -> tuple[np.n
     return centres, totals / np.maximum(counts, 1)
 
 
+def axis_power_ratio(image: np.ndarray, rois: list[Roi], min_frequency: float = 0.15) -> float:
+    """Noise streakiness: the NPS near the vertical frequency axis (|f_y| > 2 |f_x|) over
+    that near the horizontal one (|f_x| > 2 |f_y|), above `min_frequency` cycles/pixel.
+    1 for isotropic noise; CT noise of a wide body at a constant tube current is > 1 (its
+    streaks run along the long axis), and angular tube-current modulation brings it to ~1."""
+    spectrum = noise_power_spectrum(image, rois)
+    frequency = np.fft.fftshift(np.fft.fftfreq(spectrum.shape[0]))
+    fy, fx = np.meshgrid(frequency, frequency, indexing="ij")
+    high = np.hypot(fx, fy) > min_frequency
+    vertical = high & (np.abs(fy) > 2 * np.abs(fx))
+    horizontal = high & (np.abs(fx) > 2 * np.abs(fy))
+    return float(spectrum[vertical].mean() / spectrum[horizontal].mean())
+
+
 def mad_noise_sd(image: np.ndarray) -> float:
     """Noise SD from the median absolute deviation of the diagonal Haar detail, `/ 0.6745`.
 

@@ -83,7 +83,9 @@ def simulate_normal_dose_noise(
 ) -> torch.Tensor:
     """One draw of noise with the normal-dose scan's own statistics, in HU `(B, H, W)`."""
     variance = normal_dose_ray_variance(
-        projection.line_integrals, simulator.incident_photons, simulator.electronic_variance
+        projection.line_integrals,
+        simulator.incident_per_view(projection),
+        simulator.electronic_variance,
     )
     return reconstruct_ray_noise(
         variance, projection, simulator.filter_window, simulator.mu_water_per_cm, generator

@@ -79,6 +79,7 @@ class LowDoseParams:
     calibration_window: str | None = None
     calibration: str = "roi-sd"
     pixel_size_mm: float | None = None
+    tube_current_modulation: float = 0.0
 
 
 class _LastProjection:
@@ -118,6 +119,8 @@ class LowDoseCTTask(NoiseThenDownsample):
     and `dose_range` (`(low, high)` log-uniform dose fraction per pair; None:
     `dose_fraction`) make the sampler of a model for any kernel and dose (module doc).
     `calibration`: how I0 is calibrated on the scan (`CALIBRATION_METHODS`).
+    `modulation_range`: `(low, high)` uniform exponent of angular tube-current modulation
+    per pair (`LowDoseCT.tube_current_modulation`; None: a constant tube current).
     """
 
     task: str
@@ -134,6 +137,7 @@ class LowDoseCTTask(NoiseThenDownsample):
     kernels: tuple[str, ...] | None = None
     dose_range: tuple[float, float] | None = None
     calibration: str = "roi-sd"
+    modulation_range: tuple[float, float] | None = None
     scan_incident_photons: float | None = field(default=None, metadata=SET_BY_FOR_SCAN)
     calibration_slice: int | None = field(default=None, metadata=SET_BY_FOR_SCAN)
 
@@ -165,6 +169,11 @@ class LowDoseCTTask(NoiseThenDownsample):
             if len(doses) != 2 or not 0 < doses[0] <= doses[1] <= 1:
                 raise ValueError(f"dose_range must be (low, high) in (0, 1], got {doses}")
             object.__setattr__(self, "dose_range", doses)
+        if self.modulation_range is not None:
+            bounds = tuple(float(v) for v in self.modulation_range)
+            if len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1] <= 2:
+                raise ValueError(f"modulation_range must be (low, high) in [0, 2], got {bounds}")
+            object.__setattr__(self, "modulation_range", bounds)
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(
                 f"calibration must be one of {CALIBRATION_METHODS}, got {self.calibration!r}"
@@ -187,6 +196,7 @@ class LowDoseCTTask(NoiseThenDownsample):
             num_views=self.num_views,
             filter_window=self.filter_window if params is None else params.filter_window,
             mu_water_per_cm=self.mu_water_per_cm,
+            tube_current_modulation=0.0 if params is None else params.tube_current_modulation,
         )
 
     def _resolved(self, incident_photons: float | None) -> float | None:
@@ -204,6 +214,7 @@ class LowDoseCTTask(NoiseThenDownsample):
             kernels = self.kernels
             kernel = kernels[0] if len(kernels) == 1 else draw_choice(kernels, generator)
         dose = draw_range(self.dose_range, self.dose_fraction, generator, log=True)
+        modulation = draw_range(self.modulation_range, 0.0, generator, log=False)
         incident_photons = self.incident_photons or self.scan_incident_photons
         return LowDoseParams(
             method=self.method,
@@ -219,6 +230,7 @@ class LowDoseCTTask(NoiseThenDownsample):
             calibration_slice=self.calibration_slice,
             calibration_window=self.filter_window,
             calibration=self.calibration,
+            tube_current_modulation=modulation,
         )
 
     def projection(self, high: torch.Tensor, spacing_mm: float) -> Projection:
