@@ -18,8 +18,8 @@ to other pixel sizes (bicubic, antialiased when coarser): the NPS in cycles/pixe
 the pixel size, the match should not. The fourth table compares the noise's streakiness
 (`medsr.metrics.noise.axis_power_ratio`: high-frequency NPS on the vertical over the
 horizontal frequency axis) of the real noise with the simulation at a constant tube current
-and with angular tube-current modulation (m = 0.5, the square-root rule, and m = 1; the Siemens scanner
-modulates with CARE Dose). `--l143 N` keeps N images per kernel (default: all);
+and with angular tube-current modulation (m = 0.5, the square-root rule, and m = 1; the
+Siemens scanner modulates with CARE Dose). `--l143 N` keeps N images per kernel (default: all);
 without `../shared/data` the script says so and prints the first table only.
 """
 
@@ -209,7 +209,8 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
         "\nNoise streakiness, real vs simulated: NPS above 0.15 cycles/pixel near the vertical "
         "frequency axis over near the horizontal one (1 = isotropic), in the same 12 uniform "
         "24x24 ROIs; simulated at a constant tube current (m = 0) and with angular modulation "
-        "(m = 0.5, the square-root rule; m = 1). Error = |ln(sim / real)|, mean per kernel (0 = same)."
+        "(m = 0.5, the square-root rule; m = 1). Error = |ln(sim / real)|, mean per kernel "
+        "(0 = same)."
     )
     header = " | ".join(f"sim m={m}" for m in MODULATIONS)
     print(f"| image | kernel | real | {header} |")
