@@ -1,13 +1,19 @@
 """Training speed of every shipped config on this machine: samples/s, pretrain and GAN phase.
 
-    python benchmarks/train_speed.py [--steps 3] [--batch-size 4] [--threads 2] [--bf16]
+    python benchmarks/train_speed.py [--steps 3] [--batch-size N] [--threads 1] [--bf16]
+        [--configs NAME ...] [--phases pretrain gan] [--set KEY=VALUE ...]
 
-Runs the real loop (`medsr.training.train`) with each config's model and patch size for
+Runs the real loop (`medsr.training.train`) with each config's model, patch size, batch and
+precision (as shipped unless `--batch-size` / `--bf16` / `--fp32` say otherwise) for
 `--warmup` + `--steps` steps and reports the mean of the logged samples/s over the timed
 steps (data + forward + backward + update; validation and checkpoints excluded). The GAN
-phase starts from the pretrain run's checkpoint. For `ldct*` configs the noise bank is built
-once (cached in runs/cache; `--bank-size` realisations per slice), which is setup time and
-is reported in its own column, not in samples/s.
+phase starts from the pretrain run's checkpoint. For `ldct*` and `petct` configs the noise
+bank is built once (cached in the config's `data.cache_dir`, `--bank-size` realisations per
+slice), which is setup time and is reported in its own column, not in samples/s. `--set`
+overrides go to every config (e.g. fewer source slices, to keep a bank's setup short).
+
+To compare two versions of the code in one run, call it once per version and config,
+alternating, with `PYTHONPATH=<other checkout>/src` for the other version (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from pathlib import Path
 
 import torch
 
+import medsr
 from medsr.training import load_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["srgan-ct-ldct-x4", "esrgan-ct-ldct-x4", "srgan-xray-x4", "esrgan-xray-x4"]
+CONFIGS = sorted(path.stem for path in (ROOT / "configs").glob("*.yaml"))
 
 
 def machine() -> str:
@@ -59,8 +66,10 @@ def run(
         "data.num_validation=4",
         f"data.noise_bank_size={args.bank_size}",
         f"num_threads={args.threads}",
-        f"training.precision={'bf16' if args.bf16 else 'fp32'}",
+        *args.set,
     ]
+    if args.precision:
+        overrides.append(f"training.precision={args.precision}")
     if args.batch_size:
         overrides.append(f"training.batch_size={args.batch_size}")
     if pretrained is not None:
@@ -84,21 +93,30 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--bank-size", type=int, default=1)
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast instead of fp32")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--bf16", dest="precision", action="store_const", const="bf16", help="bf16 autocast"
+    )
+    precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
     parser.add_argument("--configs", nargs="*", default=CONFIGS)
+    parser.add_argument("--phases", nargs="*", default=["pretrain", "gan"])
+    parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE for every config")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = [
-        f"Machine: {machine()}",
+        f"Machine: {machine()}; medsr from {Path(medsr.__file__).parents[1]}",
         "",
-        "| config | phase | model | patch | batch | precision | samples/s | setup s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| config | phase | model | patch | batch | precision | samples/s | setup s | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             pretrained = None
-            for phase in ("pretrain", "gan"):
-                config = load_config(ROOT / "configs" / f"{name}.yaml", [f"phase={phase}"])
+            for phase in args.phases:
+                extra = [f"training.precision={args.precision}"] if args.precision else []
+                path = ROOT / "configs" / f"{name}.yaml"
+                config = load_config(path, [f"phase={phase}", *args.set, *extra])
+                load = os.getloadavg()[0]
                 rate, setup, pretrained = run(
                     name, phase, args, Path(tmp) / f"{name}-{phase}", pretrained
                 )
@@ -108,8 +126,8 @@ def main() -> None:
                     model += f" + {config.discriminator.name}"
                 lines.append(
                     f"| {name} | {phase} | {model} | {config.data.patch_size} | "
-                    f"{batch} | {'bf16' if args.bf16 else 'fp32'} | {rate:.2f} | "
-                    f"{setup:.0f} |"
+                    f"{batch} | {config.training.precision} | {rate:.2f} | "
+                    f"{setup:.0f} | {load:.1f} |"
                 )
                 print(lines[-1], flush=True)
     print("\n".join(lines))
