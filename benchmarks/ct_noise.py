@@ -43,6 +43,7 @@ from medsr.metrics.noise import (
     axis_power_ratio,
     find_uniform_rois,
     mean_nps_frequency,
+    noise_power_spectrum,
     noise_sd,
     radial_nps,
 )
@@ -202,6 +203,15 @@ def l143_tables(limit: int | None, seed: int) -> None:
 MODULATIONS = (0.0, 0.5, 1.0)
 
 
+def corner_share(image: np.ndarray, rois: list[Roi]) -> float:
+    """The share of the NPS in the spectrum's corners, |f_x| and |f_y| > 0.35 cycles/pixel
+    (the diagonal grain at the pixel-grid limit); white noise: 0.09."""
+    spectrum = noise_power_spectrum(image, rois)
+    frequency = np.abs(np.fft.fftshift(np.fft.fftfreq(spectrum.shape[0])))
+    corners = (frequency[:, None] > 0.35) & (frequency[None, :] > 0.35)
+    return float(spectrum[corners].sum() / spectrum.sum())
+
+
 def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
     """Real vs simulated `axis_power_ratio` per L143 image, at each tube-current modulation
     of `MODULATIONS` (nps-band calibration, matched kernel, 25 % dose)."""
@@ -210,11 +220,11 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
         "frequency axis over near the horizontal one (1 = isotropic), in the same 12 uniform "
         "24x24 ROIs; simulated at a constant tube current (m = 0) and with angular modulation "
         "(m = 0.5, the square-root rule; m = 1). Error = |ln(sim / real)|, mean per kernel "
-        "(0 = same)."
+        "(0 = same). Corner share: the NPS share at |f_x|, |f_y| > 0.35 cycles/pixel."
     )
     header = " | ".join(f"sim m={m}" for m in MODULATIONS)
-    print(f"| image | kernel | real | {header} |")
-    print("|---|---|---|" + "---|" * len(MODULATIONS))
+    print(f"| image | kernel | real | {header} | corner share real / sim (m=0.5) |")
+    print("|---|---|---|" + "---|" * len(MODULATIONS) + "---|")
     errors: dict[tuple[str, float], list[float]] = {}
     for kernel, names in groups.items():
         matched = dict(L143_KERNELS.values())[kernel]
@@ -226,20 +236,26 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
             rois = find_uniform_rois(full_hu, size=24)
             real_ratio = axis_power_ratio(real, rois)
             high = torch.from_numpy(full_hu.astype(np.float32))[None]
-            cells = []
+            cells, corners = [], f"{corner_share(real, rois):.3f}"
             for m in MODULATIONS:
                 task = make_task(
                     "ldct", filter_window=matched, calibration="nps-band", modulation_range=(m, m)
                 )
                 pair = task(high, float(full.spacing[-1]), torch.Generator().manual_seed(seed))
-                ratio = axis_power_ratio((pair.low - pair.high)[0].double().numpy(), rois)
+                simulated = (pair.low - pair.high)[0].double().numpy()
+                ratio = axis_power_ratio(simulated, rois)
+                if m == 0.5:
+                    corners += f" / {corner_share(simulated, rois):.3f}"
                 errors.setdefault((kernel, m), []).append(abs(math.log(ratio / real_ratio)))
                 cells.append(f"{ratio:.2f}")
             label = name.removesuffix(".IMA")
-            print(f"| {label} | {kernel} | {real_ratio:.2f} | " + " | ".join(cells) + " |")
+            row = " | ".join([label, kernel, f"{real_ratio:.2f}", *cells, corners])
+            print(f"| {row} |")
     for kernel in groups:
         means = [statistics.mean(errors[(kernel, m)]) for m in MODULATIONS]
-        print(f"| **error, mean of {kernel}** | | | " + " | ".join(f"{e:.2f}" for e in means))
+        print(
+            f"| **error, mean of {kernel}** | | | " + " | ".join(f"{e:.2f}" for e in means) + " | |"
+        )
 
 
 def _l143_row(label: str, kernels: str, v: dict[str, float]) -> str:
