@@ -257,7 +257,8 @@ def test_tile_option_defaults_to_auto_whole_image(
     tmp_path: Path, xray_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No --tile: a 96 x 80 image (well inside the memory budget) goes through the model in
-    one whole-image call; --tile 48 tiles it; a bad --tile is one error line, exit 2."""
+    one whole-image call, and its time line says so; --tile 48 tiles it; a bad --tile is one
+    error line, exit 2."""
     from medsr.inference import predictor as predictor_module
 
     used: list[int | None] = []
@@ -279,6 +280,8 @@ def test_tile_option_defaults_to_auto_whole_image(
     tiled = runner.invoke(app, [*base, "-o", str(tmp_path / "tiled"), "--tile", "48"])
     assert tiled.exit_code == 0, tiled.output
     assert used == [None, 48]
+    assert "px in" in result.stdout and result.stdout.rstrip().endswith(" s (whole image)")
+    assert "(12 tiles of 48 px overlapping by 32, 12 per call)" in tiled.output, tiled.output
     assert read(tmp_path / "auto" / "img_x4.png").shape == (384, 320)
     for bad, message in (("big", "--tile must be auto"), ("16", "larger than --overlap 32")):
         refused = runner.invoke(app, [*base, "-o", str(tmp_path / "bad"), "--tile", bad])

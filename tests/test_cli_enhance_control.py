@@ -26,7 +26,8 @@ from conftest import PERCENTILE, save_checkpoint  # noqa: E402
 
 runner = CliRunner()
 TIMING = re.compile(
-    r"^(?P<source>\S+): (?P<model>\S+), (?P<shape>[\dx ]+) -> [\dx ]+ px in \d+\.\d s$"
+    r"^(?P<source>\S+): (?P<model>\S+), (?P<shape>[\dx ]+) -> [\dx ]+ px in \d+\.\d s"
+    r" \((?P<tiles>[^)]+)\)$"
 )
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,6 +57,7 @@ def test_a_single_large_image_shows_a_tile_bar_and_its_time(
     assert len(timing) == 1, lines
     assert timing[0]["source"] == str(source) and timing[0]["model"] == "xray.pt"
     assert timing[0]["shape"] == "96 x 80"
+    assert timing[0]["tiles"] == "12 tiles of 32 px overlapping by 8, 12 per call"
     assert not any(line.startswith("medsr enhance:") for line in lines)  # one image: no summary
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsr.apps.declare import Declared
-from medsr.apps.progress import JobResult, TileBar, TileHook
+from medsr.apps.progress import JobResult, TileBar, TileHook, tiles_text
 from medsr.image import Volume
 from medsr.inference.predictor import Predictor, TileSize
 from medsr.inference.registry import ModelChoice, auto_model
@@ -372,5 +372,8 @@ def enhance_paths(
             seconds = time.perf_counter() - start
             shape = _shape_out(volume, predictor.scale)
             name = Path(names[job]).name  # a checkpoint by its file name
-            done(JobResult(job.source, name, volume.shape, shape, paths, seconds))
+            height, width = volume.shape[-2:]
+            planned = predictor.plan((height, width), tile, overlap)
+            tiles = tiles_text(volume.shape, *planned, overlap)
+            done(JobResult(job.source, name, volume.shape, shape, paths, seconds, tiles))
     return written

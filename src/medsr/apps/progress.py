@@ -2,7 +2,8 @@
 
 * `TileBar`: a tqdm bar over the tiles of one 2-D image (a volume has its bar over slices,
   `Predictor.enhance(progress=True)`), fed by the Predictor's `on_tile(done, total)` hook;
-* `JobResult` and `timing_line`: one line per image, with the seconds it took;
+* `JobResult` and `timing_line`: one line per image, with the seconds it took and how
+  the model ran over it (whole, or tiles: `tiles_text`, the choice of `--tile auto`);
 * `summary_line`: the batch at the end (images, time, time per image, skipped);
 * `RunLog`: all of these lines as `medsr enhance` prints them while it runs.
 """
@@ -63,7 +64,7 @@ class TileBar:
 @dataclass(frozen=True)
 class JobResult:
     """One input enhanced: its source, the model, shapes in and out, files, seconds (read,
-    enhance and write)."""
+    enhance and write), and how the model ran over each image (`tiles_text`; "" unknown)."""
 
     source: str
     model: str
@@ -71,6 +72,19 @@ class JobResult:
     output_shape: tuple[int, ...]
     paths: list[Path]
     seconds: float
+    tiles: str = ""
+
+
+def tiles_text(shape: Sequence[int], tile: int | None, batch: int, overlap: int) -> str:
+    """How `Predictor.plan`'s `(tile, batch)` runs an image of `shape` (H, W): `whole
+    image`, or `6 tiles of 994 px overlapping by 32, 2 per call`."""
+    from medsr.inference.tiling import tile_count
+
+    height, width = shape[-2:]
+    if tile is None or tile >= max(height, width):
+        return "whole image"
+    count = tile_count((height, width), tile, overlap)
+    return f"{count} tiles of {tile} px overlapping by {min(overlap, tile - 1)}, {batch} per call"
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -78,10 +92,11 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 def timing_line(result: JobResult) -> str:
-    """`SOURCE: MODEL, H x W -> sH x sW px in 12.3 s`."""
+    """`SOURCE: MODEL, H x W -> sH x sW px in 12.3 s (whole image)`."""
+    tiles = f" ({result.tiles})" if result.tiles else ""
     return (
         f"{result.source}: {result.model}, {_shape(result.input_shape)} -> "
-        f"{_shape(result.output_shape)} px in {result.seconds:.1f} s"
+        f"{_shape(result.output_shape)} px in {result.seconds:.1f} s{tiles}"
     )
 
 
