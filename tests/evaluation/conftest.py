@@ -24,7 +24,7 @@ class LanczosModel:
     offset: float = 0.0
 
     def enhance_array(
-        self, image: np.ndarray, tile_size: int | None = 256, overlap: int = 32
+        self, image: np.ndarray, tile_size: int | str | None = "auto", overlap: int = 32
     ) -> np.ndarray:
         out = upsample(torch.from_numpy(np.ascontiguousarray(image)), self.scale, "lanczos")
         return out.numpy() + np.float32(self.offset)

@@ -134,7 +134,8 @@ def _timing_text(model: Any) -> str:
     if model is not None:
         text += (
             f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
-            "256-px tiles, first image includes warm-up"
+            "tiles chosen by the engine (the whole image when it fits its memory budget), "
+            "first image includes warm-up"
         )
     return text
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class Enhancer(Protocol):
     def medsr_version(self) -> str: ...
 
     def enhance_array(
-        self, image: np.ndarray, tile_size: int | None = 256, overlap: int = 32
+        self, image: np.ndarray, tile_size: int | Literal["auto"] | None = "auto", overlap: int = 32
     ) -> np.ndarray: ...
 
 
