@@ -55,24 +55,24 @@ def _bm3d(low: np.ndarray, scale: int) -> np.ndarray:
 needs_bm3d = pytest.mark.skipif(not bm3d_available(), reason="PyPI bm3d (extra eval) missing")
 
 
-# Issue 15 asks BM3D + 1 dB on real scans, which the shipped x1 model misses (cards:
-# L143 B30f -0.11 dB, D45f -0.91 dB vs BM3D). Here, on a simulated dose, it is held to what
-# it measured when it shipped, so a regression fails: at most this far below BM3D (the
-# shipped weights: -0.19 dB smooth, -1.5 dB sharp), and well above the noisy input.
-BM3D_GAP_DB = {"b30f-like": 0.5, "d45f-like": 2.0}
+# Issue 15 asks BM3D + 1 dB on real scans, which the shipped x1 model misses (card: L143
+# +0.62 dB over BM3D on B30f, +0.10 dB on D45f). Here, on a simulated dose, it is held to
+# what it measured when it shipped, so a regression fails: at least this far above BM3D (the
+# shipped weights: +1.19 dB smooth, +0.49 dB sharp), and well above the noisy input.
+BM3D_MARGIN_DB = {"b30f-like": 0.6, "d45f-like": 0.2}
 
 
 @needs_bm3d
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("name", X1)
-def test_ct_denoiser_nears_bm3d_and_keeps_hu(name: str, kernel: str) -> None:
+def test_ct_denoiser_beats_bm3d_and_keeps_hu(name: str, kernel: str) -> None:
     predictor = Predictor.load(name)
     pair = _pair(predictor.task, kernel)
     output = predictor.enhance_array(pair.low, tile_size=None)
     assert output.shape == pair.high.shape and np.isfinite(output).all()
     score = _psnr(output, pair.high, 4)
     assert score > _psnr(pair.low, pair.high, 4) + 2.0
-    assert score > _psnr(_bm3d(pair.low, 1), pair.high, 4) - BM3D_GAP_DB[kernel]
+    assert score > _psnr(_bm3d(pair.low, 1), pair.high, 4) + BM3D_MARGIN_DB[kernel]
     rois = find_uniform_rois(pair.high, size=24)
     bias = np.mean([abs(r.take(output).mean() - r.take(pair.high).mean()) for r in rois])
     assert bias < 5.0  # HU
