@@ -65,7 +65,9 @@ def test_a_registered_ct_x2_is_picked_for_a_quiet_full_size_slice(
 def test_radiographs_by_size() -> None:
     rng = np.random.default_rng(0)
     small = Volume(rng.random((600, 500), dtype=np.float32), spacing=(0.2, 0.2), modality="DX")
-    assert auto_model(small).name == "xray-x4"
+    choice = auto_model(small)
+    assert choice.name == "xray-x4"
+    assert "500 x 600 px" in choice.reason  # width x height, as viewers give it
     png = Volume(rng.random((2500, 1500), dtype=np.float32) * 255, spacing=(1.0, 1.0))
     big = auto_model(png)  # an OT image (e.g. a PNG) not in HU is taken as a radiograph
     assert big.name == "xray-x2" and "smallest scale" in big.reason

@@ -194,7 +194,8 @@ def auto_model(volume: Volume) -> ModelChoice:
     plane = volume.array[volume.num_slices // 2] if volume.is_volume else volume.array
     height, width = plane.shape
     side = max(height, width)
-    size = f"{height} x {width} px" + (f", {volume.num_slices} slices" if volume.is_volume else "")
+    # width x height, as image viewers and the web page give sizes
+    size = f"{width} x {height} px" + (f", {volume.num_slices} slices" if volume.is_volume else "")
     if modality in ("PT", "NM"):
         raise ValueError(
             f"no shipped model enhances {modality} on its own: fusion-petct-x4 enhances a PET "
