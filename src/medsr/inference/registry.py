@@ -61,7 +61,7 @@ MODELS: dict[str, ModelEntry] = {
             "ct-ldct",
             "ct-ldct.pt",
             "ldct",
-            "SRResNet on FFDNet's 2x2-unshuffled grid, low-dose CT (5-50 % dose, smooth to "
+            "SRResNet on FFDNet's 2x2-unshuffled grid, low-dose CT (5-90 % dose, smooth to "
             "sharp kernels) -> normal dose at x1, non-blind (the noise to remove as a second "
             "channel; PSNR-oriented); head and body CT",
         ),
