@@ -111,12 +111,17 @@ class L143Noise(NamedTuple):
     spacing: float
 
 
-def l143_noise(name: str, matched: str, seed: int) -> L143Noise:
-    """Real (quarter - full) and simulated noise of one L143 pair, per calibration method."""
+def l143_pair(name: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """One L143 pair: the full dose (HU), the real noise (quarter - full) and the spacing."""
     full, quarter = read(L143 / "full_dose" / name), read(L143 / "quarter_dose" / name)
-    spacing = float(full.spacing[-1])
     full_hu = np.asarray(full.array, dtype=np.float64).squeeze()
     real = np.asarray(quarter.array, dtype=np.float64).squeeze() - full_hu
+    return full_hu, real, float(full.spacing[-1])
+
+
+def l143_noise(name: str, matched: str, seed: int) -> L143Noise:
+    """Real (quarter - full) and simulated noise of one L143 pair, per calibration method."""
+    full_hu, real, spacing = l143_pair(name)
     high = torch.from_numpy(full_hu.astype(np.float32))[None]  # one tensor: projected once
     simulated = {}
     for method in CALIBRATION_METHODS:
@@ -229,10 +234,7 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
     for kernel, names in groups.items():
         matched = dict(L143_KERNELS.values())[kernel]
         for name in names:
-            full = read(L143 / "full_dose" / name)
-            quarter = read(L143 / "quarter_dose" / name)
-            full_hu = np.asarray(full.array, dtype=np.float64).squeeze()
-            real = np.asarray(quarter.array, dtype=np.float64).squeeze() - full_hu
+            full_hu, real, spacing = l143_pair(name)
             rois = find_uniform_rois(full_hu, size=24)
             real_ratio = axis_power_ratio(real, rois)
             high = torch.from_numpy(full_hu.astype(np.float32))[None]
@@ -241,7 +243,7 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
                 task = make_task(
                     "ldct", filter_window=matched, calibration="nps-band", modulation_range=(m, m)
                 )
-                pair = task(high, float(full.spacing[-1]), torch.Generator().manual_seed(seed))
+                pair = task(high, spacing, torch.Generator().manual_seed(seed))
                 simulated = (pair.low - pair.high)[0].double().numpy()
                 ratio = axis_power_ratio(simulated, rois)
                 if m == 0.5:

@@ -27,13 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from medsr.evaluation.baselines import DEFAULT_BASELINES, resolve_baselines, run_baseline
 from medsr.evaluation.pairs import EvalPair, choose_window
+from medsr.inference.predictor import TileSize
 from medsr.metrics.ct import describe_window, hu_rmse, windowed_psnr, windowed_ssim
 from medsr.metrics.image import l1, mse, psnr, ssim
 from medsr.metrics.noise import Roi, find_uniform_rois, mean_nps_frequency, noise_sd, radial_nps
@@ -72,7 +73,7 @@ class Enhancer(Protocol):
     def medsr_version(self) -> str: ...
 
     def enhance_array(
-        self, image: np.ndarray, tile_size: int | Literal["auto"] | None = "auto", overlap: int = 32
+        self, image: np.ndarray, tile_size: TileSize = "auto", overlap: int = 32
     ) -> np.ndarray: ...
 
 

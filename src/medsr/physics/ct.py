@@ -54,8 +54,6 @@ def default_electronic_noise_variance(incident_photons: float) -> float:
 def view_modulation(line_integrals: torch.Tensor, strength: float) -> torch.Tensor:
     """Relative tube current per view `(B, V, 1)`, mean 1 over views: `A_v^strength`, A_v =
     exp of the view's 98th-percentile line integral (its most attenuating rays)."""
-    if strength == 0:
-        return torch.ones(*line_integrals.shape[:-1], 1, dtype=line_integrals.dtype)
     peak = torch.quantile(line_integrals.float(), 0.98, dim=-1, keepdim=True)
     weights = torch.exp(strength * (peak - peak.amax(dim=-2, keepdim=True)))  # no overflow
     return (weights / weights.mean(dim=-2, keepdim=True)).to(line_integrals.dtype)
@@ -109,7 +107,7 @@ class LowDoseCT:
         filter_window: FBP window or kernel, one of `RECONSTRUCTION_KERNELS` (the classical
             windows and the kernels matched to real scanners); sets the noise texture.
         mu_water_per_cm: attenuation of water at the effective energy (~60-70 keV).
-        tube_current_modulation: m >= 0, the angular modulation's exponent (module doc);
+        tube_current_modulation: m in [0, 2], the angular modulation's exponent (module doc);
             0 = constant tube current.
     """
 

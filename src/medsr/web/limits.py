@@ -16,7 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from medsr.inference.predictor import TileSize
 
 T = TypeVar("T")
 
@@ -104,7 +107,7 @@ class Settings:
     result_ttl_s: float = 900.0
     store_dir: Path | None = None
     device: str = "cpu"
-    tile_size: int | Literal["auto"] | None = "auto"
+    tile_size: TileSize = "auto"
     overlap: int = 32
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     parse_seconds: float = 5.0
