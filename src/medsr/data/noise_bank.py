@@ -122,6 +122,7 @@ class NoiseBankPairs(SliceBank):
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
         self.scan_tasks: dict[int, LowDoseCTTask] = {}  # the task calibrated per source
+        self.bank_options = task.kernel_shapes() or None  # a refitted kernel: a new bank
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
         self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}

@@ -10,7 +10,12 @@ Yu et al. 2012, Zeng et al. 2015 (the method behind the Mayo/AAPM quarter-dose d
        Var = ((1 - a) / a) * (exp(p) / I0) * (1 + ((1 + a) / a) * se2 * exp(p) / I0)
        p_low = p + z * sqrt(Var),  z ~ N(0, 1)
 4. Reconstruct only the noise: low = x + FBP(p_low - p), in HU. FBP is linear, so every pixel
-   of the input is kept and gains correlated, streaky noise.
+   of the input is kept and gains correlated, streaky noise. A kernel fitted on detector bins
+   finer than the pixels (`projector.kernel_bins_per_pixel` b > 1, the sharp kernels) gets its
+   ray noise on bins of 1/b pixel: Var interpolated there and times b (each bin sees 1/b of
+   the photons, and its electronic noise scales alike), so a kernel confined below the pixel
+   Nyquist gives about the same noise at any b (one-pixel bins' linear interpolation smooths
+   it by 10-20 %), and a sharp kernel passes noise above it that aliases into the corners.
 
 I0 is a property of the scanner, protocol and our sampling, so it is calibrated per dataset
 (`medsr.physics.ct_calibration`), not taken from papers.
@@ -29,7 +34,11 @@ from typing import Any
 
 import torch
 
-from medsr.physics.projector import RECONSTRUCTION_KERNELS, ParallelBeamProjector
+from medsr.physics.projector import (
+    RECONSTRUCTION_KERNELS,
+    ParallelBeamProjector,
+    kernel_bins_per_pixel,
+)
 
 # HU below this is out-of-field padding (-2000, -3024 in DICOM), treated as air.
 PADDING_HU = -1500.0
@@ -196,13 +205,15 @@ def reconstruct_ray_noise(
     mu_water_per_cm: float,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """FBP of Gaussian ray noise of the given variance, converted to HU: `(B, H, W)`."""
+    """FBP of Gaussian ray noise of the given variance (per one-pixel bin), converted to HU:
+    `(B, H, W)`; on the kernel's finer bins when it has them (module doc, step 4)."""
+    bins_per_pixel = kernel_bins_per_pixel(filter_window)
+    projector = projection.projector.finer(bins_per_pixel)
+    variance = projection.projector.resample_bins(variance, bins_per_pixel) * bins_per_pixel
     z = torch.randn(variance.shape, generator=generator, device=generator.device)
     ray_noise = z.to(variance.device) * variance.sqrt()
     # FBP in pixel units; dividing by the pixel size in cm gives attenuation in 1/cm.
-    mu_noise = projection.projector.fbp(ray_noise, filter_window) / (
-        projection.pixel_spacing_mm / 10.0
-    )
+    mu_noise = projector.fbp(ray_noise, filter_window) / (projection.pixel_spacing_mm / 10.0)
     return 1000.0 * mu_noise / mu_water_per_cm
 
 

@@ -46,7 +46,7 @@ import torch
 from medsr.physics.ct import LowDoseCT, Projection, default_electronic_noise_variance
 from medsr.physics.ct_calibration import CALIBRATION_METHODS, calibrate_incident_photons
 from medsr.physics.degradation import NoiseThenDownsample, check_range, draw_choice, draw_range
-from medsr.physics.projector import RECONSTRUCTION_KERNELS
+from medsr.physics.projector import MATCHED_KERNELS, RECONSTRUCTION_KERNELS, KernelShape
 from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, zoom_centre
 
 _LOW_DOSE = LowDoseCT()  # the operator's defaults are the task's: one place to change them
@@ -198,6 +198,12 @@ class LowDoseCTTask(NoiseThenDownsample):
             mu_water_per_cm=self.mu_water_per_cm,
             tube_current_modulation=0.0 if params is None else params.tube_current_modulation,
         )
+
+    def kernel_shapes(self) -> tuple[tuple[str, KernelShape], ...]:
+        """The fitted shapes of the matched kernels the task uses (its `filter_window` and
+        `kernels`): part of what its noise is, beyond the names (a noise bank's cache key)."""
+        names = sorted({self.filter_window, *(self.kernels or ())})
+        return tuple((name, MATCHED_KERNELS[name]) for name in names if name in MATCHED_KERNELS)
 
     def _resolved(self, incident_photons: float | None) -> float | None:
         """The electronic noise variance for `incident_photons` (default: 10 I0 / 1e5)."""
