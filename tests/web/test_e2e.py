@@ -266,6 +266,18 @@ def test_unknown_spacing_is_shown_as_unknown(server: str, page: Page, tmp_path: 
     assert errors == []
 
 
+def test_a_warning_of_the_job_is_shown_on_the_page(server: str, page: Page, tmp_path: Path) -> None:
+    """A colour PNG is made grey with a warning: the page lists it, without server paths."""
+    rgb = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "colour.png")
+    page.goto(server)
+    page.set_input_files("#files", str(tmp_path / "colour.png"))
+    page.click("#run")
+    page.locator("#warnings li").filter(has_text="converted to grey").wait_for(timeout=TIMEOUT_MS)
+    text = page.locator("#warnings").inner_text()
+    assert "/tmp" not in text and "medsr-web" not in text
+
+
 def _check_auto_model(page: Page, expected: str, modality: str) -> None:
     """The model the server picked is `expected`, is said on the page with its reason, and
     is made for the image's modality."""

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from medsr.inference import Predictor  # noqa: E402
 from medsr.web.app import create_app  # noqa: E402
-from medsr.web.jobs import Cancelled, Job, JobStore  # noqa: E402
+from medsr.web.jobs import Cancelled, Job, JobStore, collecting_warnings  # noqa: E402
 from medsr.web.limits import Settings, TimedOut  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
@@ -122,6 +122,53 @@ def test_a_failed_job_carries_the_status_and_message(checkpoints: dict[str, Path
     assert ended["state"] == "failed" and ended["error"]["status"] == 422
     assert "no model" in ended["error"]["detail"]
     assert client.get("/api/jobs/0123").status_code == 404
+
+
+def _rgb_png(shape: tuple[int, int] = (128, 128)) -> bytes:
+    buffer = io.BytesIO()
+    array = np.random.default_rng(1).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_jobs_warnings_reach_its_status_without_server_paths(
+    checkpoints: dict[str, Path],
+) -> None:
+    # a colour upload is converted to grey with a warning (medsr.io.raster), each time: the
+    # second job sees it too, though Python shows a warning once per code location
+    client = TestClient(create_app([str(checkpoints["xray"])]), base_url=LOCAL)
+    for _ in range(2):
+        job = client.post("/api/jobs/enhance", files={"files": ("c.png", _rgb_png(), "x")})
+        ended = _wait(client, job.json()["id"], lambda s: s["state"] not in ("queued", "running"))
+        assert ended["state"] == "done", ended
+        assert len(ended["warnings"]) == 1, ended["warnings"]
+        line = ended["warnings"][0]
+        assert "converted to grey" in line and "medsr-web" not in line and "/tmp" not in line
+    grey = client.post("/api/jobs/enhance", files={"files": ("g.png", _png(), "x")}).json()
+    assert _wait(client, grey["id"], lambda s: s["state"] == "done")["warnings"] == []
+
+
+def test_warnings_go_to_the_job_of_the_thread_that_raised_them() -> None:
+    import warnings
+
+    jobs = [Job(str(i) * 32, "owner", "enhance") for i in range(2)]
+    ready = threading.Barrier(2)
+
+    def work(job: Job) -> None:
+        with collecting_warnings(job):
+            ready.wait()  # both threads collect at the same time
+            warnings.warn(f"only for {job.id[:1]}", stacklevel=1)
+            ready.wait()
+
+    threads = [threading.Thread(target=work, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [job.warnings for job in jobs] == [["only for 0"], ["only for 1"]]
+    with pytest.warns(UserWarning, match="outside any job"):  # other threads: as before
+        warnings.warn("outside any job", stacklevel=1)
+    assert all(len(job.warnings) == 1 for job in jobs)
 
 
 def test_job_checks_cancel_and_deadline() -> None:

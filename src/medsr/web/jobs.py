@@ -10,18 +10,31 @@ runs whole slices (no tiles): it stops between slices' phases only.
 
 The page polls `GET /api/jobs/{id}` (`Job.status()`); the time left is extrapolated from the
 tiles done so far, so it is None until the first batch of tiles has finished.
+
+Warnings: what medsr warns while a job runs (a missing pixel spacing, a model outside its
+training range, ...) belongs to that job's client, not to the server log alone.
+`collecting_warnings(job)` routes the warnings of the worker thread that runs the job to
+`job.warnings` (one line each, once per message); `warnings.catch_warnings` cannot do it, it
+swaps process-wide state that other workers share. Other threads' warnings are shown as
+before.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from medsr.web.limits import TimedOut
+from medsr.io.errors import one_line
+from medsr.web.limits import TimedOut, scrub
+
+MAX_WARNINGS = 20
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 PHASES = {
@@ -50,6 +63,7 @@ class Job:
         tiles_done, tiles_total: the model run's progress (0, 0 before it starts).
         model: the chosen model's id and why (`{"id", "reason", "auto"}`), once known.
         result_id: the result of a finished job; error: `(status, message)` of a failed one.
+        warnings: what medsr warned while the job ran (module doc), one line each.
     """
 
     id: str
@@ -63,6 +77,7 @@ class Job:
     model: dict[str, Any] | None = None
     result_id: str | None = None
     error: tuple[int, str] | None = None
+    warnings: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
@@ -116,6 +131,13 @@ class Job:
         self.tiles_done, self.tiles_total = done, total
         self.check()
 
+    def warn(self, message: Warning | str) -> None:
+        """Record a warning as one line without server paths (`scrub`), once per message
+        (at most MAX_WARNINGS)."""
+        line = scrub(one_line(str(message)))
+        if line not in self.warnings and len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(line)
+
     def end(
         self, state: str, result_id: str | None = None, error: tuple[int, str] | None = None
     ) -> None:
@@ -150,12 +172,51 @@ class Job:
             "elapsed_s": round(elapsed, 2),
             "remaining_s": None if remaining is None else round(remaining, 1),
             "model": self.model,
+            "warnings": list(self.warnings),
             "result": None if self.result_id is None else f"/api/results/{self.result_id}",
             "error": None
             if self.error is None
             else {"status": self.error[0], "detail": self.error[1]},
             "research_use_only": True,
         }
+
+
+_running = threading.local()  # .job: the job of this worker thread, if any
+_hook_lock = threading.Lock()
+
+
+def _install_warning_hook() -> None:
+    """`warnings.showwarning` sends a warning to the job of the thread that raised it, if
+    that thread runs one, else to the handler it replaced; medsr's warnings are shown every
+    time (not once per code location), so each job sees its own. Installed again if
+    something (a test harness) put its own handler back."""
+    with _hook_lock:
+        warnings.filterwarnings("always", module=r"medsr(\.|$)")
+        if getattr(warnings.showwarning, "routes_to_jobs", False):
+            return
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+            job = getattr(_running, "job", None)
+            if job is None:
+                previous(message, *args, **kwargs)
+            else:
+                job.warn(message)
+
+        show.routes_to_jobs = True  # type: ignore[attr-defined]
+        warnings.showwarning = show
+
+
+@contextmanager
+def collecting_warnings(job: Job) -> Iterator[None]:
+    """Inside (in the worker thread running `job`): this thread's warnings go to
+    `job.warnings` (module doc)."""
+    _install_warning_hook()
+    _running.job = job
+    try:
+        yield
+    finally:
+        _running.job = None
 
 
 class JobStore:

@@ -26,7 +26,7 @@ from medsr.inference.fusion import FusionPredictor
 from medsr.io.atomic import write_bytes_atomic
 from medsr.web.clients import client_of, same_client
 from medsr.web.fuse import DEFAULT_ALPHA, fuse_upload, overlay_download
-from medsr.web.jobs import Cancelled, Job, JobStore
+from medsr.web.jobs import Cancelled, Job, JobStore, collecting_warnings
 from medsr.web.limits import (
     ResultStore,
     Settings,
@@ -131,7 +131,8 @@ class Server:
         start = time.perf_counter()
         try:
             job.start()
-            result = work.function(*work.args, job)
+            with collecting_warnings(job):
+                result = work.function(*work.args, job)
         except Cancelled:
             job.end("cancelled")
         except WebError as error:

@@ -109,6 +109,7 @@ async function enhance() {
   state.job = "starting";
   updateRun();
   $("model-choice").textContent = "";
+  showWarnings([]);
   setStatus(fusion ? "Uploading CT and PET..." : "Uploading...");
   showProgress({ state: "queued", phase_text: "uploading", fraction: 0, tiles_total: 0, elapsed_s: 0 });
   try {
@@ -165,10 +166,22 @@ function showProgress(status) {
   text += `, ${seconds(status.elapsed_s)} elapsed`;
   if (status.remaining_s !== null && status.remaining_s !== undefined) text += `, about ${seconds(status.remaining_s)} left`;
   $("progress-text").textContent = text;
+  if (status.warnings) showWarnings(status.warnings);
   if (status.model) {
     const m = status.model;
     $("model-choice").textContent = `Model: ${m.id} (${m.auto ? `picked from the image: ${m.reason}` : m.reason}).`;
   }
+}
+
+// What medsr warned while the job ran (a colour image made grey, a missing spacing, ...).
+function showWarnings(lines) {
+  const list = $("warnings");
+  list.replaceChildren(...lines.map((line) => {
+    const item = document.createElement("li");
+    item.textContent = line;
+    return item;
+  }));
+  list.hidden = lines.length === 0;
 }
 
 async function cancelJob() {
