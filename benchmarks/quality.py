@@ -319,18 +319,7 @@ NOTES = {
         "the dark rim seen in the demo's zoom is smaller, not gone.\n"
     ),
     "ct-ldct-x2": (
-        "Trained in one CPU run after its noise bank (3000 steps, zoom [1, 1.25] from the "
-        "start), commit 34cf59d.\n\n"
-        "Fine-tune (this release): that model was trained for 5000 more steps "
-        "(`initial_weights`, a fresh optimiser, lr 1e-4 on a cosine, warm-up 100) with angular "
-        "tube-current modulation in the noise (m uniform in [0, 1] per realisation) and "
-        "`d45f-like` on half-pixel detector bins (the YAML as committed). On L143, in one run "
-        "of `ct_real_dose.py`, it gained +0.82 / +0.64 dB (B30f / D45f: 28.64 / 23.89 vs "
-        "27.82 / 23.25 dB) and is now above BM3D + Lanczos on both kernels. Its 0.25 "
-        "cycles/pixel NPS ratio rose from 0.40 / 0.32 to 1.93 / 1.64 (full dose 0.87 / 0.97): "
-        "the target is missed. Looked at on L143_000073 (C40/W400, 3x zoom): the previous "
-        "model's noise was a diagonal cross-hatch; this one's is smoother, blotchier than the "
-        "full dose's grain, with no grid visible at that zoom.\n"
+        "Trained in one CPU run after its noise bank (3000 steps, zoom [1, 1.25] from the start).\n"
     ),
     "ct-ldct": (
         "How to use it: the model is non-blind. `medsr enhance` measures the input's noise SD "
