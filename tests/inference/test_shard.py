@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,9 +64,9 @@ def test_torchrun_enhance_two_processes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    wrote = sorted(
-        line.split()[-1] for line in done.stdout.splitlines() if line.startswith("wrote")
-    )
+    # two processes share the pipe: a line of one can land inside a line of the other, so
+    # the "wrote PATH" records are found anywhere, not only at line starts
+    wrote = sorted(re.findall(r"wrote (\S+_x4\.png)", done.stdout))
     expected = sorted(str(out / f"{p.stem}_x4.png") for p in inputs)
     assert wrote == expected  # each output written once, by one process
     assert sorted(str(p) for p in out.iterdir()) == expected

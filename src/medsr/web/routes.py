@@ -154,6 +154,7 @@ class Server:
             "id": job.id,
             "downloads": {f: f"{base}/download/{f}" for f in result.downloads},
             "data": {n: f"{base}/data/{n}" for n in result.arrays},
+            "warnings": list(job.warnings),
         }
         self.results.put(job.id, result, result.nbytes)
         if self.settings.store_dir is not None:
