@@ -10,17 +10,17 @@ own task at 25 % dose (projection-domain noise, I0 calibrated on the slice, matc
 kernel; then the S x S area mean for an xS model), seed `--seed`. Measured: output minus the
 full-dose target in HU, in bands of brain pixels (-20 to 100 HU in the target, inside the
 skull) by their distance to the nearest bone pixel (> 300 HU): mean (bias) / RMS. Lanczos-3
-of the same input is the reference; a model should have a smaller |bias| and RMS.
+(`ct_real_dose.lanczos`, as in the other CT benchmarks) of the same input is the reference;
+a model should have a smaller |bias| and RMS.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from ct_real_dose import lanczos, parse_checkpoints
 from scipy import ndimage
 
 from medsr.inference.predictor import Predictor
@@ -29,12 +29,6 @@ from medsr.physics.tasks import make_task
 
 BANDS_PX = ((0, 2), (2, 4), (4, 8), (8, 16))
 BONE_HU, BRAIN_HU = 300.0, (-20.0, 100.0)
-
-
-def lanczos(image: np.ndarray, scale: int) -> np.ndarray:
-    height, width = image.shape
-    resized = Image.fromarray(image).resize((width * scale, height * scale), Image.LANCZOS)
-    return np.asarray(resized, dtype=np.float32)
 
 
 def degraded(scale: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +61,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", nargs="*", default=[], help="NAME=PATH of a .pt")
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
-    sources: dict[str, Any] = {name: name for name in arguments.models}
-    sources.update(dict(item.split("=", 1) for item in arguments.checkpoint))
+    sources = {name: name for name in arguments.models}
+    sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}
     header = " | ".join(f"{a}-{b} px" for a, b in BANDS_PX)
     print(

@@ -132,7 +132,9 @@ class ParallelBeamProjector:
         return (torch.arange(count, device=device, dtype=torch.float32) - (count - 1) / 2) * step
 
     def finer(self, bins_per_pixel: int) -> ParallelBeamProjector:
-        """The same geometry with `bins_per_pixel` detector bins per pixel."""
+        """The same geometry with `bins_per_pixel` detector bins per pixel (itself if so)."""
+        if bins_per_pixel == self.bins_per_pixel:
+            return self
         return ParallelBeamProjector(self.height, self.width, self.num_views, bins_per_pixel)
 
     def resample_bins(self, sinogram: torch.Tensor, bins_per_pixel: int) -> torch.Tensor:
