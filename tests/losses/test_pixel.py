@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from medsr.losses import PIXEL_LOSSES, charbonnier_loss, l1_loss, mse_loss, pixel_loss
+from medsr.losses import (
+    PIXEL_LOSSES,
+    charbonnier_loss,
+    grid_loss,
+    l1_loss,
+    mse_loss,
+    pixel_loss,
+)
 
 PREDICTION = torch.tensor([[[[0.0, 1.0], [-2.0, 3.0]]]])  # errors 0, 1, -2, 3 against zero
 TARGET = torch.zeros(1, 1, 2, 2)
@@ -50,3 +57,30 @@ def test_errors() -> None:
         charbonnier_loss(PREDICTION, TARGET, eps=0.0)
     with pytest.raises(ValueError, match=r"\(1, 1, 2, 2\) vs \(1, 2, 2\)"):
         l1_loss(PREDICTION, TARGET[0])
+
+
+def test_grid_loss_is_the_mse_of_the_period_pattern() -> None:
+    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(3, 4)[None, None]  # (1, 1, 6, 8)
+    # A pure period-2 checkerboard of amplitude 1: all its energy is at the grid frequency.
+    assert grid_loss(pattern, torch.zeros_like(pattern), 2).item() == pytest.approx(1.0)
+    assert mse_loss(pattern, torch.zeros_like(pattern)).item() == pytest.approx(1.0)
+    # A constant offset or a pattern of another period (here 3 along the width) has none.
+    offset = torch.full((2, 1, 6, 6), 5.0)
+    assert grid_loss(offset, torch.zeros_like(offset), 2).item() == pytest.approx(0.0)
+    stripes = torch.tensor([1.0, -0.5, -0.5]).repeat(6, 2)[None, None]
+    assert grid_loss(stripes, torch.zeros_like(stripes), 2).item() == pytest.approx(0.0, abs=1e-7)
+    assert grid_loss(stripes, torch.zeros_like(stripes), 3).item() == pytest.approx(0.5)
+
+
+def test_grid_loss_equals_the_grid_frequencies_of_the_spectrum() -> None:
+    generator = torch.Generator().manual_seed(0)
+    error = torch.randn(2, 1, 16, 16, generator=generator)
+    spectrum = torch.fft.fft2(error).abs().square() / 16**4  # Parseval: sums to mean(e^2)
+    grid = spectrum[..., ::8, ::8].sum(dim=(-2, -1)) - spectrum[..., 0, 0]
+    expected = grid.mean().item()
+    assert grid_loss(error, torch.zeros_like(error), 2).item() == pytest.approx(expected)
+
+
+def test_grid_loss_rejects_a_period_that_does_not_divide_the_image() -> None:
+    with pytest.raises(ValueError, match="period"):
+        grid_loss(torch.zeros(1, 1, 6, 6), torch.zeros(1, 1, 6, 6), 4)

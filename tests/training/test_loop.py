@@ -160,3 +160,17 @@ def test_pretrain_warm_starts_from_initial_weights(
             tiny_config(f"initial_weights={shifted}", "model.num_blocks=1"),
             tmp_path / "mismatch",
         )
+
+
+def test_grid_loss_weight_adds_a_logged_term_at_the_model_scale(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    config = tiny_config("training.max_steps=2", "intervals.log_every=1", "losses.grid.weight=10")
+    assert config.data.scale == 2
+    train(config, tmp_path)
+    logged = rows(tmp_path / "train.csv")[-1]
+    grid, pixel = float(logged["g_grid"]), float(logged["g_pixel"])
+    # a random-init x2 model's period-2 error is part of its MSE: > 0, and weighted 10x
+    # it stays below 10 times the whole MSE
+    assert 0 < grid < 10 * pixel
+    assert float(logged["g_loss"]) == pytest.approx(grid + pixel, rel=1e-4)

@@ -18,6 +18,7 @@ from medsr.losses.perceptual import (
 from medsr.losses.pixel import (
     PIXEL_LOSSES,
     charbonnier_loss,
+    grid_loss,
     l1_loss,
     mse_loss,
     pixel_loss,
@@ -34,6 +35,7 @@ __all__ = [
     "discriminator_adversarial_loss",
     "feature_matching_loss",
     "generator_adversarial_loss",
+    "grid_loss",
     "l1_loss",
     "load_vgg19_weights",
     "mse_loss",

@@ -47,6 +47,27 @@ def charbonnier_loss(
     return torch.sqrt((prediction - target).square() + eps * eps).mean()
 
 
+def grid_loss(prediction: torch.Tensor, target: torch.Tensor, period: int) -> torch.Tensor:
+    """The energy of the error's period-`period` pattern: `mean((m_ij - mean(e))^2)` where
+    `e = p - t` and `m_ij` is the mean of `e` over the pixels at `(i, j)` modulo `period`.
+
+    By Parseval this is the part of the MSE at the frequencies `k / period` cycles/pixel
+    (k = 0..period-1, not (0, 0)) of each `(H, W)` image, a period-`period` grid such as a
+    x`period` upsampler can print; the MSE counts it once among all frequencies, so adding
+    this term with a weight w counts it 1 + w times. `H` and `W` must be multiples of
+    `period`; 0 for `period` 1.
+    """
+    _check_shapes(prediction, target)
+    height, width = prediction.shape[-2:]
+    if period < 1 or height % period or width % period:
+        raise ValueError(f"period must be >= 1 and divide {height} x {width}, got {period!r}")
+    error = (prediction - target).reshape(
+        -1, height // period, period, width // period, period
+    )
+    phases = error.mean(dim=(1, 3))  # (N, period, period)
+    return (phases - phases.mean(dim=(1, 2), keepdim=True)).square().mean()
+
+
 def pixel_loss(
     kind: str, prediction: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-3
 ) -> torch.Tensor:

@@ -158,11 +158,20 @@ class FeatureMatchingLossConfig:
 
 
 @dataclass
+class GridLossConfig:
+    """Extra weight on the error's period-`scale` pattern (`losses.grid_loss`, the MSE's part
+    at 1/scale cycles/pixel), for x2 / x4 models whose upsampler prints a grid; 0 is off."""
+
+    weight: float = 0.0
+
+
+@dataclass
 class LossesConfig:
     pixel: PixelLossConfig = field(default_factory=PixelLossConfig)
     adversarial: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
     perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
     feature_matching: FeatureMatchingLossConfig = field(default_factory=FeatureMatchingLossConfig)
+    grid: GridLossConfig = field(default_factory=GridLossConfig)
 
 
 @dataclass

@@ -5,7 +5,7 @@ The loop computes `fake = generator(low)` once, then calls `discriminator_step` 
 runs with `discriminator=None`: pixel (and optional perceptual) loss only.
 
     L_D = adversarial_D(D(high), D(fake))
-    L_G = w_pix * pixel(fake, high) + w_perc * VGG(fake, high)
+    L_G = w_pix * pixel(fake, high) + w_grid * grid(fake, high) + w_perc * VGG(fake, high)
           + w_adv * adversarial_G(D(high), D(fake)) + w_fm * FM(D_feats(fake), D_feats(high))
 """
 
@@ -22,6 +22,7 @@ from medsr.losses import (
     discriminator_adversarial_loss,
     feature_matching_loss,
     generator_adversarial_loss,
+    grid_loss,
     pixel_loss,
 )
 from medsr.training.config import LossesConfig
@@ -95,14 +96,19 @@ def generator_step(
     options: StepOptions,
     discriminator: nn.Module | None = None,
     perceptual: nn.Module | None = None,
+    grid_period: int = 1,
 ) -> dict[str, float]:
     """One update of the generator from its output `fake` (with graph) and target `high`.
 
-    With `discriminator=None` only the pixel and perceptual terms are used (pretraining).
+    With `discriminator=None` only the pixel, grid and perceptual terms are used
+    (pretraining). `grid_period`: the model's scale, the period `losses.grid` weighs.
     The discriminator is frozen during the update, so it gets no gradients.
     """
     with options.autocast():
         terms = {"pixel": losses.pixel.weight * pixel_loss(losses.pixel.kind, fake.float(), high)}
+        if losses.grid.weight > 0 and grid_period > 1:
+            grid = grid_loss(fake.float(), high, grid_period)
+            terms["grid"] = losses.grid.weight * grid
         if perceptual is not None and losses.perceptual.weight > 0:
             terms["perceptual"] = losses.perceptual.weight * perceptual(fake.float(), high)
         if discriminator is not None:

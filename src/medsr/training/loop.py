@@ -172,7 +172,15 @@ def _train_step(
         kind = config.losses.adversarial.kind
         logs |= discriminator_step(discriminator, state.opt_d, high, fake, kind, options)
     logs |= generator_step(
-        generator, state.opt_g, fake, high, config.losses, options, discriminator, perceptual
+        generator,
+        state.opt_g,
+        fake,
+        high,
+        config.losses,
+        options,
+        discriminator,
+        perceptual,
+        grid_period=config.data.scale,
     )
     if state.scaler is not None:
         state.scaler.update()
