@@ -61,9 +61,7 @@ def grid_loss(prediction: torch.Tensor, target: torch.Tensor, period: int) -> to
     height, width = prediction.shape[-2:]
     if period < 1 or height % period or width % period:
         raise ValueError(f"period must be >= 1 and divide {height} x {width}, got {period!r}")
-    error = (prediction - target).reshape(
-        -1, height // period, period, width // period, period
-    )
+    error = (prediction - target).reshape(-1, height // period, period, width // period, period)
     phases = error.mean(dim=(1, 3))  # (N, period, period)
     return (phases - phases.mean(dim=(1, 2), keepdim=True)).square().mean()
 
