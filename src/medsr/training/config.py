@@ -160,7 +160,7 @@ class FeatureMatchingLossConfig:
 @dataclass
 class GridLossConfig:
     """Extra weight on the error's period-`scale` pattern (`losses.grid_loss`, the MSE's part
-    at 1/scale cycles/pixel), for x2 / x4 models whose upsampler prints a grid; 0 is off."""
+    at k / scale cycles/pixel), for x2 / x4 models whose upsampler prints a grid; 0 is off."""
 
     weight: float = 0.0
 

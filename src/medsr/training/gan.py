@@ -2,7 +2,7 @@
 
 The loop computes `fake = generator(low)` once, then calls `discriminator_step` (on
 `fake.detach()`) and `generator_step` (through `fake`). In pretraining the generator step
-runs with `discriminator=None`: pixel (and optional perceptual) loss only.
+runs with `discriminator=None`: pixel (and optional grid and perceptual) loss only.
 
     L_D = adversarial_D(D(high), D(fake))
     L_G = w_pix * pixel(fake, high) + w_grid * grid(fake, high) + w_perc * VGG(fake, high)
