@@ -56,9 +56,9 @@ from medsr.io import read
 from medsr.metrics.ct import windowed_psnr, windowed_ssim
 from medsr.metrics.noise import (
     Roi,
-    detrend,
     estimate_noise_sd,
     find_uniform_rois,
+    noise_power_spectrum,
     noise_sd,
     radial_frequencies,
 )
@@ -117,12 +117,9 @@ def lanczos(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def grid_nps(image: np.ndarray, rois: list[Roi]) -> tuple[float, float]:
-    """The NPS (HU^2) at the 0.25 cycles/pixel grid frequencies, and its ratio to the median
-    of the 0.2-0.3 ring (the grid excluded)."""
-    spectra = [
-        np.abs(np.fft.fft2(detrend(roi.take(image.astype(np.float64))))) ** 2 for roi in rois
-    ]
-    spectrum = np.fft.fftshift(np.mean(spectra, axis=0))
+    """The NPS (HU^2 pixel^2) at the 0.25 cycles/pixel grid frequencies, and its ratio to the
+    median of the 0.2-0.3 ring (the grid excluded)."""
+    spectrum = noise_power_spectrum(image, rois)
     frequency = np.fft.fftshift(np.fft.fftfreq(ROI_SIZE))
     fy, fx = np.meshgrid(frequency, frequency, indexing="ij")
     grid = np.isclose(np.abs(fy), 0.25) & (np.isclose(np.abs(fx), 0.25) | np.isclose(fx, 0))
@@ -133,7 +130,10 @@ def grid_nps(image: np.ndarray, rois: list[Roi]) -> tuple[float, float]:
     return power, power / float(np.median(spectrum[ring]))
 
 
-def measure(output: np.ndarray, pair: Pair, rois: list[Roi]) -> dict[str, float]:
+def measure(
+    output: np.ndarray, pair: Pair, rois: list[Roi], full_grid_power: float
+) -> dict[str, float]:
+    """`output`'s metrics against the full dose; `full_grid_power`: `grid_nps(pair.full)[0]`."""
     p, t = torch.from_numpy(output[None, None]), torch.from_numpy(pair.full[None, None])
     bias = [abs(float(r.take(output).mean() - r.take(pair.full).mean())) for r in rois]
     power, peak = grid_nps(output, rois)
@@ -143,7 +143,7 @@ def measure(output: np.ndarray, pair: Pair, rois: list[Roi]) -> dict[str, float]
         "noise_sd": noise_sd(output, rois),
         "hu_bias": float(np.mean(bias)),
         "nps_peak_025": peak,
-        "nps_power_025": power / grid_nps(pair.full, rois)[0],
+        "nps_power_025": power / full_grid_power,
     }
 
 
@@ -171,7 +171,8 @@ def evaluate(
             start = time.perf_counter()
             outputs[name] = predictor.enhance_array(low, tile_size=None)
             seconds.setdefault(name, []).append(time.perf_counter() - start)
-        rows = {method: measure(out, pair, rois) for method, out in outputs.items()}
+        full_grid_power = grid_nps(pair.full, rois)[0]
+        rows = {m: measure(out, pair, rois, full_grid_power) for m, out in outputs.items()}
         per_pair.setdefault(pair.kernel, {})[pair.name] = rows
         print(f"  x{scale} {pair.name} ({pair.kernel}) done", file=sys.stderr, flush=True)
     results: dict[str, dict[str, Any]] = {}

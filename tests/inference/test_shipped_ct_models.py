@@ -16,7 +16,12 @@ from medsr.evaluation.pairs import make_pairs
 from medsr.inference import Predictor
 from medsr.inference.registry import MODELS
 from medsr.metrics.ct import ABDOMEN, windowed_psnr
-from medsr.metrics.noise import detrend, estimate_noise_sd, find_uniform_rois, noise_sd
+from medsr.metrics.noise import (
+    estimate_noise_sd,
+    find_uniform_rois,
+    noise_power_spectrum,
+    noise_sd,
+)
 from medsr.physics.resize import upsample
 
 X1 = sorted(n for n, e in MODELS.items() if e.task == "ldct")
@@ -102,10 +107,9 @@ def test_ct_super_resolution_beats_bm3d_lanczos_without_a_grid_pattern(name: str
 
 
 def _grid_power(image: np.ndarray, rois: list, scale: int) -> float:  # type: ignore[type-arg]
-    """Mean NPS (|FFT|^2 of the detrended ROIs, HU^2) at the frequencies of a period-`scale`
-    pattern: k / scale cycles/pixel along each axis, k = 0..scale-1, not (0, 0)."""
-    spectra = [np.abs(np.fft.fft2(detrend(r.take(image.astype(np.float64))))) ** 2 for r in rois]
-    spectrum = np.mean(spectra, axis=0)
+    """Mean NPS (HU^2 pixel^2) at the frequencies of a period-`scale` pattern: k / scale
+    cycles/pixel along each axis, k = 0..scale-1, not (0, 0)."""
+    spectrum = np.fft.ifftshift(noise_power_spectrum(image, rois))  # (0, 0) at [0, 0]
     step = spectrum.shape[0] // scale
     grid = spectrum[::step, ::step].copy()
     grid[0, 0] = np.nan
