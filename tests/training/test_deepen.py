@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from medsr.checkpoint import FORMAT, generator_from, load_checkpoint, save_atomic
+from medsr.models import build_generator
+from medsr.training.config import TrainConfig
+from medsr.training.deepen import deepen
+from medsr.training.state import TrainState
+
+CONFIG = {
+    "in_channels": 2,
+    "out_channels": 1,
+    "num_features": 8,
+    "num_blocks": 2,
+    "scale": 1,
+    "batch_norm": False,
+    "global_residual": True,
+    "unshuffle": 2,
+}
+
+
+def _trained_payload() -> dict[str, Any]:
+    torch.manual_seed(1)
+    model = build_generator("srresnet", **CONFIG)
+    ema = {key: value + 0.01 for key, value in model.state_dict().items()}  # differs from raw
+    return {
+        "format": FORMAT,
+        "step": 700,
+        "generator": {
+            "name": "srresnet",
+            "config": model.config(),
+            "state_dict": model.state_dict(),
+        },
+        "ema": ema,
+        "config": {"name": "tiny"},
+    }
+
+
+def test_deepened_model_computes_the_same_as_the_source() -> None:
+    payload = _trained_payload()
+    deeper = deepen(payload, num_blocks=5)
+    assert deeper["generator"]["config"]["num_blocks"] == 5
+    assert deeper["deepened_from"] == {"num_blocks": 2, "step": 700}
+    source, grown = generator_from(payload), generator_from(deeper)  # the source's EMA weights
+    assert len(grown.body) == 5
+    x = torch.rand(2, 2, 20, 18)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), source(x), rtol=0, atol=1e-6)
+    # the new blocks are not all zero: conv1 keeps its initialisation, so they can learn
+    assert grown.body[4].conv1.weight.abs().sum() > 0
+    assert grown.body[4].conv2.weight.abs().sum() == 0
+
+
+def test_deepened_model_trains_its_new_blocks() -> None:
+    grown = generator_from(deepen(_trained_payload(), num_blocks=3)).train()
+    x = torch.rand(2, 2, 16, 16)
+    grown(x).square().mean().backward()
+    assert grown.body[2].conv2.weight.grad.abs().sum() > 0
+
+
+def test_deepened_file_is_a_warm_start_for_the_deeper_config(
+    tiny_config: Callable[..., TrainConfig], tmp_path: Path
+) -> None:
+    shallow = tiny_config()
+    model = build_generator("srresnet", scale=shallow.data.scale, **shallow.model.kwargs)
+    payload = {
+        "format": FORMAT,
+        "generator": {
+            "name": "srresnet",
+            "config": model.config(),
+            "state_dict": model.state_dict(),
+        },
+        "ema": None,
+    }
+    path = save_atomic(deepen(payload, num_blocks=4), tmp_path / "deeper.pt")
+    deeper = tiny_config("model.num_blocks=4", f"initial_weights={path}")
+    state = TrainState.build(deeper, torch.device("cpu"))
+    expected = load_checkpoint(path)["generator"]["state_dict"]
+    for key, value in state.generator.state_dict().items():
+        assert torch.equal(value, expected[key])
+
+
+def test_deepen_refuses_what_it_cannot_grow() -> None:
+    payload = _trained_payload()
+    with pytest.raises(ValueError, match="must exceed the model's 2"):
+        deepen(payload, num_blocks=2)
+    rrdb = {**payload, "generator": {**payload["generator"], "name": "rrdbnet"}}
+    with pytest.raises(ValueError, match="only an srresnet"):
+        deepen(rrdb, num_blocks=4)
