@@ -1,7 +1,7 @@
 """CT models against classical methods on REAL quarter-dose scans (issue 15's targets).
 
 Run: `python benchmarks/ct_real_dose.py [--models ct-ldct ct-ldct-x2 ct-ldct-x4 ...]
-[--checkpoint NAME=PATH ...] [--output DIR]`.
+[--checkpoint NAME=PATH ...] [--ensemble] [--output DIR]`.
 
 Data: `../shared/data/ldct-mayo-L143` (AAPM/Mayo 2016 grand challenge, patient L143, Siemens
 SOMATOM Definition AS+, 512^2, 0.82 mm, 3 mm): 11 real pairs of a full-dose slice and the same
@@ -21,7 +21,9 @@ Conditions (every pair, every method, one run), reported per kernel:
   with the noise SD estimated from the input image itself (its uniform soft-tissue ROIs,
   `medsr.metrics.noise.estimate_noise_sd`), not from the truth, then Lanczos for xS; each
   model through `Predictor.enhance_array` (the default a user gets: a non-blind model's noise
-  level measured on the input, 25 % dose assumed), whole image, no tiles.
+  level measured on the input, 25 % dose assumed), whole image, no tiles; with `--ensemble`
+  also each model as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8
+  flips / rotations of the input, `medsr.inference.ensemble`).
 - Metrics: PSNR and SSIM on the C40/W400 window ([-160, 240] HU clipped to [0, 1], data range
   1), whole 512^2 image; in the full dose's 12 most uniform 32^2 soft-tissue ROIs: the noise
   SD (detrended, HU), the HU bias (mean over ROIs of |ROI mean - full-dose ROI mean|), and the
@@ -282,6 +284,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", nargs="*", default=[], help="NAME=PATH of a .pt")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--output", type=Path, default=Path("runs/ct_real_dose"))
+    parser.add_argument(
+        "--ensemble", action="store_true", help="also each model as a self-ensemble (8 passes)"
+    )
     arguments = parser.parse_args()
     if not arguments.data.is_dir():
         print(f"{arguments.data} is absent: nothing measured")
@@ -298,6 +303,10 @@ def main() -> None:
     }
     sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}
+    if arguments.ensemble:
+        predictors.update(
+            {f"{n}+ensemble": p.with_geometric_ensemble() for n, p in list(predictors.items())}
+        )
     pairs = load_pairs(arguments.data)
     print(
         f"{len(pairs)} real pairs from {arguments.data}; torch {torch.__version__}, "

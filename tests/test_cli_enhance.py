@@ -289,3 +289,17 @@ def test_tile_option_defaults_to_auto_whole_image(
         assert refused.output.startswith("error: ") and message in refused.output
         assert len(refused.output.splitlines()) == 1
     assert used == [None, 48] and not (tmp_path / "bad").exists()
+
+
+def test_ensemble_option_averages_the_flips_and_rotations(tmp_path: Path, xray_model: Path) -> None:
+    (source,) = images(tmp_path / "in", count=1)
+    arrays = {}
+    for flag in ([], ["--ensemble"]):
+        out = tmp_path / f"out{len(flag)}"
+        command = ["enhance", str(source), "-o", str(out), "--model", str(xray_model), *flag]
+        result = runner.invoke(app, [*command, "--format", "tiff"])
+        assert result.exit_code == 0, result.output
+        arrays[len(flag)] = read(next(out.iterdir())).array
+    assert arrays[0].shape == arrays[1].shape == (48, 40)
+    # the tiny random model is not equivariant: its 8-pass average is another image
+    assert not np.allclose(arrays[0], arrays[1])

@@ -305,6 +305,7 @@ def enhance_paths(
     keep_identifiers: bool = False,
     dose: float | None = None,
     strength: float = 1.0,
+    ensemble: bool = False,
     *,
     declared: Declared | None = None,
     chosen: Callable[[Job, ModelChoice], None] | None = None,
@@ -317,9 +318,10 @@ def enhance_paths(
     output is there (each is passed to `skipped`). `keep_identifiers`: NIfTI outputs keep
     the patient, study and scanner identifiers of their source (`write_output`). `dose` and
     `strength`: a non-blind denoiser's noise level (`Predictor.with_noise_options`).
-    `declared`: modality, unit, spacing set on every input (`Declared`). `done` gets each
-    finished input's `JobResult` (seconds included); `tile_progress`: a tile bar for 2-D
-    images (`TileBar`)."""
+    `ensemble`: each model averaged over the 8 flips / rotations of the image
+    (`Predictor.with_geometric_ensemble`). `declared`: modality, unit, spacing set on every
+    input (`Declared`). `done` gets each finished input's `JobResult` (seconds included);
+    `tile_progress`: a tile bar for 2-D images (`TileBar`)."""
     from tqdm import tqdm
 
     if fmt is not None and fmt not in FORMATS:
@@ -333,7 +335,9 @@ def enhance_paths(
     for name in dict.fromkeys(names.values()):
         loaded = Predictor.load(name, device=shard.device(device), backend=backend)
         try:
-            predictors[name] = loaded.with_noise_options(dose, strength)
+            predictors[name] = loaded.with_noise_options(dose, strength).with_geometric_ensemble(
+                ensemble
+            )
         except ValueError as error:
             picked = f"--model auto picked {name}: " if model == AUTO else ""
             raise ValueError(f"{picked}{error}") from None

@@ -67,6 +67,12 @@ def enhance(
     strength: float = typer.Option(
         1.0, "--strength", help="Non-blind denoisers: noise level x this (>1 smoother)."
     ),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Average the model over the 8 flips / rotations of the image (self-ensemble): "
+        "8x the time; ct-ldct +0.1 dB on real quarter-dose CT.",
+    ),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
@@ -109,6 +115,7 @@ def enhance(
             keep_identifiers=keep_identifiers,
             dose=dose,
             strength=strength,
+            ensemble=ensemble,
             declared=declared,
             chosen=lambda job, choice: log.chosen(job.source, choice),
             done=log.done,

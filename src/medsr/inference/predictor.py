@@ -30,6 +30,7 @@ import torch
 
 from medsr.checkpoint import Checkpoint, ModelInfo, read_checkpoint
 from medsr.image import Provenance, Volume, rescaled_in_plane
+from medsr.inference.ensemble import self_ensemble
 from medsr.inference.registry import resolve_model
 from medsr.inference.runner import TorchRunner, select_precision
 from medsr.inference.tiling import Runner, TileHook, plan_tiles, tile_count, tiled_apply
@@ -124,6 +125,8 @@ class Predictor:
         dose_fraction, strength: a non-blind denoiser's noise level options
             (`with_noise_options`); None and 1: as the model was trained.
         memory_budget: bytes of activations per model call under `tile_size="auto"`.
+        geometric_ensemble: average the model over the 8 flips / rotations of each tile
+            (`with_geometric_ensemble`, `medsr.inference.ensemble`): 8x the time.
     """
 
     run: Runner
@@ -134,6 +137,7 @@ class Predictor:
     dose_fraction: float | None = None
     strength: float = 1.0
     memory_budget: int = MEMORY_BUDGET
+    geometric_ensemble: bool = False
 
     @classmethod
     def load(
@@ -249,6 +253,8 @@ class Predictor:
         run = self.run
         if unit := normalization.get("noise_level_unit"):
             run = with_noise_level(self.run, self.noise_level(image) / float(unit))
+        if self.geometric_ensemble:
+            run = self_ensemble(run)
         y = tiled_apply(
             x, run, self.scale, tile_size, overlap, on_tile=on_tile, batch_size=batch_size
         )
@@ -304,6 +310,11 @@ class Predictor:
             raise ValueError(f"--strength must be > 0, got {strength}")
         return replace(self, dose_fraction=dose_fraction, strength=float(strength))
 
+    def with_geometric_ensemble(self, enabled: bool = True) -> Predictor:
+        """This predictor averaging its model over the 8 flips / rotations of each tile
+        (`medsr.inference.ensemble`; EDSR's self-ensemble): 8x the time of one pass."""
+        return replace(self, geometric_ensemble=bool(enabled))
+
     def enhance_array(
         self,
         image: np.ndarray,
@@ -351,8 +362,11 @@ class Predictor:
 
     def provenance(self, tile_size: int | None, overlap: int) -> Provenance:
         """What `enhance` records in `metadata[PROVENANCE_KEY]` (`medsr.image.Provenance`);
-        the backend reads "torch+bf16" when the model ran in bf16."""
+        the backend reads "torch+bf16" when the model ran in bf16, with "+ensemble8" when it
+        ran as a geometric self-ensemble."""
         backend = f"{self.backend}+bf16" if self.precision == "bf16" else self.backend
+        if self.geometric_ensemble:
+            backend += "+ensemble8"
         return self.info.provenance(backend, tiles=(tile_size, overlap))
 
     def enhance(
