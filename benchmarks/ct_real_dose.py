@@ -32,7 +32,11 @@ Conditions (every pair, every method, one run), reported per kernel:
   pattern, the x4 pixel-shuffle artefact, makes it >> 1; noise without it gives ~1); and
   the NPS at those 8 frequencies over the full dose's there (absolute power, HU^2: > 1 is
   more 4-pixel periodic content than the real scan has; the peak ratio also rises when a
-  model removes the ring's noise and leaves the same power at 0.25).
+  model removes the ring's noise and leaves the same power at 0.25); and the NPS-weighted
+  mean radial frequency (`mean_nps_frequency`, cycles/pixel: the texture's grain, lower =
+  blotchier).
+- A GAN fine-tune (`NAME-gan`) is held to staying above BM3D with a texture like the full
+  dose's: NPS mean frequency within 0.03 c/px and noise SD within 20 % of the full dose's.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from medsr.metrics.noise import (
     Roi,
     estimate_noise_sd,
     find_uniform_rois,
+    mean_nps_frequency,
     noise_power_spectrum,
     noise_sd,
     radial_frequencies,
@@ -146,6 +151,7 @@ def measure(
         "hu_bias": float(np.mean(bias)),
         "nps_peak_025": peak,
         "nps_power_025": power / full_grid_power,
+        "nps_mean_frequency": mean_nps_frequency(output, rois),
     }
 
 
@@ -197,14 +203,22 @@ def evaluate(
     return results
 
 
-METRICS = ("psnr", "ssim", "noise_sd", "hu_bias", "nps_peak_025", "nps_power_025")
+METRICS = (
+    "psnr",
+    "ssim",
+    "noise_sd",
+    "hu_bias",
+    "nps_peak_025",
+    "nps_power_025",
+    "nps_mean_frequency",
+)
 
 
 def table(results: dict[str, dict[str, Any]], scale: int) -> str:
     lines = [
         f"| kernel (pairs), x{scale} | method | PSNR dB | SSIM | noise SD HU | HU bias | "
-        "NPS 0.25 peak | NPS 0.25 power / full dose's |",
-        "|---|---|---|---|---|---|---|---|",
+        "NPS 0.25 peak | NPS 0.25 power / full dose's | NPS mean c/px |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kernel, result in sorted(results.items()):
         for method, row in result["methods"].items():
@@ -216,7 +230,8 @@ def table(results: dict[str, dict[str, Any]], scale: int) -> str:
             lines.append(
                 f"| {kernel} ({len(result['pairs'])}) | {label} | {row['psnr']:.2f} | "
                 f"{row['ssim']:.4f} | {row['noise_sd']:.1f} | {row['hu_bias']:.1f} | "
-                f"{row['nps_peak_025']:.2f} | {row['nps_power_025']:.2f} |"
+                f"{row['nps_peak_025']:.2f} | {row['nps_power_025']:.2f} | "
+                f"{row['nps_mean_frequency']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -255,12 +270,23 @@ def targets(name: str, results: dict[str, dict[str, Any]], scale: int) -> list[s
                 ),
             ]
         if name.endswith("-gan"):  # a GAN keeps texture; it must stay above BM3D
+            full = m["full-dose"]
             checks = [
                 (
                     "PSNR >= BM3D" + (" + Lanczos" if scale > 1 else ""),
                     model["psnr"] - m["bm3d"]["psnr"],
                     "dB",
-                )
+                ),
+                (
+                    "NPS mean frequency within 0.03 c/px of the full dose's (texture)",
+                    0.03 - abs(model["nps_mean_frequency"] - full["nps_mean_frequency"]),
+                    "c/px",
+                ),
+                (
+                    "noise SD within 20 % of the full dose's (texture kept, not added)",
+                    0.2 * full["noise_sd"] - abs(model["noise_sd"] - full["noise_sd"]),
+                    "HU",
+                ),
             ]
         for what, margin, unit in checks:
             state = "met" if margin >= 0 else "MISSED"
