@@ -89,6 +89,7 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ("training", "not key=value"),
         ("data.noise_level_unit=50", "needs an ldct task and model.in_channels 2"),
         ("data.zoom=[2.0]", "need 2 values"),
+        ("training.discriminator_lr_ratio=0", "discriminator_lr_ratio must be > 0"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:

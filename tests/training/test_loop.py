@@ -174,3 +174,19 @@ def test_grid_loss_weight_adds_a_logged_term_at_the_model_scale(
     # it stays below 10 times the whole MSE
     assert 0 < grid < 10 * pixel
     assert float(logged["g_loss"]) == pytest.approx(grid + pixel, rel=1e-4)
+
+
+def test_discriminator_lr_ratio_scales_only_the_discriminator() -> None:
+    from medsr.training.state import TrainState
+
+    generator, discriminator = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    state = TrainState(
+        generator=generator,  # type: ignore[arg-type]
+        opt_g=torch.optim.Adam(generator.parameters()),
+        ema=None,  # type: ignore[arg-type]
+        discriminator=discriminator,  # type: ignore[arg-type]
+        opt_d=torch.optim.Adam(discriminator.parameters()),
+    )
+    state.set_learning_rate(2e-4, discriminator_ratio=4.0)
+    assert state.opt_g.param_groups[0]["lr"] == 2e-4
+    assert state.opt_d is not None and state.opt_d.param_groups[0]["lr"] == 8e-4

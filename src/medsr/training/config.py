@@ -178,10 +178,14 @@ class LossesConfig:
 class TrainingConfig:
     """Optimisation. `batch_size` is per process (the global batch is times WORLD_SIZE);
     `lr` schedules: linear warmup over `warmup_steps`, then `cosine` to `min_lr`, `step`
-    (times `step_gamma` every `step_every` steps) or `constant`. `ema_decay` 0 disables EMA."""
+    (times `step_gamma` every `step_every` steps) or `constant`. `ema_decay` 0 disables EMA.
+    `discriminator_lr_ratio`: the discriminator's lr over the generator's, on the same
+    schedule (> 1: TTUR, Heusel et al. 2017, a discriminator that keeps up with a generator
+    that starts well trained)."""
 
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = 1e-4
+    discriminator_lr_ratio: float = 1.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
     schedule: Literal["cosine", "step", "constant"] = "cosine"
@@ -452,6 +456,10 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(
             f"need 0 <= ema_decay < 1, lr > 0, 0 < train_fraction < 1: "
             f"{t.ema_decay}, {t.lr}, {d.train_fraction}"
+        )
+    if not t.discriminator_lr_ratio > 0:
+        raise ValueError(
+            f"training.discriminator_lr_ratio must be > 0, got {t.discriminator_lr_ratio}"
         )
     if config.evaluation.window is not None:
         from medsr.metrics.ct import get_window

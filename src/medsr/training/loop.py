@@ -278,7 +278,7 @@ def train(
 
     # ---------------------------------------------------------------- step
     for step, batch in enumerate(loader, start=start):
-        state.set_learning_rate(learning_rate(step, tc, tc.lr))
+        state.set_learning_rate(learning_rate(step, tc, tc.lr), tc.discriminator_lr_ratio)
         logs = _train_step(state, batch, config, options, perceptual, device)
         train_time += time.perf_counter() - timer  # data + update; not evaluation
         done, last = step + 1, step + 1 == tc.max_steps

@@ -81,8 +81,9 @@ class TrainState:
         if self.discriminator is not None:
             yield self.discriminator
 
-    def set_learning_rate(self, lr: float) -> None:
-        """Every optimiser's rate for the coming step."""
-        for optimizer in (self.opt_g, self.opt_d):
+    def set_learning_rate(self, lr: float, discriminator_ratio: float = 1.0) -> None:
+        """The optimisers' rates for the coming step: `lr` for the generator, `lr` times
+        `discriminator_ratio` for the discriminator."""
+        for optimizer, rate in ((self.opt_g, lr), (self.opt_d, lr * discriminator_ratio)):
             for group in optimizer.param_groups if optimizer is not None else []:
-                group["lr"] = lr
+                group["lr"] = rate
