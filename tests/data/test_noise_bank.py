@@ -236,3 +236,43 @@ def test_realisations_draw_their_own_kernel_and_dose(volume) -> None:  # type: i
             max(same_kernel, key=doses.__getitem__),
         )
         assert levels[lowest] > levels[highest]
+
+
+def test_signal_kernel_gives_a_sharp_kernel_pair_its_sharp_signal(volume) -> None:  # type: ignore[no-untyped-def]
+    # the input is a smooth-kernel scan (filter_window b30f-like); a pair drawn with d45f-like
+    # gets, under signal_kernel, the slice as d45f-like reconstructs it, noise added on top;
+    # a b30f-like pair keeps the slice as it is. The bank's noise does not change.
+    from medsr.physics.projector import signal_transfer
+
+    def pairs_of(signal_kernel: bool) -> NoiseBankPairs:
+        task = make_task(
+            "ldct",
+            num_views=180,
+            filter_window="b30f-like",
+            kernels=("b30f-like", "d45f-like"),
+            signal_kernel=signal_kernel,
+        )
+        return NoiseBankPairs([volume], task, patch_size=32, num_samples=16, seed=3, realisations=4)
+
+    plain, sharp = pairs_of(False), pairs_of(True)
+    assert plain._key() == sharp._key()  # same noise, same cached bank
+    whole = torch.from_numpy(volume.array.astype(np.float32))
+    sharpened = signal_transfer(whole, "b30f-like", "d45f-like")
+    kernels = set()
+    for index in range(len(sharp)):
+        item, before = sharp[index], plain[index]
+        s = item["params"]["sample"]
+        kernel = item["params"]["filter_window"]
+        kernels.add(kernel)
+        rows, cols = slice(s["row"], s["row"] + 32), slice(s["col"], s["col"] + 32)
+        if kernel == "d45f-like":
+            expected = dihedral(sharpened[rows, cols][None], s["augment"])
+            torch.testing.assert_close(item["high"], expected)
+            assert not torch.allclose(item["high"], before["high"], atol=1.0)
+        else:
+            assert torch.equal(item["high"], before["high"])
+        # the noise on top is the realisation's, unchanged
+        torch.testing.assert_close(
+            item["low"] - item["high"], before["low"] - before["high"], rtol=0, atol=1e-3
+        )
+    assert kernels == {"b30f-like", "d45f-like"}

@@ -110,3 +110,27 @@ def test_bad_arguments_are_refused() -> None:
         projector.filter(torch.zeros(1, 4, projector.num_bins), "gauss")
     with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
         projector.forward(torch.zeros(1, 9, 8))
+
+
+def test_signal_transfer_lifts_a_sharp_kernels_frequencies_and_keeps_the_mean() -> None:
+    from medsr.physics.projector import SIGNAL_MAX_GAIN, kernel_window, signal_transfer
+
+    generator = torch.Generator().manual_seed(0)
+    image = 40.0 + 10.0 * torch.randn(2, 64, 64, generator=generator)
+    assert signal_transfer(image, "b30f-like", "b30f-like") is image
+    sharp = signal_transfer(image, "b30f-like", "d45f-like")
+    assert sharp.shape == image.shape and sharp.dtype == image.dtype
+    torch.testing.assert_close(sharp.mean(dim=(-2, -1)), image.mean(dim=(-2, -1)))
+    # each frequency's amplitude times W_d45 / W_b30 (capped), checked on two bins
+    spectrum, lifted = torch.fft.rfft2(image.double()), torch.fft.rfft2(sharp.double())
+    for (row, col), frequency in (((0, 16), 0.25), ((0, 31), 31 / 64)):
+        f = torch.tensor([frequency], dtype=torch.float64)
+        ratio = kernel_window("d45f-like", f) / kernel_window("b30f-like", f)
+        expected = float(ratio.clamp(max=SIGNAL_MAX_GAIN))
+        measured = (lifted[:, row, col].abs() / spectrum[:, row, col].abs()).tolist()
+        assert measured == pytest.approx([expected] * 2, rel=1e-4)
+    # back to a smoother kernel: lower high frequencies; an unknown kernel is refused
+    smooth = signal_transfer(image, "ram-lak", "hann")
+    assert float(smooth.std()) < float(image.std())
+    with pytest.raises(ValueError, match="filter window must be one of"):
+        signal_transfer(image, "b30f-like", "b99f")

@@ -7,7 +7,10 @@ insertion costs ~0.8 s for the projection and ~0.3 s per draw at 256^2 on two CP
 far too slow per training item. So `NoiseBankPairs` projects each training slice once and
 draws `realisations` noise images of the full slice up front (the bank); an item is then an
 aligned patch of (normal-dose slice, normal-dose slice + one realisation), augmented alike,
-and only the patch-level rest of the task is applied: the area downsample by `scale`.
+and only the patch-level rest of the task is applied: the area downsample by `scale`. With
+the task's `signal_kernel`, an item whose realisation has another kernel than the input's
+takes its normal-dose patch from the whole slice as that kernel reconstructs it (computed
+once per slice and kernel).
 
 The bank does not re-implement the task: each source is calibrated by the task's own
 `for_scan` on its whole volume (the I0 policy of `medsr.physics.low_dose_task`, the one of
@@ -122,6 +125,7 @@ class NoiseBankPairs(SliceBank):
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
         self.scan_tasks: dict[int, LowDoseCTTask] = {}  # the task calibrated per source
+        self.kernel_signals: dict[tuple[int, int, str], torch.Tensor] = {}
         self.bank_options = task.kernel_shapes() or None  # a refitted kernel: a new bank
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
@@ -202,6 +206,16 @@ class NoiseBankPairs(SliceBank):
         task = replace(self.scan_task(i), noise_gain=(1.0, 1.0), zoom=(1.0, 1.0))
         return task.sample(seeded_generator(self.bank_seed, i, k, r))
 
+    def _kernel_signal(self, i: int, k: int, params: LowDoseParams) -> torch.Tensor:
+        """Slice `k` of source `i` as the kernel of `params` reconstructs it (the task's
+        `signal`, on the whole slice: a patch's FFT would wrap its edges); cached."""
+        key = (i, k, params.filter_window)
+        if key not in self.kernel_signals:
+            volume = self.patches.sources[i].volume
+            image = torch.from_numpy(np.ascontiguousarray(_slice(volume, k), dtype=np.float32))
+            self.kernel_signals[key] = self.task.signal(image, params)
+        return self.kernel_signals[key]
+
     def _measure_noise_levels(self) -> dict[tuple[int, int], torch.Tensor]:
         """Per slice: noise SD (HU) of the normal-dose slice, then of each realisation."""
         from medsr.metrics.noise import estimate_noise_sd
@@ -235,7 +249,11 @@ class NoiseBankPairs(SliceBank):
             pixel_size_mm=spacing / drawn.zoom,
         )
         gain, zoom = drawn.noise_gain, drawn.zoom
-        high, noisy = task.insert(item["high"], noise, drawn)
+        signal = item["high"]
+        if task.signal_kernel and drawn.filter_window != task.filter_window:
+            whole = self._kernel_signal(i, k, drawn)
+            signal = dihedral(whole[row : row + p, col : col + p][None], sample["augment"])
+        high, noisy = task.insert(signal, noise, drawn)
         low = task.forward(noisy, spacing, drawn)
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)

@@ -46,7 +46,12 @@ import torch
 from medsr.physics.ct import LowDoseCT, Projection, default_electronic_noise_variance
 from medsr.physics.ct_calibration import CALIBRATION_METHODS, calibrate_incident_photons
 from medsr.physics.degradation import NoiseThenDownsample, check_range, draw_choice, draw_range
-from medsr.physics.projector import MATCHED_KERNELS, RECONSTRUCTION_KERNELS, KernelShape
+from medsr.physics.projector import (
+    MATCHED_KERNELS,
+    RECONSTRUCTION_KERNELS,
+    KernelShape,
+    signal_transfer,
+)
 from medsr.physics.resize import DOWNSAMPLE_METHODS, SCALES, crop_to_multiple, zoom_centre
 
 _LOW_DOSE = LowDoseCT()  # the operator's defaults are the task's: one place to change them
@@ -121,6 +126,12 @@ class LowDoseCTTask(NoiseThenDownsample):
     `calibration`: how I0 is calibrated on the scan (`CALIBRATION_METHODS`).
     `modulation_range`: `(low, high)` uniform exponent of angular tube-current modulation
     per pair (`LowDoseCT.tube_current_modulation`; None: a constant tube current).
+    `signal_kernel`: a pair drawn with another kernel than `filter_window` (the input's) gets
+    that kernel's signal too, not only its noise: the target is the input as the pair's
+    kernel reconstructs it (`projector.signal_transfer`: a sharp kernel lifts the edges and
+    the scan's own noise), as a real sharp-kernel scan's full dose is. Off, a sharp-kernel
+    pair is a smooth image plus sharp noise, and a model learns to return smooth images. Not
+    in the repr: the noise, and so a training bank's cache key, does not depend on it.
     """
 
     task: str
@@ -138,6 +149,7 @@ class LowDoseCTTask(NoiseThenDownsample):
     dose_range: tuple[float, float] | None = None
     calibration: str = "roi-sd"
     modulation_range: tuple[float, float] | None = None
+    signal_kernel: bool = field(default=False, repr=False)
     scan_incident_photons: float | None = field(default=None, metadata=SET_BY_FOR_SCAN)
     calibration_slice: int | None = field(default=None, metadata=SET_BY_FOR_SCAN)
 
@@ -299,8 +311,15 @@ class LowDoseCTTask(NoiseThenDownsample):
             "set the task's incident_photons"
         )
 
+    def signal(self, high: torch.Tensor, params: LowDoseParams) -> torch.Tensor:
+        """`high` (a whole image) as the pair's kernel reconstructs it under
+        `signal_kernel`, else `high` itself."""
+        if not self.signal_kernel:
+            return high
+        return signal_transfer(high, self.filter_window, params.filter_window)
+
     def target(self, high: torch.Tensor, params: LowDoseParams) -> torch.Tensor:
-        cropped = crop_to_multiple(high, self.scale)
+        cropped = crop_to_multiple(self.signal(high, params), self.scale)
         return zoom_centre(cropped, params.zoom) if params.zoom > 1 else cropped
 
     def insert(
@@ -337,4 +356,5 @@ class LowDoseCTTask(NoiseThenDownsample):
         generator: torch.Generator,
     ) -> torch.Tensor:
         noise = self.unit_noise(high, spacing_mm, params, generator)
-        return self.insert(crop_to_multiple(high, self.scale), noise, params)[1]
+        signal = crop_to_multiple(self.signal(high, params), self.scale)
+        return self.insert(signal, noise, params)[1]

@@ -245,6 +245,15 @@ def ramp_filter_response(
     kernel[odd] = -1.0 / (math.pi * n[odd].double()) ** 2
     ramp = torch.fft.rfft(kernel).real * bins_per_pixel  # h scales as 1 / spacing^2, sum x spacing
     frequency = torch.fft.rfftfreq(length, dtype=torch.float64) * bins_per_pixel  # cycles/pixel
+    return (ramp * kernel_window(window, frequency)).float().to(device)
+
+
+def kernel_window(window: str, frequency: torch.Tensor) -> torch.Tensor:
+    """The window W(f) of reconstruction kernel `window` (module doc) at `frequency` (cycles
+    per pixel): a classical window is zero above the pixel Nyquist 1/2, a `MATCHED_KERNELS`
+    shape is its formula."""
+    if window in MATCHED_KERNELS:
+        return MATCHED_KERNELS[window].window(frequency)
     windows = {
         "ram-lak": torch.ones_like(frequency),
         "shepp-logan": torch.special.sinc(frequency),
@@ -252,8 +261,33 @@ def ramp_filter_response(
         "hamming": 0.54 + 0.46 * torch.cos(2 * math.pi * frequency),
         "hann": 0.5 + 0.5 * torch.cos(2 * math.pi * frequency),
     }
-    if window in windows:
-        shape = torch.where(frequency <= 0.5, windows[window], torch.zeros_like(frequency))
-    else:
-        shape = MATCHED_KERNELS[window].window(frequency)
-    return (ramp * shape).float().to(device)
+    if window not in windows:
+        raise ValueError(f"filter window must be one of {RECONSTRUCTION_KERNELS}, got {window!r}")
+    return torch.where(frequency <= 0.5, windows[window], torch.zeros_like(frequency))
+
+
+SIGNAL_MAX_GAIN = 4.0
+"""The largest factor `signal_transfer` lifts a frequency by: W_to / W_from grows without bound
+where the source's smooth window has rolled off, and what is left there is mostly noise."""
+
+
+def signal_transfer(
+    image: torch.Tensor, from_kernel: str, to_kernel: str, max_gain: float = SIGNAL_MAX_GAIN
+) -> torch.Tensor:
+    """`image` (`(..., H, W)`, reconstructed with `from_kernel`) as `to_kernel` would have
+    reconstructed it: its 2-D spectrum times `min(W_to(f) / W_from(f), max_gain)` at the
+    radial frequency f (cycles/pixel). In FBP the window multiplies the projections' spectrum
+    and so, by the central slice theorem, the image's radial spectrum: a sharper kernel's
+    image is the smoother kernel's with its edges (and its own noise) lifted, as a scanner
+    reconstructing the same raw data with both would give. A DC gain of 1 keeps the HU."""
+    if from_kernel == to_kernel:
+        return image
+    height, width = image.shape[-2:]
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None]
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :]
+    radius = torch.sqrt(fy**2 + fx**2)
+    before, after = kernel_window(from_kernel, radius), kernel_window(to_kernel, radius)
+    gain = torch.where(before > 0, after / before.clamp_min(1e-12), torch.zeros_like(before))
+    gain = gain.clamp(0.0, max_gain)
+    spectrum = torch.fft.rfft2(image.double()) * gain
+    return torch.fft.irfft2(spectrum, s=(height, width)).to(image.dtype)
