@@ -19,7 +19,12 @@ the pixel size, the match should not. The fourth table compares the noise's stre
 (`medsr.metrics.noise.axis_power_ratio`: high-frequency NPS on the vertical over the
 horizontal frequency axis) of the real noise with the simulation at a constant tube current
 and with angular tube-current modulation (m = 0.5, the square-root rule, and m = 1; the
-Siemens scanner modulates with CARE Dose). `--l143 N` keeps N images per kernel (default: all);
+Siemens scanner modulates with CARE Dose). The fifth table checks the kernel's signal
+transfer (`medsr.physics.projector.signal_transfer`, the task's `signal_kernel`): the B30f
+full-dose images as `d45f-like` would reconstruct them (W_d45f-like / W_b30f-like, capped)
+against the real D45f full-dose images of the same scan and dose (other slices: no slice
+has both kernels), by the full dose's own noise in uniform ROIs, whose SD and NPS mean
+frequency the kernel sets. `--l143 N` keeps N images per kernel (default: all);
 without `../shared/data` the script says so and prints the first table only.
 """
 
@@ -52,6 +57,7 @@ from medsr.physics.ct_calibration import (
     calibrate_incident_photons,
     low_dose_noise_sd,
 )
+from medsr.physics.projector import SIGNAL_MAX_GAIN, signal_transfer
 from medsr.physics.tasks import make_task
 
 L143 = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ldct-mayo-L143"
@@ -260,6 +266,33 @@ def streakiness_table(groups: dict[str, list[str]], seed: int) -> None:
         )
 
 
+def signal_transfer_table(groups: dict[str, list[str]]) -> None:
+    """The fifth table (module doc): full-dose noise SD and NPS mean frequency of the real
+    B30f and D45f images and of the B30f ones filtered to `d45f-like`."""
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for name in groups["B30f"] + groups["D45f"]:
+        full, _, _ = l143_pair(name)
+        rois = find_uniform_rois(full, size=24)
+        kernel = "B30f" if name in groups["B30f"] else "D45f"
+        rows.setdefault(f"real {kernel}", []).append(
+            (noise_sd(full, rois), mean_nps_frequency(full, rois))
+        )
+        if kernel == "B30f":
+            sharp = signal_transfer(torch.from_numpy(full), "b30f-like", "d45f-like").numpy()
+            rows.setdefault("B30f as d45f-like", []).append(
+                (noise_sd(sharp, rois), mean_nps_frequency(sharp, rois))
+            )
+    print(
+        "\nFull-dose images as another kernel reconstructs them (`signal_transfer`, cap "
+        f"{SIGNAL_MAX_GAIN:g}); own noise in uniform ROIs (24x24), mean over the images:\n"
+    )
+    print("| images | count | full-dose noise SD HU | NPS mean frequency c/px |")
+    print("|---|---|---|---|")
+    for label, values in rows.items():
+        sd, frequency = np.mean(values, axis=0)
+        print(f"| {label} | {len(values)} | {sd:.1f} | {frequency:.3f} |")
+
+
 def _l143_row(label: str, kernels: str, v: dict[str, float]) -> str:
     def sd(method: str) -> str:
         return f"{v[method]:.1f} ({100 * (v[method] / v['real'] - 1):+.0f} %)"
@@ -298,6 +331,7 @@ def main() -> None:
         return
     l143_tables(arguments.l143, arguments.l143_seed)
     streakiness_table(l143_names(arguments.l143), arguments.l143_seed)
+    signal_transfer_table(l143_names(arguments.l143))
 
 
 if __name__ == "__main__":
