@@ -140,3 +140,25 @@ def test_lower_dose_and_sharper_kernel_give_more_noise() -> None:
     # quantum noise: SD ~ sqrt((1 - a) / a), a little more with electronic noise at low dose
     ratio = sd("b30f-like", 0.05) / smooth
     assert ratio == pytest.approx(math.sqrt((0.95 / 0.05) / (0.75 / 0.25)), rel=0.25)
+
+
+def test_signal_kernel_puts_the_drawn_kernels_signal_under_the_same_noise() -> None:
+    from medsr.physics.projector import signal_transfer
+
+    image = torch.from_numpy(body_phantom(1, 64).array[0])[None]
+    settings = {"filter_window": "b30f-like", "dose_range": (0.25, 0.25), "zoom": (1.0, 1.0)}
+    for kernel in ("b30f-like", "d45f-like"):
+        plain = sampler(kernels=(kernel,), **settings)
+        sharp = sampler(kernels=(kernel,), signal_kernel=True, **settings)
+        assert repr(plain) == repr(sharp)  # the noise, and a bank's cache key, do not change
+        before = plain(image, 1.0, torch.Generator().manual_seed(2))
+        after = sharp(image, 1.0, torch.Generator().manual_seed(2))
+        expected = signal_transfer(image, "b30f-like", kernel)
+        torch.testing.assert_close(after.high, expected)
+        noise_after, noise_before = after.low - after.high, before.low - before.high
+        torch.testing.assert_close(noise_after, noise_before, rtol=0, atol=1e-3)  # HU
+        if kernel == "b30f-like":  # the input's own kernel: nothing to change
+            assert torch.equal(after.high, before.high)
+        else:  # edges lifted: more power away from DC, the same mean
+            assert float(after.high.std()) > float(before.high.std())
+            assert float(after.high.mean()) == pytest.approx(float(before.high.mean()), abs=0.01)
