@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from medsr.image import PROVENANCE_KEY, Provenance, Volume, rescaled_in_plane
+from medsr.image import (
+    NUM_DIHEDRAL,
+    PROVENANCE_KEY,
+    Provenance,
+    Volume,
+    dihedral,
+    rescaled_in_plane,
+    undo_dihedral,
+)
 
 
 def test_rescaled_in_plane_coarser_then_finer_returns_to_the_grid() -> None:
@@ -28,3 +37,22 @@ def test_provenance_round_trips_through_metadata() -> None:
     assert metadata[PROVENANCE_KEY]["tile_size"] == 256 and "guide" not in metadata[PROVENANCE_KEY]
     assert Provenance.from_metadata(metadata) == made
     assert Provenance.from_metadata({}) is None
+
+
+def test_the_eight_symmetries_are_distinct_and_undone() -> None:
+    batch = np.arange(2 * 1 * 3 * 5, dtype=np.float32).reshape(2, 1, 3, 5)  # not square
+    seen = set()
+    for index in range(NUM_DIHEDRAL):
+        moved = dihedral(batch, index)
+        assert moved.shape[-2:] == ((3, 5) if index % 2 == 0 else (5, 3))
+        seen.add(np.ascontiguousarray(moved).tobytes() + bytes(moved.shape))
+        np.testing.assert_array_equal(undo_dihedral(moved, index), batch)
+    assert len(seen) == NUM_DIHEDRAL
+    # torch tensors the same way, and the same images as numpy's
+    tensor = torch.from_numpy(batch)
+    for index in range(NUM_DIHEDRAL):
+        moved = dihedral(tensor, index)
+        np.testing.assert_array_equal(moved.numpy(), dihedral(batch, index))
+        assert torch.equal(undo_dihedral(moved, index), tensor)
+    with pytest.raises(ValueError, match="op must be in 0..7"):
+        undo_dihedral(batch, 8)

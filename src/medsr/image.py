@@ -8,8 +8,10 @@ This is the bottom layer (docs/ARCHITECTURE.md): it imports nothing of medsr but
 version, so every other package may use it. Beside the type it holds the few helpers that
 were written several times above it: `rescaled_in_plane` (the grid of an image made `s`
 times coarser or finer), `percentile_range` (the percentile intensity map), `Window.apply`
-(the window map, numpy or torch), `seeded_generator` (independent torch streams from integer
-keys) and `Provenance` (how a derived image was made, under `metadata[PROVENANCE_KEY]`).
+(the window map, numpy or torch), `dihedral` / `undo_dihedral` (the 8 flips and quarter
+turns, numpy or torch: training augmentation and the inference self-ensemble),
+`seeded_generator` (independent torch streams from integer keys) and `Provenance` (how a
+derived image was made, under `metadata[PROVENANCE_KEY]`).
 """
 
 from __future__ import annotations
@@ -195,6 +197,36 @@ def percentile_range(
     values = values.ravel()[:: max(1, values.size // MAX_PERCENTILE_VALUES)]
     low, high = np.percentile(values, list(percentiles))
     return float(low), float(high)
+
+
+NUM_DIHEDRAL = 8
+
+
+def dihedral(x: ArrayOrTensor, op: int) -> ArrayOrTensor:
+    """One of the 8 flips / quarter turns of the last two axes of `(..., H, W)` (numpy or
+    torch): `op % 4` quarter turns counter-clockwise, then a left-right flip when `op >= 4`."""
+    if not 0 <= op < NUM_DIHEDRAL:
+        raise ValueError(f"op must be in 0..7, got {op}")
+    if isinstance(x, np.ndarray):
+        turned = np.rot90(x, op % 4, axes=(-2, -1))
+        return turned[..., ::-1] if op >= 4 else turned
+    import torch
+
+    y = torch.rot90(x, op % 4, dims=(-2, -1))
+    return torch.flip(y, dims=(-1,)) if op >= 4 else y
+
+
+def undo_dihedral(x: ArrayOrTensor, op: int) -> ArrayOrTensor:
+    """The inverse of `dihedral(., op)`: the flip undone first, then the turns."""
+    if not 0 <= op < NUM_DIHEDRAL:
+        raise ValueError(f"op must be in 0..7, got {op}")
+    if isinstance(x, np.ndarray):
+        flipped = x[..., ::-1] if op >= 4 else x
+        return np.rot90(flipped, -(op % 4), axes=(-2, -1))
+    import torch
+
+    y = torch.flip(x, dims=(-1,)) if op >= 4 else x
+    return torch.rot90(y, -(op % 4), dims=(-2, -1))
 
 
 def seeded_generator(*key: int) -> torch.Generator:

@@ -11,10 +11,9 @@ from medsr.data.datasets import (
     PatchSamplingError,
     PatchSource,
     collate_pairs,
-    dihedral,
     item_generator,
 )
-from medsr.image import Volume
+from medsr.image import Volume, dihedral
 from medsr.io.samples import load_sample
 from medsr.physics.degradation import DegradedPair
 

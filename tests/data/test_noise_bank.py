@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from medsr.data.datasets import PatchSource, dihedral
+from medsr.data.datasets import PatchSource
 from medsr.data.noise_bank import NoiseBankPairs
-from medsr.image import seeded_generator
+from medsr.image import dihedral, seeded_generator
 from medsr.io.samples import is_available, load_sample
 from medsr.physics.resize import downsample, zoom_centre
 from medsr.physics.tasks import make_task

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medsr.image import Volume, seeded_generator
+from medsr.image import NUM_DIHEDRAL, Volume, dihedral, seeded_generator
 from medsr.physics.degradation import Degradation
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 Item = dict[str, Any]
 CT_AIR_THRESHOLD_HU = -500.0
-NUM_DIHEDRAL = 8
 
 
 class PatchSamplingError(RuntimeError):
@@ -36,19 +35,6 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     if min(seed, epoch, index) < 0:
         raise ValueError(f"seed, epoch and index must be >= 0, got {(seed, epoch, index)}")
     return seeded_generator(seed, epoch, index)
-
-
-def dihedral(x: torch.Tensor, op: int) -> torch.Tensor:
-    """One of the 8 flips / quarter turns of the last two axes of `(..., H, W)`.
-
-    `op % 4` quarter turns counter-clockwise, then a left-right flip when `op >= 4`.
-    Commutes with any degradation that treats rows and columns alike (area downsampling,
-    isotropic blur, pixel-wise noise), so low and high stay aligned.
-    """
-    if not 0 <= op < NUM_DIHEDRAL:
-        raise ValueError(f"op must be in 0..7, got {op}")
-    y = torch.rot90(x, op % 4, dims=(-2, -1))
-    return torch.flip(y, dims=(-1,)) if op >= 4 else y
 
 
 def foreground_threshold(volume: Volume, fraction: float = 0.1) -> float:

@@ -55,9 +55,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
+from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice
 from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
-from medsr.image import Volume, seeded_generator
+from medsr.image import Volume, dihedral, seeded_generator
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.degradation import params_record
 from medsr.physics.low_dose_task import LowDoseCTTask, LowDoseParams

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice, dihedral
+from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice
 from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
-from medsr.image import Volume, seeded_generator
+from medsr.image import Volume, dihedral, seeded_generator
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
 

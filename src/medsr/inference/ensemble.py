@@ -13,34 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from medsr.image import NUM_DIHEDRAL, dihedral, undo_dihedral
 from medsr.inference.tiling import Runner
-
-ENSEMBLE_SIZE = 8
-
-
-def dihedral(batch: np.ndarray, index: int) -> np.ndarray:
-    """Symmetry `index` (0-7) of the square applied to the last two axes of `batch`:
-    `index % 4` quarter turns, then a left-right flip when `index >= 4`."""
-    turned = np.rot90(batch, index % 4, axes=(-2, -1))
-    return turned[..., ::-1] if index >= 4 else turned
-
-
-def undo_dihedral(batch: np.ndarray, index: int) -> np.ndarray:
-    """The inverse of `dihedral(., index)`: flip back first, then turn back."""
-    flipped = batch[..., ::-1] if index >= 4 else batch
-    return np.rot90(flipped, -(index % 4), axes=(-2, -1))
 
 
 def self_ensemble(run: Runner) -> Runner:
-    """`run` averaged over the 8 symmetries of each batch (float32, same shape as `run`'s
-    output); tiles need not be square."""
+    """`run` averaged over the 8 symmetries of each batch (`medsr.image.dihedral`, the
+    training augmentation's; float32, same shape as `run`'s output); tiles need not be
+    square."""
 
     def run_ensemble(batch: np.ndarray) -> np.ndarray:
         total: np.ndarray | None = None
-        for index in range(ENSEMBLE_SIZE):
+        for index in range(NUM_DIHEDRAL):
             output = undo_dihedral(run(np.ascontiguousarray(dihedral(batch, index))), index)
             total = output.astype(np.float32) if total is None else total + output
         assert total is not None
-        return total / np.float32(ENSEMBLE_SIZE)
+        return total / np.float32(NUM_DIHEDRAL)
 
     return run_ensemble

@@ -28,14 +28,12 @@ from torch.utils.data import Dataset
 
 from medsr.data.datasets import (
     CT_AIR_THRESHOLD_HU,
-    NUM_DIHEDRAL,
     Item,
     Normalize,
     PatchSamplingError,
-    dihedral,
     item_generator,
 )
-from medsr.image import Volume
+from medsr.image import NUM_DIHEDRAL, Volume, dihedral
 
 PATIENT_PATTERN = re.compile(r"^[A-Z]\d{3}$")
 FULL_PATTERN = re.compile(r"full[\s_-]*dose|^full_", re.IGNORECASE)
