@@ -43,8 +43,9 @@ def deepen(payload: dict[str, Any], num_blocks: int, seed: int = 0) -> dict[str,
         raise ValueError(f"num_blocks must exceed the model's {old_blocks}, got {num_blocks}")
     trained = payload.get("ema") or spec["state_dict"]
     config = {**spec["config"], "num_blocks": num_blocks}
-    torch.manual_seed(seed)  # the new blocks' conv1 and PReLU: the constructor's own init
-    model = build_generator("srresnet", **config)
+    with torch.random.fork_rng():  # the new blocks' conv1 and PReLU: the constructor's init
+        torch.manual_seed(seed)
+        model = build_generator("srresnet", **config)
     state = model.state_dict()
     missing = set(state) - set(trained)
     unexpected = set(trained) - set(state)
