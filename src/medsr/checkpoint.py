@@ -125,9 +125,10 @@ class Normalization(Mapping[str, Any]):
     `window`: `(x - low) / (high - low)` with fixed `low`, `high` in the image unit (HU for
     CT, SUV for PET); `percentile`: the same with `low`, `high` an image's (a volume's) own
     `percentiles`, so the model unit is [0, 1] between them. Not clipped either way. `unit`
-    is the unit of the model's targets; `options` the other stored keys (`noise_level_unit`
-    and `noise_level_dose_fraction` of non-blind models, `guide_windows` and `guide_unit` of
-    fusion models). Reads like the stored dict (`normalization["kind"]`, `.get("unit")`).
+    is the unit of the model's targets; `options` the other stored keys (`noise_level_unit`,
+    `noise_level_dose_fraction` and `noise_frequency_unit` of non-blind models,
+    `guide_windows` and `guide_unit` of fusion models). Reads like the stored dict
+    (`normalization["kind"]`, `.get("unit")`).
     """
 
     kind: str
@@ -315,7 +316,10 @@ class Checkpoint:
                 "use medsr fuse (FusionPredictor)"
             )
         info = self.info()
-        expected = 2 if info.normalization.get("noise_level_unit") else 1  # image (+ level)
+        expected = 1 + sum(  # the image, then the noise level and frequency channels
+            bool(info.normalization.get(key))
+            for key in ("noise_level_unit", "noise_frequency_unit")
+        )
         if info.in_channels != expected:
             raise ValueError(
                 f"{self.path}: {info.in_channels}-channel models are not supported here "

@@ -276,3 +276,57 @@ def test_signal_kernel_gives_a_sharp_kernel_pair_its_sharp_signal(volume) -> Non
             item["low"] - item["high"], before["low"] - before["high"], rtol=0, atol=1e-3
         )
     assert kernels == {"b30f-like", "d45f-like"}
+
+
+def test_noise_frequency_channel_tells_the_kernel_as_inference_measures_it(volume) -> None:  # type: ignore[no-untyped-def]
+    # a third channel: the NPS mean frequency of the whole low-dose slice, measured by
+    # inference's estimator; a sharp kernel's pairs get a higher one than a smooth kernel's
+    from medsr.metrics.noise import estimate_noise
+
+    task = make_task(
+        "ldct",
+        num_views=180,
+        filter_window="b30f-like",
+        kernels=("b30f-like", "d45f-like"),
+        dose_range=(0.1, 0.1),
+        signal_kernel=True,
+    )
+    options = {"patch_size": 32, "num_samples": 16, "seed": 3, "realisations": 4}
+    pairs = NoiseBankPairs(
+        [volume],
+        task,
+        noise_level_unit=50.0,
+        noise_frequency_unit=0.5,
+        **options,  # type: ignore[arg-type]
+    )
+    by_kernel: dict[str, set[float]] = {}
+    for index in range(len(pairs)):
+        item = pairs[index]
+        assert item["low"].shape == (3, 32, 32)
+        r, kernel = item["params"]["sample"]["realisation"], item["params"]["filter_window"]
+        signal = pairs._signal(0, 0, pairs.realisation_params(0, 0, r)).numpy()
+        measured = estimate_noise(signal + pairs.bank[(0, 0)][r].numpy(), "CT").mean_frequency
+        assert torch.allclose(item["low"][2], torch.tensor(measured / 0.5), rtol=1e-4)
+        by_kernel.setdefault(kernel, set()).add(measured)
+    assert min(by_kernel["d45f-like"]) > max(by_kernel["b30f-like"]) + 0.03
+    with pytest.raises(ValueError, match="noise_frequency_unit needs noise_level_unit"):
+        NoiseBankPairs([volume], task, noise_frequency_unit=0.5, **options)  # type: ignore[arg-type]
+
+
+def test_noise_frequency_follows_gain_and_zoom(volume) -> None:  # type: ignore[no-untyped-def]
+    task = make_task("ldct", num_views=180)
+    options = {"patch_size": 32, "num_samples": 2, "seed": 3, "realisations": 2}
+    pairs = NoiseBankPairs(
+        [volume],
+        task,
+        noise_level_unit=50.0,
+        noise_frequency_unit=0.5,
+        **options,  # type: ignore[arg-type]
+    )
+    s0, f0, s1, f1 = pairs.noise_textures[(0, 0)][0].tolist()
+    assert pairs.noise_frequency(0, 0, 0, gain=1.0, zoom=1.0) == pytest.approx(f1)
+    assert pairs.noise_frequency(0, 0, 0, gain=1.0, zoom=1.25) == pytest.approx(f1 / 1.25)
+    # a large gain: the added noise's own frequency, (s1^2 f1 - s0^2 f0) / (s1^2 - s0^2)
+    added = (s1**2 * f1 - s0**2 * f0) / (s1**2 - s0**2)
+    assert pairs.noise_frequency(0, 0, 0, gain=1e3, zoom=1.0) == pytest.approx(added, rel=1e-4)
+    assert pairs.noise_frequency(0, 0, 0, gain=1e-3, zoom=1.0) == pytest.approx(f0, rel=1e-4)

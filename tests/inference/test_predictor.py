@@ -170,6 +170,45 @@ def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
         Predictor.load(str(make_checkpoint(task="ldct", scale=1, in_channels=2, **TINY)))
 
 
+def test_a_kernel_aware_model_gets_the_noise_frequency_as_a_third_channel(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from scipy import ndimage
+
+    from medsr.metrics.noise import estimate_noise
+
+    norm = {**CT_WINDOW, "noise_level_unit": 50.0, "noise_frequency_unit": 0.5}
+    path = make_checkpoint(task="ldct", scale=1, normalization=norm, in_channels=3, **TINY)
+    predictor = Predictor.load(str(path))
+    rng = np.random.default_rng(2)
+    white = rng.normal(0.0, 20.0, (64, 80))
+    smooth = ndimage.gaussian_filter(white, 1.0) * 3.0  # a smooth kernel's grain
+    for noise in (white, smooth):
+        image = (40.0 + noise).astype(np.float32)
+        seen: list[np.ndarray] = []
+        run = predictor.run
+
+        def recording(batch: np.ndarray, run=run, seen=seen) -> np.ndarray:  # type: ignore[no-untyped-def]
+            seen.append(batch.copy())
+            return run(batch)
+
+        predictor.run = recording
+        assert np.isfinite(predictor.enhance_array(image, tile_size=32, overlap=8)).all()
+        predictor.run = run
+        estimate = estimate_noise(image, "CT")
+        for batch in seen:
+            assert batch.shape[1] == 3
+            assert np.allclose(batch[:, 1], estimate.sd / 50.0)
+            assert np.allclose(batch[:, 2], estimate.mean_frequency / 0.5)
+    white_f, smooth_f = (estimate_noise(40.0 + n, "CT").mean_frequency for n in (white, smooth))
+    assert white_f > 0.3 > smooth_f
+    # a 3-channel model without the frequency in its normalisation is refused
+    with pytest.raises(ValueError, match="3-channel"):
+        norm2 = {**CT_WINDOW, "noise_level_unit": 50.0}
+        path = make_checkpoint(task="ldct", scale=1, normalization=norm2, in_channels=3, **TINY)
+        Predictor.load(str(path))
+
+
 def test_dose_and_strength_set_a_non_blind_denoisers_noise_level(
     make_checkpoint: Callable[..., Path],
 ) -> None:

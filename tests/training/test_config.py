@@ -88,13 +88,19 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ("evaluation.window=brain", "unknown CT window"),
         ("training", "not key=value"),
         ("data.noise_level_unit=50", "needs an ldct task and model.in_channels 2"),
+        ("data.ldct.noise_frequency_unit=0.5", "noise_frequency_unit needs data.ldct.noise_lev"),
+        (
+            "data.ldct.noise_level_unit=50 data.ldct.noise_frequency_unit=0.5 data.task=ldct "
+            "model.in_channels=2",
+            "needs an ldct task and model.in_channels 3",
+        ),
         ("data.zoom=[2.0]", "need 2 values"),
         ("training.discriminator_lr_ratio=0", "discriminator_lr_ratio must be > 0"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        config_from_dict({}, [override])
+        config_from_dict({}, override.split())
 
 
 def test_phase_overrides_apply_under_the_command_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from medsr.checkpoint import FORMAT, generator_from, load_checkpoint, save_atomic
 from medsr.models import build_generator
 from medsr.training.config import TrainConfig
-from medsr.training.deepen import deepen
+from medsr.training.deepen import add_inputs, deepen
 from medsr.training.state import TrainState
 
 CONFIG = {
@@ -93,3 +93,28 @@ def test_deepen_refuses_what_it_cannot_grow() -> None:
     rrdb = {**payload, "generator": {**payload["generator"], "name": "rrdbnet"}}
     with pytest.raises(ValueError, match="only an srresnet"):
         deepen(rrdb, num_blocks=4)
+
+
+def test_added_inputs_leave_the_output_unchanged_until_trained() -> None:
+    payload = _trained_payload()
+    wider = add_inputs(payload, in_channels=3)
+    assert wider["generator"]["config"]["in_channels"] == 3
+    assert wider["inputs_added_to"] == {"in_channels": 2, "step": 700}
+    source, grown = generator_from(payload), generator_from(wider)
+    x = torch.rand(2, 2, 20, 18)
+    extra = torch.rand(2, 1, 20, 18)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(torch.cat([x, extra], 1)), source(x), rtol=0, atol=1e-6)
+        # the trained channels keep their place on the unshuffled grid
+        torch.testing.assert_close(
+            grown(torch.cat([x, 5 * extra], 1)), source(x), rtol=0, atol=1e-6
+        )
+    grown.train()
+    grown(torch.cat([x, extra], 1)).square().mean().backward()
+    assert grown.conv_first.weight.grad[:, 8:].abs().sum() > 0  # the new inputs can learn
+    with pytest.raises(ValueError, match="must exceed the model's 2"):
+        add_inputs(payload, in_channels=2)
+    deeper_and_wider = add_inputs(deepen(payload, num_blocks=3), in_channels=3)
+    with torch.no_grad():
+        out = generator_from(deeper_and_wider)(torch.cat([x, extra], 1))
+        torch.testing.assert_close(out, source(x), rtol=0, atol=1e-6)

@@ -42,6 +42,15 @@ picks which one the channel carries: "input", or "added", the noise the model sh
 away (the normal-dose target keeps its own noise), which inference gets from the input's
 as sqrt(1 - d) times it for a dose fraction d.
 
+With `noise_frequency_unit` too, `low` gets a third channel: the input's NPS mean frequency
+(cycles/pixel) over `noise_frequency_unit`, measured as inference measures it
+(`medsr.metrics.noise.estimate_noise`, the same ROIs as the SD) on the whole low-dose slice
+(with `signal_kernel`, the slice as the realisation's kernel reconstructs it, plus the
+realisation). It tells the model the kernel: how much of the input's fine grain is noise and
+how sharp the target is. Per item it follows the gain (NPS is additive: the mean frequency of
+the sum is the power-weighted mean of the parts') and the zoom (a grid z times finer moves
+the noise to 1/z of its frequencies in cycles/pixel).
+
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
 """
@@ -100,6 +109,7 @@ class NoiseBankPairs(SliceBank):
         cache_dir: str | Path | None = None,
         noise_level_unit: float | None = None,
         noise_level_of: str = "input",
+        noise_frequency_unit: float | None = None,
     ) -> None:
         if getattr(task, "bank", None) != "noise":
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
@@ -110,6 +120,13 @@ class NoiseBankPairs(SliceBank):
             raise ValueError(
                 f"noise_level_unit needs an x1 task and a value > 0, got "
                 f"{noise_level_unit} for scale {task.scale}"
+            )
+        if noise_frequency_unit is not None and (
+            noise_level_unit is None or not noise_frequency_unit > 0
+        ):
+            raise ValueError(
+                f"noise_frequency_unit needs noise_level_unit and a value > 0, got "
+                f"{noise_frequency_unit}"
             )
         self.patches = OnTheFlyPairs(
             sources,
@@ -130,6 +147,8 @@ class NoiseBankPairs(SliceBank):
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
         self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
+        self.noise_frequency_unit = noise_frequency_unit
+        self.noise_textures = self._measure_noise_textures() if noise_frequency_unit else {}
 
     @property
     def cache_task(self) -> LowDoseCTTask:
@@ -229,6 +248,40 @@ class NoiseBankPairs(SliceBank):
             levels[(i, k)] = torch.tensor(sds, dtype=torch.float64)
         return levels
 
+    def _measure_noise_textures(self) -> dict[tuple[int, int], torch.Tensor]:
+        """Per slice, per realisation r: `(s0, f0, s1, f1)`, the noise SD (HU) and NPS mean
+        frequency (cycles/pixel) of the normal-dose slice as r's kernel reconstructs it
+        (the slice itself without `signal_kernel`), then of it plus realisation r."""
+        from medsr.metrics.noise import estimate_noise
+
+        textures = {}
+        for (i, k), noise in self.bank.items():
+            rows = []
+            for r, n in enumerate(noise):
+                signal = self._signal(i, k, self.realisation_params(i, k, r)).numpy()
+                normal, low = (estimate_noise(x, "CT") for x in (signal, signal + n.numpy()))
+                rows.append([normal.sd, normal.mean_frequency, low.sd, low.mean_frequency])
+            textures[(i, k)] = torch.tensor(rows, dtype=torch.float64)
+        return textures
+
+    def _signal(self, i: int, k: int, params: LowDoseParams) -> torch.Tensor:
+        """Slice `k` of source `i` as the input of a pair drawn with `params` shows it: as
+        their kernel reconstructs it with `signal_kernel`, else as it is."""
+        if self.task.signal_kernel and params.filter_window != self.task.filter_window:
+            return self._kernel_signal(i, k, params)
+        volume = self.patches.sources[i].volume
+        return torch.from_numpy(np.ascontiguousarray(_slice(volume, k), dtype=np.float32))
+
+    def noise_frequency(self, i: int, k: int, r: int, gain: float, zoom: float) -> float:
+        """The NPS mean frequency of an item's input (cycles/pixel): realisation `r` of slice
+        `k` of source `i` at noise `gain`, on a grid `zoom` times finer."""
+        s0, f0, s1, f1 = self.noise_textures[(i, k)][r].tolist()
+        added_power = s1**2 - s0**2
+        if added_power <= 0:
+            return f1 / zoom
+        power = s0**2 + gain**2 * added_power
+        return (s0**2 * f0 + gain**2 * (s1**2 * f1 - s0**2 * f0)) / power / zoom
+
     def __getitem__(self, index: int) -> Item:
         item = self.patches[index]
         sample = dict(item["params"]["sample"])
@@ -263,6 +316,10 @@ class NoiseBankPairs(SliceBank):
             level = added if self.noise_level_of == "added" else float(np.hypot(s0, added))
             sample["noise_level_hu"] = level
             low = torch.cat([low, torch.full_like(low, level / self.noise_level_unit)])
+        if self.noise_frequency_unit:
+            frequency = self.noise_frequency(i, k, r, gain, zoom)
+            sample["noise_frequency"] = frequency
+            low = torch.cat([low, torch.full_like(low[:1], frequency / self.noise_frequency_unit)])
         params = {
             **params_record(drawn),
             "task": self.task.task,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -56,15 +57,16 @@ def load_torch_model(
     return checkpoint.image_model(use_ema)
 
 
-def with_noise_level(run: Runner, level: float) -> Runner:
-    """`run` with a constant noise-level channel appended to every tile (FFDNet-style input,
-    Zhang et al. 2018): the model sees how noisy the whole image is, not just the tile."""
+def with_noise_channels(run: Runner, values: Sequence[float]) -> Runner:
+    """`run` with one constant channel per value appended to every tile (FFDNet-style noise
+    level input, Zhang et al. 2018): the model sees how noisy the whole image is, not just
+    the tile."""
 
-    def run_with_level(batch: np.ndarray) -> np.ndarray:
-        channel = np.full_like(batch[:, :1], np.float32(level))
-        return run(np.concatenate([batch, channel], axis=1))
+    def run_with_channels(batch: np.ndarray) -> np.ndarray:
+        channels = [np.full_like(batch[:, :1], np.float32(value)) for value in values]
+        return run(np.concatenate([batch, *channels], axis=1))
 
-    return run_with_level
+    return run_with_channels
 
 
 def check_finite(array: np.ndarray, what: str = "the image") -> None:
@@ -251,8 +253,8 @@ class Predictor:
         normalization = self.info.normalization
         x = normalization.forward(image, bounds)
         run = self.run
-        if unit := normalization.get("noise_level_unit"):
-            run = with_noise_level(self.run, self.noise_level(image) / float(unit))
+        if normalization.get("noise_level_unit"):
+            run = with_noise_channels(self.run, self.noise_channels(image))
         if self.geometric_ensemble:
             run = self_ensemble(run)
         y = tiled_apply(
@@ -262,15 +264,30 @@ class Predictor:
             y = low_frequency_consistency(x, y, self.scale, sigma, in_place=True)
         return normalization.inverse(y, bounds)
 
-    def noise_level(self, image: np.ndarray) -> float:
-        """A non-blind model's noise level for a whole 2-D image, in its unit, as its
-        training items measured it: the input's noise SD (`medsr.metrics.noise.
-        estimate_noise_sd`, CT uniform ROIs) or, for models told the noise to remove, that SD
-        times sqrt(1 - d), d the input's dose fraction of a normal dose (`dose_fraction`, by
-        default the one the model was trained for); times `strength`."""
-        from medsr.metrics.noise import estimate_noise_sd
+    def noise_channels(self, image: np.ndarray) -> list[float]:
+        """A non-blind model's noise inputs for a whole 2-D image, in their units: the noise
+        level (`noise_level`), then, for a model that has it, the NPS mean frequency
+        (cycles/pixel, `medsr.metrics.noise.estimate_noise`, the same ROIs)."""
+        from medsr.metrics.noise import estimate_noise
 
-        sd = estimate_noise_sd(np.asarray(image, dtype=np.float32), "CT")[0]
+        estimate = estimate_noise(np.asarray(image, dtype=np.float32), "CT")
+        normalization = self.info.normalization
+        channels = [self._noise_level(estimate.sd) / float(normalization["noise_level_unit"])]
+        if unit := normalization.get("noise_frequency_unit"):
+            channels.append(estimate.mean_frequency / float(unit))
+        return channels
+
+    def noise_level(self, image: np.ndarray) -> float:
+        """A non-blind model's noise level for a whole 2-D image, in HU, as its training
+        items measured it: the input's noise SD (`medsr.metrics.noise.estimate_noise`, CT
+        uniform ROIs) or, for models told the noise to remove, that SD times sqrt(1 - d), d
+        the input's dose fraction of a normal dose (`dose_fraction`, by default the one the
+        model was trained for); times `strength`."""
+        from medsr.metrics.noise import estimate_noise
+
+        return self._noise_level(estimate_noise(np.asarray(image, dtype=np.float32), "CT").sd)
+
+    def _noise_level(self, sd: float) -> float:
         dose = self.dose_fraction
         if dose is None:
             dose = self.info.normalization.get("noise_level_dose_fraction")

@@ -153,12 +153,28 @@ def mad_noise_sd(image: np.ndarray) -> float:
     return float(np.median(np.abs(detail - np.median(detail))) / 0.6745)
 
 
-def estimate_noise_sd(image: np.ndarray, modality: str) -> tuple[float, str]:
-    """`(sd, how)`: the noise SD of `image` in its unit, and how it was estimated.
+TYPICAL_CT_NOISE_FREQUENCY = 0.3
+"""NPS mean frequency (cycles/pixel) `estimate_noise` gives an image without uniform ROIs:
+between a smooth body kernel's (~0.22, real B30f) and a sharp one's (~0.36, real D45f)."""
 
-    CT: the pooled SD of its uniform soft-tissue ROIs (the largest ROI size that finds
-    any); otherwise (no ROI, or not CT) `mad_noise_sd`. Used by the classical denoisers'
-    noise level and by the noise-level input of non-blind models (`medsr.inference`).
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """An image's noise: SD in its unit, NPS mean frequency (cycles/pixel) and how both were
+    measured."""
+
+    sd: float
+    mean_frequency: float
+    how: str
+
+
+def estimate_noise(image: np.ndarray, modality: str) -> NoiseEstimate:
+    """The noise SD and texture of `image`.
+
+    CT: the pooled SD and the NPS mean frequency of its uniform soft-tissue ROIs (the largest
+    ROI size that finds any); otherwise (no ROI, or not CT) `mad_noise_sd` and
+    `TYPICAL_CT_NOISE_FREQUENCY`. Used by the classical denoisers' noise level and by the
+    noise inputs of non-blind models (`medsr.inference`, `medsr.data.noise_bank`).
     """
     if modality == "CT":
         for size in (24, 16, 12):
@@ -166,5 +182,14 @@ def estimate_noise_sd(image: np.ndarray, modality: str) -> tuple[float, str]:
                 rois = find_uniform_rois(image, size=size)
             except ValueError:
                 continue
-            return noise_sd(image, rois), f"{len(rois)} uniform ROIs of {size} px"
-    return mad_noise_sd(image), "MAD of the diagonal Haar detail"
+            how = f"{len(rois)} uniform ROIs of {size} px"
+            return NoiseEstimate(noise_sd(image, rois), mean_nps_frequency(image, rois), how)
+    how = "MAD of the diagonal Haar detail"
+    return NoiseEstimate(mad_noise_sd(image), TYPICAL_CT_NOISE_FREQUENCY, how)
+
+
+def estimate_noise_sd(image: np.ndarray, modality: str) -> tuple[float, str]:
+    """`(sd, how)`: the noise SD of `image` in its unit, and how it was estimated
+    (`estimate_noise`)."""
+    estimate = estimate_noise(image, modality)
+    return estimate.sd, estimate.how

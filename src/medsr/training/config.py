@@ -45,13 +45,16 @@ class LowDoseConfig:
     never applied to validation. `noise_level_unit` (HU, x1 `ldct` only): a non-blind
     denoiser, whose input gets the slice's noise SD / `noise_level_unit` as a second channel
     (model `in_channels: 2`): the input's (`noise_level_of: input`) or the added noise's
-    (`added`, see noise_bank).
+    (`added`, see noise_bank). `noise_frequency_unit` (cycles/pixel, with
+    `noise_level_unit`): a third channel, the input's NPS mean frequency / it, which tells the
+    model the reconstruction kernel (model `in_channels: 3`).
     """
 
     noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
     zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])
     noise_level_unit: float | None = None
     noise_level_of: Literal["input", "added"] = "input"
+    noise_frequency_unit: float | None = None
 
 
 @dataclass
@@ -469,9 +472,14 @@ def _validate(config: TrainConfig) -> None:
     for entry in d.sources:  # kind and keys known, values in range (`medsr.data.sources`)
         source_from_dict(entry)
     channels = config.model.kwargs.get("in_channels", 1)
-    if d.ldct.noise_level_unit is not None and (channels != 2 or not d.task.startswith("ldct")):
+    if d.ldct.noise_frequency_unit is not None and d.ldct.noise_level_unit is None:
+        raise ValueError("data.ldct.noise_frequency_unit needs data.ldct.noise_level_unit")
+    expected = 2 if d.ldct.noise_frequency_unit is None else 3  # image, level (, frequency)
+    if d.ldct.noise_level_unit is not None and (
+        channels != expected or not d.task.startswith("ldct")
+    ):
         raise ValueError(
-            f"data.ldct.noise_level_unit needs an ldct task and model.in_channels 2, "
+            f"data.ldct.noise_level_unit needs an ldct task and model.in_channels {expected}, "
             f"got {d.task!r} and {channels}"
         )
     if unknown := set(config.phase_overrides) - {"pretrain", "gan"}:

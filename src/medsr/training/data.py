@@ -220,6 +220,7 @@ def _dataset(
             cache_dir=config.cache_dir,
             noise_level_unit=config.ldct.noise_level_unit,
             noise_level_of=config.ldct.noise_level_of,
+            noise_frequency_unit=config.ldct.noise_frequency_unit,
         )
     return OnTheFlyPairs(
         sources,
@@ -249,6 +250,8 @@ def _model_normalization(
         if ldct.noise_level_of == "added":  # from the input's noise and the task's dose
             task = make_task(config.task, **config.task_overrides)
             options["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
+    if ldct.noise_frequency_unit is not None:
+        options["noise_frequency_unit"] = float(ldct.noise_frequency_unit)
     window = normalization.kind == "window"
     return Normalization(
         normalization.kind,

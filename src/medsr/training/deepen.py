@@ -1,4 +1,5 @@
-"""Deepen a trained SRResNet without changing what it computes, to train on from there.
+"""Deepen a trained SRResNet, or give it more inputs, without changing what it computes, to
+train on from there.
 
     python -m medsr.training.deepen src/medsr/weights/ct-ldct.pt runs/ct-ldct-16.pt \
         --num-blocks 16
@@ -14,6 +15,10 @@ gives the same output as the source (net2net's function-preserving growth, Chen 
 "Net2Net: Accelerating Learning via Knowledge Transfer", ICLR 2016). Training then grows the
 new blocks from there instead of from scratch: the gradient reaches `conv2` at once and the
 rest of the block as soon as `conv2` moves.
+
+`--in-channels` appends input channels (e.g. the noise frequency of a kernel-aware denoiser,
+`data.ldct.noise_frequency_unit`, after the image and the noise level) whose first-conv
+weights are zero: the model ignores them until training moves those weights.
 """
 
 from __future__ import annotations
@@ -71,17 +76,66 @@ def deepen(payload: dict[str, Any], num_blocks: int, seed: int = 0) -> dict[str,
     }
 
 
+def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
+    """A copy of checkpoint `payload` whose SRResNet generator takes `in_channels` inputs:
+    the trained ones first (the EMA weights when the checkpoint has them), then channels with
+    zero weights in `conv_first`, so the output does not depend on them. Optimiser,
+    discriminator and RNG states are dropped: this is a warm start.
+
+    Raises ValueError if the generator is not an SRResNet or already has `in_channels` or
+    more inputs.
+    """
+    spec = payload["generator"]
+    if spec["name"] != "srresnet":
+        raise ValueError(f"only an srresnet generator can get inputs, got {spec['name']!r}")
+    old_channels = int(spec["config"].get("in_channels", 1))
+    if in_channels <= old_channels:
+        raise ValueError(f"in_channels must exceed the model's {old_channels}, got {in_channels}")
+    state = dict(payload.get("ema") or spec["state_dict"])
+    grid = int(spec["config"].get("unshuffle", 1)) ** 2  # pixel_unshuffle: channel-major
+    weight = state["conv_first.weight"]
+    extra = weight.new_zeros(
+        weight.shape[0], (in_channels - old_channels) * grid, *weight.shape[2:]
+    )
+    state["conv_first.weight"] = torch.cat([weight, extra], dim=1)
+    config = {**spec["config"], "in_channels": in_channels}
+    model = build_generator("srresnet", **config)
+    model.load_state_dict(state)
+    return {
+        **payload,
+        "step": 0,
+        "generator": {"name": "srresnet", "config": config, "state_dict": model.state_dict()},
+        "discriminator": None,
+        "ema": None,
+        "optimizers": None,
+        "scaler": None,
+        "rng": None,
+        "inputs_added_to": {"in_channels": old_channels, "step": payload.get("step")},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("destination", type=Path)
-    parser.add_argument("--num-blocks", type=int, required=True)
+    parser.add_argument("--num-blocks", type=int, help="residual blocks of the new model")
+    parser.add_argument("--in-channels", type=int, help="input channels of the new model")
     arguments = parser.parse_args()
+    if arguments.num_blocks is None and arguments.in_channels is None:
+        parser.error("give --num-blocks, --in-channels or both")
     if arguments.destination.exists():
         raise SystemExit(f"will not overwrite {arguments.destination}")
-    payload = deepen(load_checkpoint(arguments.source), arguments.num_blocks)
+    payload = load_checkpoint(arguments.source)
+    if arguments.num_blocks is not None:
+        payload = deepen(payload, arguments.num_blocks)
+    if arguments.in_channels is not None:
+        payload = add_inputs(payload, arguments.in_channels)
     path = save_atomic(payload, arguments.destination)
-    print(f"wrote {path}: srresnet with {arguments.num_blocks} blocks")
+    config = payload["generator"]["config"]
+    print(
+        f"wrote {path}: srresnet with {config['num_blocks']} blocks and "
+        f"{config.get('in_channels', 1)} input channels"
+    )
 
 
 if __name__ == "__main__":
