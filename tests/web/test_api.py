@@ -115,6 +115,26 @@ def test_enhance_dicom_returns_x4_result_arrays_and_derived_dicom(client: TestCl
     assert png.size == (512, 512) and png.mode.startswith("I")  # 16-bit
 
 
+def test_ensemble_field_averages_the_model_over_flips_and_rotations(
+    client: TestClient, checkpoints: dict[str, Path]
+) -> None:
+    from medsr.io.read import read
+
+    def output_of(body: dict) -> np.ndarray:  # type: ignore[type-arg]
+        data = client.get(body["data"]["output"], params={"slice": 0}).content
+        return np.frombuffer(data, dtype="<f4").reshape(512, 512)
+
+    plain, averaged = (
+        client.post("/api/enhance", files={"files": _dicom()}, data=fields).json()
+        for fields in ({"model": "ct"}, {"model": "ct", "ensemble": "true"})
+    )
+    assert (plain["ensemble"], averaged["ensemble"]) == (False, True)
+    image = read(CT_SMALL)
+    expected = _load(checkpoints["ct"]).with_geometric_ensemble().enhance(image).array
+    np.testing.assert_allclose(output_of(averaged), expected, atol=1e-2)
+    assert np.abs(output_of(averaged) - output_of(plain)).max() > 0.1
+
+
 def test_dicom_series_is_enhanced_slice_by_slice_and_downloads_zip(client: TestClient) -> None:
     response = client.post("/api/enhance", files=_series(3), data={"model": "ct"})
     assert response.status_code == 200, response.text

@@ -379,10 +379,12 @@ def enhance_upload(
     uploads: list[Upload],
     reference: list[Upload],
     settings: Settings,
+    ensemble: bool,
     job: Job,
 ) -> Result:
-    """Decode, choose the model (`choose_for`), enhance, check consistency, score against a
-    reference, package downloads; `job` is told each phase and every batch of tiles (and
+    """Decode, choose the model (`choose_for`), enhance (`ensemble`: averaged over the 8
+    flips / rotations, `Predictor.with_geometric_ensemble`), check consistency, score against
+    a reference, package downloads; `job` is told each phase and every batch of tiles (and
     stops the work by raising from them when cancelled)."""
     from medsr.physics.resize import upsample
 
@@ -396,6 +398,7 @@ def enhance_upload(
         tags = dicom_tags(next((folder / "input").glob("input_0000.dcm"), folder / "none"))
         job.enter("choosing")
         key, predictor, choice = choose_for(models, requested, volume, settings)
+        predictor = predictor.with_geometric_ensemble(ensemble)
         job.model = choice
         ref_cap = min(settings.max_pixels * predictor.scale**2, settings.max_output_pixels)
         ref = (
@@ -432,6 +435,7 @@ def enhance_upload(
         "notice": NOTICE,
         "model": describe_model(key, predictor),
         "model_choice": choice,
+        "ensemble": ensemble,
         "input": input_summary(volume, low, volume.window),
         "output": output_summary(output, high),
         "orientation": orientation(volume),

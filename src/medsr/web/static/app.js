@@ -68,6 +68,7 @@ function setTask(task) {
   $(`task-${task}`).checked = true;
   $("single-controls").hidden = fusion;
   $("fusion-controls").hidden = !fusion;
+  $("ensemble-option").hidden = fusion;
   $("run").textContent = fusion ? "Fuse" : "Enhance";
   if (!state.job) setStatus("");  // an error of the other mode does not stay on screen
   $("model-choice").textContent = "";
@@ -103,6 +104,7 @@ async function enhance() {
   } else {
     for (const f of state.picked.files) form.append("files", f, f.name);
     for (const f of $("reference").files) form.append("reference", f, f.name);
+    if ($("ensemble").checked) form.append("ensemble", "true");
   }
   if ($("model").value) form.append("model", $("model").value);
   const t0 = performance.now();
