@@ -535,7 +535,10 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def recipe(name: str, config: dict[str, Any]) -> str:
     """The `medsr train` command that reproduces the shipped model: its YAML plus the
-    overrides (the smaller CPU config) that differ from the file, read off the stored config."""
+    overrides (the smaller CPU config) that differ from the file, read off the stored config.
+    Settings of the machine (threads, the noise bank's cache folder) are left out, and a
+    warm start from a shipped file is written as its path in the checkout (the release it
+    started from: the card's history says which)."""
     if name not in CONFIG_FILES:
         return "(no single YAML; see the card)"
     path = Path("configs") / CONFIG_FILES[name]
@@ -543,12 +546,15 @@ def recipe(name: str, config: dict[str, Any]) -> str:
     default = _flatten(load_config(path, [f"phase={phase}"]).to_dict())
     stored = _flatten(upgrade_config(config))  # older checkpoints store flat data keys
     skipped: tuple[str, ...] = ("name", "phase", "phase_overrides", "model.name", "device")
+    skipped += ("num_threads", "data.cache_dir")
     if phase == "pretrain":  # the GAN-only settings do not act in pixel pretraining
         skipped += ("discriminator", "losses.adversarial", "losses.feature_matching")
         skipped += ("losses.perceptual", "pretrained")
     overrides = []
     for key, value in stored.items():
         if key in default and default[key] != value and not key.startswith(skipped):
+            if isinstance(value, str) and (shipped := value.rfind("/src/medsr/weights/")) > 0:
+                value = value[shipped + 1 :]
             text = f"{key}={value if isinstance(value, str) else json.dumps(value)}"
             overrides.append(f"'{text}'" if any(c in text for c in "[]{} ") else text)
     return f"`medsr train --config {path} phase={phase} " + " ".join(overrides) + "`"
