@@ -576,6 +576,11 @@ def _augmentation_text(data: dict[str, Any]) -> str:
             f"non-blind: input channel 2 = the slice's noise SD (uniform ROIs) / "
             f"{ldct['noise_level_unit']} HU"
         )
+    if ldct.get("noise_frequency_unit"):
+        parts.append(
+            f"kernel-aware: input channel 3 = the slice's NPS mean frequency (the same ROIs) / "
+            f"{ldct['noise_frequency_unit']} cycles/pixel"
+        )
     return "; ".join(parts)
 
 
