@@ -21,7 +21,8 @@ Conditions (every pair, every method, one run), reported per kernel:
   with the noise SD estimated from the input image itself (its uniform soft-tissue ROIs,
   `medsr.metrics.noise.estimate_noise_sd`), not from the truth, then Lanczos for xS; each
   model through `Predictor.enhance_array` (the default a user gets: a non-blind model's noise
-  level measured on the input, 25 % dose assumed), whole image, no tiles; with `--ensemble`
+  level measured on the input, 25 % dose assumed, and a kernel-aware one's noise frequency
+  measured there too), whole image, no tiles; with `--ensemble`
   also each model as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8
   flips / rotations of the input, `medsr.inference.ensemble`).
 - Metrics: PSNR and SSIM on the C40/W400 window ([-160, 240] HU clipped to [0, 1], data range
