@@ -63,17 +63,8 @@ def deepen(payload: dict[str, Any], num_blocks: int, seed: int = 0) -> dict[str,
         state[f"body.{block}.conv2.weight"].zero_()
         state[f"body.{block}.conv2.bias"].zero_()
     model.load_state_dict(state)
-    return {
-        **payload,
-        "step": 0,
-        "generator": {"name": "srresnet", "config": config, "state_dict": model.state_dict()},
-        "discriminator": None,
-        "ema": None,
-        "optimizers": None,
-        "scaler": None,
-        "rng": None,
-        "deepened_from": {"num_blocks": old_blocks, "step": payload.get("step")},
-    }
+    grown_from = {"num_blocks": old_blocks, "step": payload.get("step")}
+    return _warm_start(payload, model, deepened_from=grown_from)
 
 
 def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
@@ -101,16 +92,24 @@ def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
     config = {**spec["config"], "in_channels": in_channels}
     model = build_generator("srresnet", **config)
     model.load_state_dict(state)
+    grown_from = {"in_channels": old_channels, "step": payload.get("step")}
+    return _warm_start(payload, model, inputs_added_to=grown_from)
+
+
+def _warm_start(payload: dict[str, Any], model: Any, **provenance: Any) -> dict[str, Any]:
+    """`payload` with `model` as its generator at step 0 and no EMA, optimiser,
+    discriminator or RNG state; `provenance` records what it was grown from."""
+    generator = {"name": "srresnet", "config": model.config(), "state_dict": model.state_dict()}
     return {
         **payload,
         "step": 0,
-        "generator": {"name": "srresnet", "config": config, "state_dict": model.state_dict()},
+        "generator": generator,
         "discriminator": None,
         "ema": None,
         "optimizers": None,
         "scaler": None,
         "rng": None,
-        "inputs_added_to": {"in_channels": old_channels, "step": payload.get("step")},
+        **provenance,
     }
 
 
