@@ -62,8 +62,9 @@ MODELS: dict[str, ModelEntry] = {
             "ct-ldct.pt",
             "ldct",
             "SRResNet on FFDNet's 2x2-unshuffled grid, low-dose CT (5-90 % dose, smooth to "
-            "sharp kernels) -> normal dose at x1, non-blind (the noise to remove as a second "
-            "channel; PSNR-oriented); head and body CT",
+            "sharp kernels) -> normal dose at x1, non-blind and kernel-aware (the noise to "
+            "remove and its NPS mean frequency as extra channels; PSNR-oriented); head and "
+            "body CT",
         ),
         ModelEntry(
             "xray-x4",
