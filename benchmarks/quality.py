@@ -406,10 +406,12 @@ NOTES = {
         "Known weakness: quiet inputs are below the model before a0d2fee (pydicom head slice "
         "at a simulated 25 % dose, 5 HU to remove; the table above has this model's figure; "
         "the model before a0d2fee gave 33.38 dB and BM3D + Lanczos 34.05). "
-        "Tried and not kept: 1500 more steps with targets never blurrier than the source "
-        "(the transfer's gain floored at 1): 29.67 / 24.72 dB, no B30f gain. Next: longer "
-        "training from this model (each stage above gained less than 0.15 dB in 2500-5500 "
-        "steps); a GPU run of the paper-size model; more real-anatomy sources.\n"
+        "Tried and not kept: the 12-block `signal_kernel` release 1500 more steps with "
+        "targets never blurrier than the source (the transfer's gain floored at 1): 29.67 / "
+        "24.72 dB, no B30f gain; this model 2000 more steps (lr 5e-5, warm-up 100): 29.85 / "
+        "24.84 dB, +0.02 / +0.02, not worth a release. Next: each CPU stage above gained "
+        "less than 0.15 dB in 2000-5500 steps; a GPU run of the paper-size model, more "
+        "real-anatomy sources.\n"
     ),
     "xray-x4": (
         "How to read it: one model for every way the low image may have been made (the "
