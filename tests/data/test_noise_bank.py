@@ -189,7 +189,7 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
     )
     for index in range(len(added)):
         r = added[index]["params"]["sample"]["realisation"]
-        s0, s1 = added.noise_levels[(0, 0)][[0, 1 + r]].tolist()
+        s0, _, s1, _ = added.noise_measures[(0, 0)][r].tolist()
         expected = 3.0 * np.sqrt(s1**2 - s0**2)
         assert added[index]["params"]["sample"]["noise_level_hu"] == pytest.approx(expected)
         assert expected < louder[index]["params"]["sample"]["noise_level_hu"]
@@ -227,7 +227,7 @@ def test_realisations_draw_their_own_kernel_and_dose(volume) -> None:  # type: i
         assert params["dose_fraction"] == drawn[r].dose_fraction
         assert params["pixel_size_mm"] == pytest.approx(volume.spacing[-1] / params["zoom"])
     # lower dose, more noise to remove: the noise-level channel follows the realisation
-    levels = pairs.noise_levels[(0, 0)][1:].tolist()
+    levels = pairs.noise_measures[(0, 0)][:, 2].tolist()
     doses = [d.dose_fraction for d in drawn]
     same_kernel = [r for r in range(4) if drawn[r].filter_window == drawn[0].filter_window]
     if len(same_kernel) > 1:
@@ -296,6 +296,7 @@ def test_noise_frequency_channel_tells_the_kernel_as_inference_measures_it(volum
         [volume],
         task,
         noise_level_unit=50.0,
+        noise_level_of="added",
         noise_frequency_unit=0.5,
         **options,  # type: ignore[arg-type]
     )
@@ -305,9 +306,12 @@ def test_noise_frequency_channel_tells_the_kernel_as_inference_measures_it(volum
         assert item["low"].shape == (3, 32, 32)
         r, kernel = item["params"]["sample"]["realisation"], item["params"]["filter_window"]
         signal = pairs._signal(0, 0, pairs.realisation_params(0, 0, r)).numpy()
-        measured = estimate_noise(signal + pairs.bank[(0, 0)][r].numpy(), "CT").mean_frequency
-        assert torch.allclose(item["low"][2], torch.tensor(measured / 0.5), rtol=1e-4)
-        by_kernel.setdefault(kernel, set()).add(measured)
+        low = estimate_noise(signal + pairs.bank[(0, 0)][r].numpy(), "CT")
+        assert torch.allclose(item["low"][2], torch.tensor(low.mean_frequency / 0.5), rtol=1e-4)
+        by_kernel.setdefault(kernel, set()).add(low.mean_frequency)
+        # the level channel is measured on the same images: the slice as the kernel shows it
+        added = np.sqrt(low.sd**2 - estimate_noise(signal, "CT").sd ** 2)
+        assert float(item["low"][1, 0, 0]) == pytest.approx(added / 50.0, rel=1e-4)
     assert min(by_kernel["d45f-like"]) > max(by_kernel["b30f-like"]) + 0.03
     with pytest.raises(ValueError, match="noise_frequency_unit needs noise_level_unit"):
         NoiseBankPairs([volume], task, noise_frequency_unit=0.5, **options)  # type: ignore[arg-type]
@@ -323,7 +327,7 @@ def test_noise_frequency_follows_gain_and_zoom(volume) -> None:  # type: ignore[
         noise_frequency_unit=0.5,
         **options,  # type: ignore[arg-type]
     )
-    s0, f0, s1, f1 = pairs.noise_textures[(0, 0)][0].tolist()
+    s0, f0, s1, f1 = pairs.noise_measures[(0, 0)][0].tolist()
     assert pairs.noise_frequency(0, 0, 0, gain=1.0, zoom=1.0) == pytest.approx(f1)
     assert pairs.noise_frequency(0, 0, 0, gain=1.0, zoom=1.25) == pytest.approx(f1 / 1.25)
     # a large gain: the added noise's own frequency, (s1^2 f1 - s0^2 f0) / (s1^2 - s0^2)

@@ -35,21 +35,20 @@ they are added:
 With `noise_level_unit` (x1 tasks) the items are for a non-blind denoiser (FFDNet, Zhang et
 al. 2018): `low` gets a second, constant channel, the noise SD of the whole low-dose slice in
 HU divided by `noise_level_unit`, measured as inference measures it
-(`medsr.metrics.noise.estimate_noise_sd`). It is measured once per slice on the normal-dose
-slice (s0) and on each realisation added (s1); for a gain g the input's noise is
+(`medsr.metrics.noise.estimate_noise`) on the whole slice as the input of a pair shows it
+(with `signal_kernel`, as the realisation's kernel reconstructs it): on the normal-dose
+slice (s0) and on it plus each realisation (s1); for a gain g the input's noise is
 sqrt(s0^2 + g^2 (s1^2 - s0^2)) and the added noise g sqrt(s1^2 - s0^2). `noise_level_of`
 picks which one the channel carries: "input", or "added", the noise the model should take
 away (the normal-dose target keeps its own noise), which inference gets from the input's
 as sqrt(1 - d) times it for a dose fraction d.
 
 With `noise_frequency_unit` too, `low` gets a third channel: the input's NPS mean frequency
-(cycles/pixel) over `noise_frequency_unit`, measured as inference measures it
-(`medsr.metrics.noise.estimate_noise`, the same ROIs as the SD) on the whole low-dose slice
-(with `signal_kernel`, the slice as the realisation's kernel reconstructs it, plus the
-realisation). It tells the model the kernel: how much of the input's fine grain is noise and
-how sharp the target is. Per item it follows the gain (NPS is additive: the mean frequency of
-the sum is the power-weighted mean of the parts') and the zoom (a grid z times finer moves
-the noise to 1/z of its frequencies in cycles/pixel).
+(cycles/pixel) over `noise_frequency_unit`, measured as inference measures it, in the same
+pass as the SD on the same images. It tells the model the kernel: how much of the input's
+fine grain is noise and how sharp the target is. Per item it follows the gain (NPS is
+additive: the mean frequency of the sum is the power-weighted mean of the parts') and the
+zoom (a grid z times finer moves the noise to 1/z of its frequencies in cycles/pixel).
 
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
@@ -146,9 +145,8 @@ class NoiseBankPairs(SliceBank):
         self.bank_options = task.kernel_shapes() or None  # a refitted kernel: a new bank
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
-        self.noise_levels = self._measure_noise_levels() if noise_level_unit else {}
         self.noise_frequency_unit = noise_frequency_unit
-        self.noise_textures = self._measure_noise_textures() if noise_frequency_unit else {}
+        self.noise_measures = self._measure_noise() if noise_level_unit else {}
 
     @property
     def cache_task(self) -> LowDoseCTTask:
@@ -235,34 +233,30 @@ class NoiseBankPairs(SliceBank):
             self.kernel_signals[key] = self.task.signal(image, params)
         return self.kernel_signals[key]
 
-    def _measure_noise_levels(self) -> dict[tuple[int, int], torch.Tensor]:
-        """Per slice: noise SD (HU) of the normal-dose slice, then of each realisation."""
-        from medsr.metrics.noise import estimate_noise_sd
-
-        levels = {}
-        for (i, k), noise in self.bank.items():
-            volume = self.patches.sources[i].volume
-            image = np.ascontiguousarray(_slice(volume, k), dtype=np.float32)
-            sds = [estimate_noise_sd(image, "CT")[0]]
-            sds += [estimate_noise_sd(image + n.numpy(), "CT")[0] for n in noise]
-            levels[(i, k)] = torch.tensor(sds, dtype=torch.float64)
-        return levels
-
-    def _measure_noise_textures(self) -> dict[tuple[int, int], torch.Tensor]:
+    def _measure_noise(self) -> dict[tuple[int, int], torch.Tensor]:
         """Per slice, per realisation r: `(s0, f0, s1, f1)`, the noise SD (HU) and NPS mean
-        frequency (cycles/pixel) of the normal-dose slice as r's kernel reconstructs it
-        (the slice itself without `signal_kernel`), then of it plus realisation r."""
+        frequency (cycles/pixel) of the normal-dose slice as the input of r's pairs shows
+        it (`_signal`: as r's kernel reconstructs it with `signal_kernel`), then of it plus
+        realisation r; one pass of the uniform-ROI search per image (the normal slice once
+        per kernel)."""
         from medsr.metrics.noise import estimate_noise
 
-        textures = {}
+        measures = {}
         for (i, k), noise in self.bank.items():
+            normals: dict[str | None, tuple[np.ndarray, float, float]] = {}
             rows = []
             for r, n in enumerate(noise):
-                signal = self._signal(i, k, self.realisation_params(i, k, r)).numpy()
-                normal, low = (estimate_noise(x, "CT") for x in (signal, signal + n.numpy()))
-                rows.append([normal.sd, normal.mean_frequency, low.sd, low.mean_frequency])
-            textures[(i, k)] = torch.tensor(rows, dtype=torch.float64)
-        return textures
+                params = self.realisation_params(i, k, r)
+                kernel = params.filter_window if self.task.signal_kernel else None
+                if kernel not in normals:
+                    signal = self._signal(i, k, params).numpy()
+                    normal = estimate_noise(signal, "CT")
+                    normals[kernel] = (signal, normal.sd, normal.mean_frequency)
+                signal, s0, f0 = normals[kernel]
+                low = estimate_noise(signal + n.numpy(), "CT")
+                rows.append([s0, f0, low.sd, low.mean_frequency])
+            measures[(i, k)] = torch.tensor(rows, dtype=torch.float64)
+        return measures
 
     def _signal(self, i: int, k: int, params: LowDoseParams) -> torch.Tensor:
         """Slice `k` of source `i` as the input of a pair drawn with `params` shows it: as
@@ -275,7 +269,7 @@ class NoiseBankPairs(SliceBank):
     def noise_frequency(self, i: int, k: int, r: int, gain: float, zoom: float) -> float:
         """The NPS mean frequency of an item's input (cycles/pixel): realisation `r` of slice
         `k` of source `i` at noise `gain`, on a grid `zoom` times finer."""
-        s0, f0, s1, f1 = self.noise_textures[(i, k)][r].tolist()
+        s0, f0, s1, f1 = self.noise_measures[(i, k)][r].tolist()
         added_power = s1**2 - s0**2
         if added_power <= 0:
             return f1 / zoom
@@ -311,7 +305,7 @@ class NoiseBankPairs(SliceBank):
         if self.normalize is not None:
             low, high = self.normalize(low), self.normalize(high)
         if self.noise_level_unit:
-            s0, s1 = self.noise_levels[(i, k)][[0, 1 + r]].tolist()
+            s0, _, s1, _ = self.noise_measures[(i, k)][r].tolist()
             added = gain * float(np.sqrt(max(s1**2 - s0**2, 0.0)))
             level = added if self.noise_level_of == "added" else float(np.hypot(s0, added))
             sample["noise_level_hu"] = level
