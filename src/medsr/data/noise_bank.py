@@ -258,10 +258,15 @@ class NoiseBankPairs(SliceBank):
             measures[(i, k)] = torch.tensor(rows, dtype=torch.float64)
         return measures
 
+    def _has_kernel_signal(self, params: LowDoseParams) -> bool:
+        """Whether a pair drawn with `params` gets the slice as its kernel reconstructs it
+        (`signal_kernel`, and a kernel other than the input's)."""
+        return bool(self.task.signal_kernel) and params.filter_window != self.task.filter_window
+
     def _signal(self, i: int, k: int, params: LowDoseParams) -> torch.Tensor:
         """Slice `k` of source `i` as the input of a pair drawn with `params` shows it: as
         their kernel reconstructs it with `signal_kernel`, else as it is."""
-        if self.task.signal_kernel and params.filter_window != self.task.filter_window:
+        if self._has_kernel_signal(params):
             return self._kernel_signal(i, k, params)
         volume = self.patches.sources[i].volume
         return torch.from_numpy(np.ascontiguousarray(_slice(volume, k), dtype=np.float32))
@@ -297,7 +302,7 @@ class NoiseBankPairs(SliceBank):
         )
         gain, zoom = drawn.noise_gain, drawn.zoom
         signal = item["high"]
-        if task.signal_kernel and drawn.filter_window != task.filter_window:
+        if self._has_kernel_signal(drawn):  # else the patch as it is, augmented already
             whole = self._kernel_signal(i, k, drawn)
             signal = dihedral(whole[row : row + p, col : col + p][None], sample["augment"])
         high, noisy = task.insert(signal, noise, drawn)
