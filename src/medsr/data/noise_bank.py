@@ -247,7 +247,7 @@ class NoiseBankPairs(SliceBank):
             rows = []
             for r, n in enumerate(noise):
                 params = self.realisation_params(i, k, r)
-                kernel = params.filter_window if self.task.signal_kernel else None
+                kernel = params.filter_window if self._has_kernel_signal(params) else None
                 if kernel not in normals:
                     signal = self._signal(i, k, params).numpy()
                     normal = estimate_noise(signal, "CT")
