@@ -49,13 +49,15 @@ def foreground_threshold(volume: Volume, fraction: float = 0.1) -> float:
 @dataclass
 class PatchSource:
     """A volume to draw patches from, the source (patient / volume) it belongs to, and
-    optionally the slices allowed (e.g. one slab of `split_by_slab`) and a foreground
-    threshold in the volume's unit (default: `foreground_threshold`)."""
+    optionally the slices allowed (e.g. one slab of `split_by_slab`), a foreground
+    threshold in the volume's unit (default: `foreground_threshold`) and a sampling weight
+    (its slices are drawn `weight` times as often as their foreground alone would give)."""
 
     volume: Volume
     source_id: str | None = None
     slices: Sequence[int] | None = None
     threshold: float | None = None
+    weight: float = 1.0
 
 
 def _as_source(entry: Volume | PatchSource, position: int) -> PatchSource:
@@ -111,6 +113,8 @@ class OnTheFlyPairs(Dataset[Item]):
         self.sources = [_as_source(entry, i) for i, entry in enumerate(sources)]
         if not self.sources:
             raise ValueError("sources is empty")
+        if weights := [s.weight for s in self.sources if not s.weight > 0]:
+            raise ValueError(f"source weights must be > 0, got {weights}")
         self.degradation, self.patch_size, self.scale = degradation, patch_size, scale
         self.num_samples, self.seed, self.epoch = num_samples, seed, 0
         self.min_foreground, self.augment, self.normalize = min_foreground, augment, normalize
@@ -131,7 +135,7 @@ class OnTheFlyPairs(Dataset[Item]):
                 count = int(np.count_nonzero(_slice(volume, k) > self.thresholds[i]))
                 if count > needed:  # a slice with less foreground can never yield a patch
                     self.slice_index.append((i, int(k)))
-                    weights.append(count)
+                    weights.append(count * source.weight)
         if not self.slice_index:
             raise ValueError(
                 f"no slice has more than {min_foreground:.0%} of a {patch_size}^2 patch of "

@@ -80,10 +80,13 @@ class DataConfig:
     sees a training source or slab. `noise_bank_size`: whole-slice realisations per slice of
     the `ldct*` and `petct` banks; their other options are the task sections `ldct` and
     `pet`. `num_workers`: DataLoader worker processes (batches do not depend on it).
+    `source_weights`: a sample name or folder of `samples` / `folders` -> how many times as
+    often its slices are drawn as their foreground alone gives (default 1; training only).
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
     folders: list[str] = field(default_factory=list)
+    source_weights: dict[str, float] = field(default_factory=dict)
     validation_samples: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     task: str = "x4"
@@ -438,6 +441,12 @@ def _validate(config: TrainConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {value}")
     if d.task not in TASKS:
         raise ValueError(f"data.task: unknown task {d.task!r}; known: {list(TASKS)}")
+    if unknown := sorted(set(d.source_weights) - set(d.samples) - set(d.folders)):
+        raise ValueError(f"data.source_weights: {unknown} are not in data.samples / folders")
+    if any(not w > 0 for w in d.source_weights.values()):
+        raise ValueError(f"data.source_weights must be > 0, got {d.source_weights}")
+    if d.source_weights and d.split != "source":
+        raise ValueError("data.source_weights needs data.split source")
     if d.patch_size % d.scale:
         raise ValueError(f"data.patch_size {d.patch_size} must be a multiple of {d.scale}")
     if config.model.kwargs.get("scale", d.scale) != d.scale:

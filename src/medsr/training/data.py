@@ -53,6 +53,11 @@ def _read_sources(samples: list[str], folders: list[str]) -> list[Volume]:
     return volumes
 
 
+def _named_as(volume: Volume) -> str:
+    """How `data.samples` / `data.folders` name a volume read from them."""
+    return str(volume.metadata.get("sample") or volume.metadata.get("path"))
+
+
 def _percentile_normalize(volume: Volume, percentiles: list[float]) -> Volume:
     """`volume` in [0, 1] units by its own percentiles (`Normalization.forward`, as inference)."""
     normalization = Normalization("percentile", percentiles=(percentiles[0], percentiles[1]))
@@ -113,7 +118,8 @@ def _sources(
         raise ValueError("data.split source needs validation_samples or data.sources")
     if normalization.kind == "percentile":
         val_volumes = [_percentile_normalize(v, normalization.percentiles) for v in val_volumes]
-    train = [PatchSource(v, None) for v in train_volumes]
+    weights = config.source_weights
+    train = [PatchSource(v, None, weight=weights.get(_named_as(v), 1.0)) for v in train_volumes]
     validation = [PatchSource(v, None) for v in val_volumes]
     ids = {"train": _source_ids(train), "validation": _source_ids(validation)}
     assert_disjoint_sources(**ids)
