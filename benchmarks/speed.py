@@ -199,8 +199,8 @@ def _load() -> str:
 
 
 def main() -> None:
+    from medsr.hardware import native_bf16
     from medsr.inference.registry import MODELS, available_models
-    from medsr.inference.runner import native_bf16
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=None, help="default: every shipped one")

@@ -173,3 +173,22 @@ def test_radiograph_threshold_is_a_fraction_of_the_range() -> None:
     data = OnTheFlyPairs([Volume(array, (0.2, 0.2), modality="DX")], AreaDown(), 16, 2, 20)
     assert data.thresholds[0] == pytest.approx(100.0)
     assert all(data[i]["params"]["sample"]["col"] > 32 - 8 for i in range(20))
+
+
+def test_a_source_weight_scales_how_often_its_slices_are_drawn(head_ct: Volume) -> None:
+    small = load_sample("ct-small")
+    head = PatchSource(head_ct, "head", slices=range(30, 40))
+
+    def small_share(weight: float) -> float:
+        sources = [head, PatchSource(small, "small", weight=weight)]
+        data = OnTheFlyPairs(sources, AreaDown(), 32, 2, num_samples=600, augment=False)
+        drawn = [data[i]["params"]["sample"]["source_index"] for i in range(len(data))]
+        return drawn.count(1) / len(drawn)
+
+    # a weight w multiplies the odds of drawing the source by w (patches rejected for too
+    # little foreground are redrawn, so the shares are not the foreground counts' alone)
+    shares = {w: small_share(w) for w in (1.0, 4.0)}
+    odds = {w: share / (1 - share) for w, share in shares.items()}
+    assert odds[4.0] / odds[1.0] == pytest.approx(4.0, rel=0.35)
+    with pytest.raises(ValueError, match="weights must be > 0"):
+        OnTheFlyPairs([PatchSource(small, "small", weight=0.0)], AreaDown(), 32, 2)

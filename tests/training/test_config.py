@@ -96,6 +96,9 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ),
         ("data.zoom=[2.0]", "need 2 values"),
         ("training.discriminator_lr_ratio=0", "discriminator_lr_ratio must be > 0"),
+        ('data.source_weights={"nowhere":2}', "are not in data.samples / folders"),
+        ('data.source_weights={"invesalius-head-ct":0}', "must be > 0"),
+        ('data.source_weights={"invesalius-head-ct":2}', "needs data.split source"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:

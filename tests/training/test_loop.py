@@ -190,3 +190,33 @@ def test_discriminator_lr_ratio_scales_only_the_discriminator() -> None:
     state.set_learning_rate(2e-4, discriminator_ratio=4.0)
     assert state.opt_g.param_groups[0]["lr"] == 2e-4
     assert state.opt_d is not None and state.opt_d.param_groups[0]["lr"] == 8e-4
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medsr.training import loop
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(loop, "native_bf16", lambda: True)
+    assert loop.resolved_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    assert loop.resolved_precision("auto", cpu) == "fp32"  # emulated bf16: ~15x slower
+    assert loop.resolved_precision("bf16", cpu) == "bf16"  # as asked
+    assert loop.resolved_precision("fp32", cpu) == "fp32"
+
+
+def test_a_run_states_its_precision_and_warns_of_emulated_bf16(
+    tiny_config: Callable[..., TrainConfig],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from medsr.training import loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    train(tiny_config("training.max_steps=1", "training.precision=auto"), tmp_path / "a")
+    out = capsys.readouterr().out
+    assert "fp32 on cpu (training.precision auto)" in out and "warning" not in out
+    train(tiny_config("training.max_steps=1", "training.precision=bf16"), tmp_path / "b")
+    assert "bf16 is emulated" in capsys.readouterr().out

@@ -113,8 +113,8 @@ class OnTheFlyPairs(Dataset[Item]):
         self.sources = [_as_source(entry, i) for i, entry in enumerate(sources)]
         if not self.sources:
             raise ValueError("sources is empty")
-        if weights := [s.weight for s in self.sources if not s.weight > 0]:
-            raise ValueError(f"source weights must be > 0, got {weights}")
+        if bad := [s.weight for s in self.sources if not s.weight > 0]:
+            raise ValueError(f"source weights must be > 0, got {bad}")
         self.degradation, self.patch_size, self.scale = degradation, patch_size, scale
         self.num_samples, self.seed, self.epoch = num_samples, seed, 0
         self.min_foreground, self.augment, self.normalize = min_foreground, augment, normalize

@@ -26,15 +26,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from medsr.hardware import native_bf16
+
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def native_bf16() -> bool:
-    """True when this CPU has bf16 dot-product instructions (AVX512-BF16 or AMX tiles) and
-    PyTorch was built with oneDNN, so bf16 convolutions beat float32 ones."""
-    cpu = torch.cpu
-    hardware = cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported()
-    return bool(torch.backends.mkldnn.is_available() and hardware)
 
 
 def select_precision(requested: str, device: str) -> str:

@@ -203,7 +203,7 @@ class TrainingConfig:
     batch_size: int = 16
     max_steps: int = 100_000
     ema_decay: float = 0.999
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
 
 @dataclass
@@ -441,8 +441,8 @@ def _validate(config: TrainConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {value}")
     if d.task not in TASKS:
         raise ValueError(f"data.task: unknown task {d.task!r}; known: {list(TASKS)}")
-    if unknown := sorted(set(d.source_weights) - set(d.samples) - set(d.folders)):
-        raise ValueError(f"data.source_weights: {unknown} are not in data.samples / folders")
+    if unnamed := sorted(set(d.source_weights) - set(d.samples) - set(d.folders)):
+        raise ValueError(f"data.source_weights: {unnamed} are not in data.samples / folders")
     if any(not w > 0 for w in d.source_weights.values()):
         raise ValueError(f"data.source_weights must be > 0, got {d.source_weights}")
     if d.source_weights and d.split != "source":

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from medsr.hardware import native_bf16
 from medsr.losses import PerceptualLoss
 from medsr.metrics.ct import describe_window, get_window, windowed_psnr, windowed_ssim
 from medsr.metrics.image import psnr, ssim
@@ -135,14 +136,26 @@ def channels_last(state: TrainState, device: torch.device) -> torch.memory_forma
     return torch.channels_last
 
 
+def resolved_precision(requested: str, device: torch.device) -> str:
+    """What a step computes in: `auto` is bf16 autocast where the device has it natively (a
+    CPU with `native_bf16`, a CUDA device with bf16 support), float32 elsewhere; the other
+    values as they are."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and native_bf16() else "fp32"
+
+
 def _step_options(
     config: TrainingConfig,
     device: torch.device,
     state: TrainState,
     memory_format: torch.memory_format = torch.preserve_format,
 ) -> StepOptions:
-    dtype = torch.float16 if config.precision == "fp16" else torch.bfloat16
-    enabled = config.precision != "fp32"
+    precision = resolved_precision(config.precision, device)
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    enabled = precision != "fp32"
     return StepOptions(
         autocast=lambda: torch.autocast(device.type, dtype=dtype, enabled=enabled),
         scaler=state.scaler,
@@ -265,10 +278,17 @@ def train(
     start, best_psnr, metrics = ckpt.resume(state, resume, out, device)
     log = MetricsLog(out, resume_step=start) if info.is_main else None
     if info.is_main:
+        precision = resolved_precision(tc.precision, device)
         print(
             f"medsr train: {config.name} phase {config.phase}, {data.split}; "
-            f"metrics on {metric_label(config)}; output {out}"
+            f"metrics on {metric_label(config)}; {precision} on {device.type} "
+            f"(training.precision {tc.precision}); output {out}"
         )
+        if precision == "bf16" and device.type == "cpu" and not native_bf16():
+            print(
+                "medsr train: warning: this CPU has no bf16 instructions, bf16 is emulated "
+                "(~15x slower than fp32 here); training.precision=auto picks fp32"
+            )
     workers = config.data.num_workers
     loader = step_loader(data.train, start, tc.max_steps, tc.batch_size, info.rank, workers)
     bar = tqdm(
