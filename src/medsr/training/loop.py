@@ -287,7 +287,7 @@ def train(
         if precision == "bf16" and device.type == "cpu" and not native_bf16():
             print(
                 "medsr train: warning: this CPU has no bf16 instructions, bf16 is emulated "
-                "(~15x slower than fp32 here); training.precision=auto picks fp32"
+                "(over 10x slower than fp32 here); training.precision=auto picks fp32"
             )
     workers = config.data.num_workers
     loader = step_loader(data.train, start, tc.max_steps, tc.batch_size, info.rank, workers)
