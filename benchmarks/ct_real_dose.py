@@ -1,7 +1,7 @@
 """CT models against classical methods on REAL quarter-dose scans (issue 15's targets).
 
 Run: `python benchmarks/ct_real_dose.py [--models ct-ldct ct-ldct-x2 ct-ldct-x4 ...]
-[--checkpoint NAME=PATH ...] [--ensemble] [--output DIR]`.
+[--checkpoint NAME=PATH ...] [--ensemble] [--strength K ...] [--output DIR]`.
 
 Data: `../shared/data/ldct-mayo-L143` (AAPM/Mayo 2016 grand challenge, patient L143, Siemens
 SOMATOM Definition AS+, 512^2, 0.82 mm, 3 mm): 11 real pairs of a full-dose slice and the same
@@ -24,7 +24,9 @@ Conditions (every pair, every method, one run), reported per kernel:
   level measured on the input, 25 % dose assumed, and a kernel-aware one's noise frequency
   measured there too), whole image, no tiles; with `--ensemble`
   also each model as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8
-  flips / rotations of the input, `medsr.inference.ensemble`).
+  flips / rotations of the input, `medsr.inference.ensemble`); with `--strength K` also
+  each non-blind model as `NAME@strengthK` (`medsr enhance --strength K`: its noise level
+  input times K).
 - Metrics: PSNR and SSIM on the C40/W400 window ([-160, 240] HU clipped to [0, 1], data range
   1), whole 512^2 image; in the full dose's 12 most uniform 32^2 soft-tissue ROIs: the noise
   SD (detrended, HU), the HU bias (mean over ROIs of |ROI mean - full-dose ROI mean|), and the
@@ -314,6 +316,13 @@ def main() -> None:
     parser.add_argument(
         "--ensemble", action="store_true", help="also each model as a self-ensemble (8 passes)"
     )
+    parser.add_argument(
+        "--strength",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also each non-blind model with its noise level x each of these (--strength)",
+    )
     arguments = parser.parse_args()
     if not arguments.data.is_dir():
         print(f"{arguments.data} is absent: nothing measured")
@@ -330,6 +339,14 @@ def main() -> None:
     }
     sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}
+    for strength in arguments.strength:
+        predictors.update(
+            {
+                f"{n}@strength{strength:g}": p.with_noise_options(strength=strength)
+                for n, p in list(predictors.items())
+                if p.info.normalization.get("noise_level_unit") and "@" not in n
+            }
+        )
     if arguments.ensemble:
         predictors.update(
             {f"{n}+ensemble": p.with_geometric_ensemble() for n, p in list(predictors.items())}
