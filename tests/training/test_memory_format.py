@@ -89,7 +89,9 @@ def test_channels_last_steps_match_the_default_layout(
     for model_grads, model_grads_cl in zip(grads, grads_cl, strict=True):
         largest = max(float(g.abs().max()) for g in model_grads.values())
         for name, grad in model_grads.items():
-            close = {"rtol": 1e-3, "atol": 1e-5 * largest}
+            # float32 sums in another order (oneDNN's kernels differ per CPU: AVX2 vs
+            # AVX-512): a bias gradient that cancels to ~0 can differ by ~1e-5 of the largest
+            close = {"rtol": 1e-3, "atol": 1e-4 * largest}
             torch.testing.assert_close(model_grads_cl[name], grad, **close, msg=name)
     compared = 2 if discriminator is None else 1  # step 2 sees the discriminator drift
     for step, step_cl in zip(logs[:compared], logs_cl[:compared], strict=True):
