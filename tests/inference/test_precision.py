@@ -53,14 +53,15 @@ def test_bf16_output_is_within_the_stated_tolerance_of_float32(name: str) -> Non
     assert difference.max() > 0  # bf16 really ran
 
 
-def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_precision_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medsr import hardware
     from medsr.inference import runner
 
-    monkeypatch.setattr(runner, "native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": True)
     assert runner.select_precision("auto", "cpu") == "bf16"
-    assert runner.select_precision("auto", "cuda") == "fp32"
     assert runner.select_precision("fp32", "cpu") == "fp32"
-    monkeypatch.setattr(runner, "native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": False)
     assert runner.select_precision("auto", "cpu") == "fp32"
+    assert runner.select_precision("bf16", "cpu") == "bf16"  # as asked
     with pytest.raises(ValueError, match="precision must be one of"):
         runner.select_precision("fp16", "cpu")

@@ -195,12 +195,13 @@ def test_discriminator_lr_ratio_scales_only_the_discriminator() -> None:
 def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from medsr import hardware
     from medsr.training import loop
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(loop, "native_bf16", lambda: True)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": True)
     assert loop.resolved_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": False)
     assert loop.resolved_precision("auto", cpu) == "fp32"  # emulated bf16: over 10x slower
     assert loop.resolved_precision("bf16", cpu) == "bf16"  # as asked
     assert loop.resolved_precision("fp32", cpu) == "fp32"
@@ -212,9 +213,9 @@ def test_a_run_states_its_precision_and_warns_of_emulated_bf16(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from medsr.training import loop
+    from medsr import hardware
 
-    monkeypatch.setattr(loop, "native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "native_bf16", lambda device="cpu": False)
     train(tiny_config("training.max_steps=1", "training.precision=auto"), tmp_path / "a")
     out = capsys.readouterr().out
     assert "fp32 on cpu (training.precision auto)" in out and "warning" not in out

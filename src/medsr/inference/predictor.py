@@ -155,8 +155,8 @@ class Predictor:
         `backend="onnx"` runs through onnxruntime: an .onnx file directly, a checkpoint after
         exporting it in memory. An .onnx file needs `backend="onnx"`. `precision` ("auto",
         "fp32", "bf16") applies to the torch backend (`runner.select_precision`: "auto" is
-        bf16 autocast on CPUs with hardware bf16, else float32). The choice is logged in one
-        line (logger "medsr.inference", INFO) and kept in `engine`.
+        bf16 autocast where the device computes bf16 in hardware, else float32). The choice
+        is logged in one line (logger "medsr.inference", INFO) and kept in `engine`.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

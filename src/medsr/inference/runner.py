@@ -6,12 +6,13 @@ What `Predictor.load` picks by default (`precision="auto"`), measured in
 * channels-last memory format (NHWC) for the model and its input: oneDNN's direct
   convolutions run without reordering every activation (1.2-1.6x on AVX-512 CPUs, same
   float32 arithmetic up to summation order);
-* bf16 autocast on a CPU that computes bf16 dot products in hardware (AVX512-BF16 or AMX,
-  `native_bf16`): about 2x the float32 speed. Convolutions run in bf16, the global residual
+* bf16 autocast where the device computes bf16 in hardware (`medsr.hardware.native_bf16`:
+  a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16): on such a CPU about 2x the float32
+  speed. Convolutions run in bf16, the global residual
   (bicubic of the input) and the output stay float32; the largest differences from float32
   on the shipped models are stated and tested in `tests/inference/test_precision.py`
   (a few HU on CT, < 0.5 % of the intensity range on radiographs). Without hardware bf16 it
-  would be emulated and slower, so `auto` keeps float32 there and on every accelerator.
+  would be emulated and slower, so `auto` keeps float32 there.
 
 ONNX Runtime ran at the float32 channels-last speed (no gain), `torch.compile` took 30 s to
 compile for a 10-15 % gain, and PyTorch's dynamic int8 quantisation does not cover Conv2d:
@@ -26,19 +27,20 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from medsr.hardware import native_bf16
+from medsr import hardware
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def select_precision(requested: str, device: str) -> str:
     """ "fp32" or "bf16" for `requested` ("auto", "fp32" or "bf16") on `device`: `auto` is
-    bf16 on a CPU with `native_bf16`, float32 elsewhere."""
+    `medsr.hardware.auto_precision` (bf16 where the device computes it natively), as in
+    training."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
     if requested != "auto":
         return requested
-    return "bf16" if torch.device(device).type == "cpu" and native_bf16() else "fp32"
+    return hardware.auto_precision(device)
 
 
 class TorchRunner:

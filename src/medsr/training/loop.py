@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from medsr.hardware import native_bf16
+from medsr import hardware
 from medsr.losses import PerceptualLoss
 from medsr.metrics.ct import describe_window, get_window, windowed_psnr, windowed_ssim
 from medsr.metrics.image import psnr, ssim
@@ -137,14 +137,11 @@ def channels_last(state: TrainState, device: torch.device) -> torch.memory_forma
 
 
 def resolved_precision(requested: str, device: torch.device) -> str:
-    """What a step computes in: `auto` is bf16 autocast where the device has it natively (a
-    CPU with `native_bf16`, a CUDA device with bf16 support), float32 elsewhere; the other
-    values as they are."""
+    """What a step computes in: `auto` is `medsr.hardware.auto_precision` (bf16 autocast
+    where the device computes it natively, as inference), the other values as they are."""
     if requested != "auto":
         return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and native_bf16() else "fp32"
+    return hardware.auto_precision(device)
 
 
 def _step_options(
@@ -284,7 +281,7 @@ def train(
             f"metrics on {metric_label(config)}; {precision} on {device.type} "
             f"(training.precision {tc.precision}); output {out}"
         )
-        if precision == "bf16" and device.type == "cpu" and not native_bf16():
+        if precision == "bf16" and device.type == "cpu" and not hardware.native_bf16(device):
             print(
                 "medsr train: warning: this CPU has no bf16 instructions, bf16 is emulated "
                 "(over 10x slower than fp32 here); training.precision=auto picks fp32"
