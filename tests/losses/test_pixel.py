@@ -14,6 +14,7 @@ from medsr.losses import (
     l1_loss,
     mse_loss,
     pixel_loss,
+    window_weights,
 )
 
 PREDICTION = torch.tensor([[[[0.0, 1.0], [-2.0, 3.0]]]])  # errors 0, 1, -2, 3 against zero
@@ -84,3 +85,25 @@ def test_grid_loss_equals_the_grid_frequencies_of_the_spectrum() -> None:
 def test_grid_loss_rejects_a_period_that_does_not_divide_the_image() -> None:
     with pytest.raises(ValueError, match="period"):
         grid_loss(torch.zeros(1, 1, 6, 6), torch.zeros(1, 1, 6, 6), 4)
+
+
+def test_window_weights_count_targets_outside_0_1_less() -> None:
+    target = torch.tensor([[-0.5, 0.0, 0.5, 1.0, 3.0]])
+    weights = window_weights(target, 0.25)
+    assert weights.tolist() == [[0.25, 1.0, 1.0, 1.0, 0.25]]
+    with pytest.raises(ValueError, match="outside must be > 0"):
+        window_weights(target, 0.0)
+
+
+@pytest.mark.parametrize("kind", PIXEL_LOSSES)
+def test_weighted_pixel_loss_is_the_weighted_mean_and_ones_give_the_mean(kind: str) -> None:
+    ones = torch.ones_like(TARGET)
+    plain = pixel_loss(kind, PREDICTION, TARGET)
+    assert pixel_loss(kind, PREDICTION, TARGET, weights=ones).item() == pytest.approx(plain.item())
+    # only the first two elements (errors 0 and 1) count
+    weights = torch.tensor([[[[1.0, 1.0], [1e-9, 1e-9]]]])
+    expected = {"l1": 0.5, "mse": 0.5, "charbonnier": (1e-3 + math.sqrt(1 + 1e-6)) / 2}[kind]
+    weighted = pixel_loss(kind, PREDICTION, TARGET, weights=weights).item()
+    assert weighted == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="weights"):
+        pixel_loss(kind, PREDICTION, TARGET, weights=ones[0])

@@ -99,6 +99,7 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ('data.source_weights={"nowhere":2}', "are not in data.samples / folders"),
         ('data.source_weights={"invesalius-head-ct":0}', "must be > 0"),
         ('data.source_weights={"invesalius-head-ct":2}', "needs data.split source"),
+        ("losses.pixel.outside_window=0", "outside_window must be > 0"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:

@@ -22,6 +22,7 @@ from medsr.losses.pixel import (
     l1_loss,
     mse_loss,
     pixel_loss,
+    window_weights,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "load_vgg19_weights",
     "mse_loss",
     "pixel_loss",
+    "window_weights",
 ]

@@ -66,14 +66,42 @@ def grid_loss(prediction: torch.Tensor, target: torch.Tensor, period: int) -> to
     return (phases - phases.mean(dim=(1, 2), keepdim=True)).square().mean()
 
 
+def window_weights(target: torch.Tensor, outside: float) -> torch.Tensor:
+    """Per-element weights: 1 where `target` lies in [0, 1] (inside the normalisation's
+    window, e.g. the soft tissue of a CT window), `outside` elsewhere (air and bone there)."""
+    if not outside > 0:
+        raise ValueError(f"outside must be > 0, got {outside!r}")
+    inside = (target >= 0) & (target <= 1)
+    return torch.where(inside, 1.0, float(outside)).to(target.dtype)
+
+
 def pixel_loss(
-    kind: str, prediction: torch.Tensor, target: torch.Tensor, *, eps: float = 1e-3
+    kind: str,
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    eps: float = 1e-3,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The pixel loss named `kind` (one of `PIXEL_LOSSES`); `eps` is Charbonnier's."""
-    if kind == "l1":
-        return l1_loss(prediction, target)
-    if kind == "mse":
-        return mse_loss(prediction, target)
-    if kind == "charbonnier":
+    """The pixel loss named `kind` (one of `PIXEL_LOSSES`); `eps` is Charbonnier's. With
+    `weights` (the shape of `target`, > 0) the weighted mean `sum(w l) / sum(w)` of the
+    per-element loss instead of the mean."""
+    if kind not in PIXEL_LOSSES:
+        raise ValueError(f"unknown pixel loss {kind!r}; valid kinds: {PIXEL_LOSSES}")
+    if weights is None:
+        if kind == "l1":
+            return l1_loss(prediction, target)
+        if kind == "mse":
+            return mse_loss(prediction, target)
         return charbonnier_loss(prediction, target, eps)
-    raise ValueError(f"unknown pixel loss {kind!r}; valid kinds: {PIXEL_LOSSES}")
+    _check_shapes(prediction, target)
+    if weights.shape != target.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} differ from {tuple(target.shape)}")
+    error = prediction - target
+    if kind == "l1":
+        values = error.abs()
+    elif kind == "mse":
+        values = error.square()
+    else:
+        values = torch.sqrt(error.square() + eps * eps)
+    return (values * weights).sum() / weights.sum()

@@ -137,8 +137,13 @@ class ModelConfig:
 
 @dataclass
 class PixelLossConfig:
+    """`outside_window`: how much a pixel whose target lies outside the normalisation's
+    [0, 1] counts against one inside (`losses.window_weights`): below 1 the loss follows what
+    the window shows (a CT soft-tissue window's air and bone count less); 1 is off."""
+
     kind: Literal["l1", "mse", "charbonnier"] = "l1"
     weight: float = 1.0
+    outside_window: float = 1.0
 
 
 @dataclass
@@ -447,6 +452,10 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"data.source_weights must be > 0, got {d.source_weights}")
     if d.source_weights and d.split != "source":
         raise ValueError("data.source_weights needs data.split source")
+    if not config.losses.pixel.outside_window > 0:
+        raise ValueError(
+            f"losses.pixel.outside_window must be > 0, got {config.losses.pixel.outside_window}"
+        )
     if d.patch_size % d.scale:
         raise ValueError(f"data.patch_size {d.patch_size} must be a multiple of {d.scale}")
     if config.model.kwargs.get("scale", d.scale) != d.scale:

@@ -24,6 +24,7 @@ from medsr.losses import (
     generator_adversarial_loss,
     grid_loss,
     pixel_loss,
+    window_weights,
 )
 from medsr.training.config import LossesConfig
 
@@ -105,7 +106,10 @@ def generator_step(
     The discriminator is frozen during the update, so it gets no gradients.
     """
     with options.autocast():
-        terms = {"pixel": losses.pixel.weight * pixel_loss(losses.pixel.kind, fake.float(), high)}
+        outside = losses.pixel.outside_window
+        weights = None if outside == 1.0 else window_weights(high, outside)
+        pixel = pixel_loss(losses.pixel.kind, fake.float(), high, weights=weights)
+        terms = {"pixel": losses.pixel.weight * pixel}
         if losses.grid.weight > 0 and grid_period > 1:
             grid = grid_loss(fake.float(), high, grid_period)
             terms["grid"] = losses.grid.weight * grid
