@@ -7,13 +7,12 @@ square (MSE).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 PIXEL_LOSSES = ("l1", "mse", "charbonnier")
 
 
 def _check_shapes(prediction: torch.Tensor, target: torch.Tensor) -> None:
-    # F.l1_loss would broadcast (B, 1, H, W) against (B, H, W) with only a warning.
+    # an elementwise difference would broadcast (B, 1, H, W) against (B, H, W) silently.
     if prediction.shape != target.shape:
         raise ValueError(
             f"prediction and target shapes differ: {tuple(prediction.shape)} "
@@ -23,14 +22,12 @@ def _check_shapes(prediction: torch.Tensor, target: torch.Tensor) -> None:
 
 def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error, `mean(|p - t|)`."""
-    _check_shapes(prediction, target)
-    return F.l1_loss(prediction, target)
+    return pixel_loss("l1", prediction, target)
 
 
 def mse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error, `mean((p - t)^2)`."""
-    _check_shapes(prediction, target)
-    return F.mse_loss(prediction, target)
+    return pixel_loss("mse", prediction, target)
 
 
 def charbonnier_loss(
@@ -41,10 +38,7 @@ def charbonnier_loss(
     `eps` is in image units: errors much smaller than `eps` are penalised quadratically, much
     larger ones linearly. (Some codebases put `eps` un-squared under the root.)
     """
-    _check_shapes(prediction, target)
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
-    return torch.sqrt((prediction - target).square() + eps * eps).mean()
+    return pixel_loss("charbonnier", prediction, target, eps=eps)
 
 
 def grid_loss(prediction: torch.Tensor, target: torch.Tensor, period: int) -> torch.Tensor:
@@ -88,20 +82,18 @@ def pixel_loss(
     per-element loss instead of the mean."""
     if kind not in PIXEL_LOSSES:
         raise ValueError(f"unknown pixel loss {kind!r}; valid kinds: {PIXEL_LOSSES}")
-    if weights is None:
-        if kind == "l1":
-            return l1_loss(prediction, target)
-        if kind == "mse":
-            return mse_loss(prediction, target)
-        return charbonnier_loss(prediction, target, eps)
     _check_shapes(prediction, target)
-    if weights.shape != target.shape:
-        raise ValueError(f"weights {tuple(weights.shape)} differ from {tuple(target.shape)}")
     error = prediction - target
     if kind == "l1":
         values = error.abs()
     elif kind == "mse":
         values = error.square()
     else:
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
         values = torch.sqrt(error.square() + eps * eps)
+    if weights is None:
+        return values.mean()
+    if weights.shape != target.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} differ from {tuple(target.shape)}")
     return (values * weights).sum() / weights.sum()
