@@ -37,7 +37,10 @@ Conditions (every pair, every method, one run), reported per kernel:
   more 4-pixel periodic content than the real scan has; the peak ratio also rises when a
   model removes the ring's noise and leaves the same power at 0.25); and the NPS-weighted
   mean radial frequency (`mean_nps_frequency`, cycles/pixel: the texture's grain, lower =
-  blotchier).
+  blotchier); the contrast retention (`medsr.metrics.contrast`) in the full dose's soft
+  tissue (smoothed full dose in -100..200 HU, 8 px from its edges): the output's
+  difference-of-Gaussians band (1-3 px: fine, 2-6 px: coarser) regressed on the full dose's,
+  1 = its low-contrast structure kept (the quarter dose: ~1), < 1 flattened.
 - A GAN fine-tune (`NAME-gan`) is held to staying above BM3D with a texture like the full
   dose's: NPS mean frequency within 0.03 c/px and noise SD within 20 % of the full dose's.
 """
@@ -62,6 +65,7 @@ from medsr.evaluation.baselines import bm3d_denoise
 from medsr.image import Window
 from medsr.inference import Predictor
 from medsr.io import read
+from medsr.metrics.contrast import contrast_retention, soft_tissue_mask
 from medsr.metrics.ct import windowed_psnr, windowed_ssim
 from medsr.metrics.noise import (
     Roi,
@@ -78,6 +82,7 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ldct
 WINDOW = Window(center=40.0, width=400.0)
 GAUSSIAN_SIGMAS = tuple(round(0.3 + 0.1 * k, 1) for k in range(28))
 ROI_SIZE = 32
+CONTRAST_BANDS = {"contrast_1_3": (1.0, 3.0), "contrast_2_6": (2.0, 6.0)}  # DoG SDs, pixels
 CT_MODELS = ("ct-ldct", "ct-ldct-x2", "ct-ldct-x4")
 
 
@@ -141,9 +146,14 @@ def grid_nps(image: np.ndarray, rois: list[Roi]) -> tuple[float, float]:
 
 
 def measure(
-    output: np.ndarray, pair: Pair, rois: list[Roi], full_grid_power: float
+    output: np.ndarray,
+    pair: Pair,
+    rois: list[Roi],
+    full_grid_power: float,
+    soft_tissue: np.ndarray,
 ) -> dict[str, float]:
-    """`output`'s metrics against the full dose; `full_grid_power`: `grid_nps(pair.full)[0]`."""
+    """`output`'s metrics against the full dose; `full_grid_power`: `grid_nps(pair.full)[0]`,
+    `soft_tissue`: `soft_tissue_mask(pair.full)`."""
     p, t = torch.from_numpy(output[None, None]), torch.from_numpy(pair.full[None, None])
     bias = [abs(float(r.take(output).mean() - r.take(pair.full).mean())) for r in rois]
     power, peak = grid_nps(output, rois)
@@ -155,6 +165,10 @@ def measure(
         "nps_peak_025": peak,
         "nps_power_025": power / full_grid_power,
         "nps_mean_frequency": mean_nps_frequency(output, rois),
+        **{
+            name: contrast_retention(output, pair.full, soft_tissue, sigmas)
+            for name, sigmas in CONTRAST_BANDS.items()
+        },
     }
 
 
@@ -183,7 +197,10 @@ def evaluate(
             outputs[name] = predictor.enhance_array(low, tile_size=None)
             seconds.setdefault(name, []).append(time.perf_counter() - start)
         full_grid_power = grid_nps(pair.full, rois)[0]
-        rows = {m: measure(out, pair, rois, full_grid_power) for m, out in outputs.items()}
+        soft_tissue = soft_tissue_mask(pair.full)
+        rows = {
+            m: measure(out, pair, rois, full_grid_power, soft_tissue) for m, out in outputs.items()
+        }
         per_pair.setdefault(pair.kernel, {})[pair.name] = rows
         print(f"  x{scale} {pair.name} ({pair.kernel}) done", file=sys.stderr, flush=True)
     results: dict[str, dict[str, Any]] = {}
@@ -214,14 +231,16 @@ METRICS = (
     "nps_peak_025",
     "nps_power_025",
     "nps_mean_frequency",
+    *CONTRAST_BANDS,
 )
 
 
 def table(results: dict[str, dict[str, Any]], scale: int) -> str:
     lines = [
         f"| kernel (pairs), x{scale} | method | PSNR dB | SSIM | noise SD HU | HU bias | "
-        "NPS 0.25 peak | NPS 0.25 power / full dose's | NPS mean c/px |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "NPS 0.25 peak | NPS 0.25 power / full dose's | NPS mean c/px | "
+        "contrast kept 1-3 / 2-6 px |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kernel, result in sorted(results.items()):
         for method, row in result["methods"].items():
@@ -234,7 +253,8 @@ def table(results: dict[str, dict[str, Any]], scale: int) -> str:
                 f"| {kernel} ({len(result['pairs'])}) | {label} | {row['psnr']:.2f} | "
                 f"{row['ssim']:.4f} | {row['noise_sd']:.1f} | {row['hu_bias']:.1f} | "
                 f"{row['nps_peak_025']:.2f} | {row['nps_power_025']:.2f} | "
-                f"{row['nps_mean_frequency']:.3f} |"
+                f"{row['nps_mean_frequency']:.3f} | "
+                f"{row['contrast_1_3']:.2f} / {row['contrast_2_6']:.2f} |"
             )
     return "\n".join(lines)
 

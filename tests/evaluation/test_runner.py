@@ -16,6 +16,7 @@ from medsr.evaluation.runner import (
     metric_region,
     write_csv,
 )
+from medsr.metrics.contrast import contrast_retention, soft_tissue_mask
 from medsr.metrics.ct import hu_rmse, windowed_psnr, windowed_ssim
 from medsr.metrics.image import l1, mse, psnr, ssim
 from medsr.metrics.noise import noise_sd
@@ -45,6 +46,10 @@ def test_compute_metrics_equal_direct_metric_calls() -> None:
     assert got["psnr_full_range"] == pytest.approx(float(psnr(p, t, data_range=4095.0)))
     assert got["psnr_full_range"] > got["psnr"] + 15  # why full range is never shown alone
     assert math.isnan(got["noise_sd"])  # no ROIs given
+    assert got["contrast_kept"] == pytest.approx(
+        contrast_retention(output, target, soft_tissue_mask(target))
+    )
+    assert math.isnan(compute_metrics(output, target - 1000, "CT", "neuro")["contrast_kept"])  # air
     xray = compute_metrics(output, target, "CR", value_range=(0.0, 80.0))
     pn, tn = (p / 80).clamp(0, 1), (t / 80).clamp(0, 1)
     assert xray["psnr"] == pytest.approx(float(psnr(pn, tn, data_range=1.0)), abs=1e-9)
@@ -73,6 +78,11 @@ def test_rows_equal_metrics_on_the_outputs(ct_small_result: EvaluationResult) ->
         assert rows[method]["noise_sd"] == pytest.approx(
             noise_sd(output.numpy(), image.rois), rel=1e-9
         )
+        assert rows[method]["contrast_kept"] == pytest.approx(
+            contrast_retention(output.numpy(), target.numpy(), soft_tissue_mask(target.numpy())),
+            rel=1e-9,
+        )
+    assert 0 < rows["lanczos"]["contrast_kept"] < 1  # interpolation flattens fine structure
     assert rows["fake-lanczos"]["psnr"] == pytest.approx(rows["lanczos"]["psnr"], abs=1e-6)
     assert rows["lanczos"]["psnr"] > rows["nearest"]["psnr"] + 1.0
     assert rows["nearest"]["consistency"] == pytest.approx(0.0, abs=1e-6)  # area(nearest) = low

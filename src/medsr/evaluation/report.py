@@ -29,6 +29,7 @@ SUMMARY_METRICS = (
     "hu_rmse",
     "noise_sd",
     "nps_mean_frequency",
+    "contrast_kept",
     "consistency",
     "seconds",
 )

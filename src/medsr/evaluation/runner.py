@@ -10,17 +10,22 @@ pixels excluded by default, so interpolation edge effects do not dominate):
 | `psnr_full_range`, `ssim_full_range` | [-1024, 3071] HU clipped, data range 4095 | - |
 | `hu_rmse` | HU | - |
 | `noise_sd`, `nps_mean_frequency` | HU, cycles/pixel, in uniform ROIs of the HIGH image | - |
+| `contrast_kept` | the HIGH image's 1-3 px structure kept in its soft tissue (**) | - |
 | `consistency` | `medsr.inference.consistency_map(...).score` when given | same |
 | `seconds` | wall time of the method on this image | same |
 
 (*) the HR image's 0.5 and 99.5 percentiles map to 0 and 1 for every method, then both
 images are clipped to [0, 1]; data range 1. Full-range CT PSNR is never reported alone.
+(**) `medsr.metrics.contrast.contrast_retention` with the default difference-of-Gaussians
+band (1-3 px) in `soft_tissue_mask(high)`: 1 kept, < 1 flattened (a denoiser smoothing
+low-contrast structure away), NaN where the image has no soft tissue away from edges.
 
 A `target` row holds the target's own noise SD and NPS (the level a method should keep).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -35,6 +40,7 @@ import torch
 from medsr.evaluation.baselines import DEFAULT_BASELINES, resolve_baselines, run_baseline
 from medsr.evaluation.pairs import EvalPair, choose_window
 from medsr.inference.predictor import TileSize
+from medsr.metrics.contrast import contrast_retention, soft_tissue_mask
 from medsr.metrics.ct import describe_window, hu_rmse, windowed_psnr, windowed_ssim
 from medsr.metrics.image import l1, mse, psnr, ssim
 from medsr.metrics.noise import Roi, find_uniform_rois, mean_nps_frequency, noise_sd, radial_nps
@@ -51,6 +57,7 @@ METRICS = (
     "hu_rmse",
     "noise_sd",
     "nps_mean_frequency",
+    "contrast_kept",
     "consistency",
     "seconds",
 )
@@ -149,6 +156,9 @@ def compute_metrics(
             ssim_full_range=float(ssim(pf, tf, data_range=high - low)),
             hu_rmse=float(hu_rmse(p, t)),
         )
+        # NaN where there is no soft tissue away from edges, or no structure in it
+        with contextlib.suppress(ValueError):
+            out["contrast_kept"] = contrast_retention(output, target, soft_tissue_mask(target))
         if rois:
             out.update(
                 noise_sd=noise_sd(output, list(rois)),
