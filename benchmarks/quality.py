@@ -440,9 +440,11 @@ NOTES = {
         "Inputs are mapped by their own 0.5/99.5 percentiles; training changed each pair's "
         "contrast, so crops are enhanced as well as whole images (tested). The output is made "
         "consistent with the input at low frequencies (`medsr.inference.predictor."
-        "low_frequency_consistency`, Gaussian SD 4 low pixels): without it, a low image "
+        "low_frequency_consistency`, Gaussian SD 1 low pixel): without it, a low image "
         "blurred more than in training (RG3 with a Gaussian of SD ~2.5 px) came out with a "
-        "brightness drift. The CPU run was shortened while it ran (max_steps 14000, then "
+        "brightness drift; with SD 4 low pixels (the previous release's), RG3 lost 0.42 dB "
+        "to Lanczos (bicubic low image) through errors at 2-8 high pixels the block mean of "
+        "the low image fixes. The CPU run was shortened while it ran (max_steps 14000, then "
         "12000, 10000 and 8000 from about steps 1000, 2000 and 3000; the cosine schedule "
         "follows the new length from each resume), to fit the shared 2-core CPU.\n"
     ),

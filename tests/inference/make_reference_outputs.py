@@ -8,8 +8,8 @@ as a user would: `Predictor.enhance_array` (one tile, and small blended tiles),
 `Predictor.enhance` (a 2-slice Volume: the percentile map is the volume's), and
 `FusionPredictor.fuse_array` (a CT crop with a PET made from it by a fixed formula).
 
-Regenerate the file of a model only when its weights change on purpose (a newly shipped
-model), never to make a failing refactoring pass:
+Regenerate the file of a model only when its weights or its inference change on purpose (a
+newly shipped model, a new post-processing), never to make a failing refactoring pass:
 
     .venv/bin/python tests/inference/make_reference_outputs.py xray-x4 xray-x4-gan
     .venv/bin/python tests/inference/make_reference_outputs.py          # every shipped model
