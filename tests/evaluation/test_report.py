@@ -55,6 +55,7 @@ def test_markdown_names_every_condition(report_dir: Path) -> None:
         "| split | evaluation images",
         "n = 1: interval not meaningful",
         "How to read the consistency",
+        "How to read contrast_kept",
         "(grid_ct-small.png)",
     ):
         assert needle in text, needle

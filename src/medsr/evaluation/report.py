@@ -46,6 +46,17 @@ CONSISTENCY_HELP = (
     "reference. Consistent is necessary, not sufficient: detail above the input's Nyquist "
     "frequency is invisible to A, so judge fidelity with the metrics against the target."
 )
+CONTRAST_HELP = (
+    "How to read contrast_kept (medsr.metrics.contrast.contrast_retention, CT): the target's "
+    "fine low-contrast structure (a difference-of-Gaussians band, SD 1 to 3 px: vessels, "
+    "organ texture, a kidney's cortex against its medulla) in its soft tissue (smoothed "
+    "target within -100..200 HU, 8 px from its edges), and the share of it the output keeps: "
+    "the output's band regressed on the target's. 1 = kept, < 1 = flattened, > 1 = "
+    "exaggerated. Noise uncorrelated with the target does not move it, so a noisy input keeps "
+    "~1 and a denoiser is judged on what it smooths away with the noise. The target's own "
+    "noise in that band counts as content: a target with little of it (a normal-dose scan) "
+    "reads best."
+)
 
 
 def machine() -> str:
@@ -246,6 +257,8 @@ def build_blocks(
         ("h2", "Summary (mean [95 % interval] over images)"),
     ]
     blocks += _summary_blocks(result, summary, paired)
+    if any(r.get("contrast_kept") is not None for r in result.rows):
+        blocks.append(("p", CONTRAST_HELP))
     blocks.append(("h2", "Plots"))
     for key in ("bars", "nps"):
         if key in pictures:
@@ -258,7 +271,8 @@ def build_blocks(
             if getattr(found, "description", ""):
                 blocks.append(("p", f"Example, {name} on {image.pair.name}: {found.description}"))
     blocks.append(("h2", "Per image"))
-    header = ["image", "method", "psnr", "ssim", "hu_rmse", "noise_sd", "consistency", "seconds"]
+    header = ["image", "method", "psnr", "ssim", "hu_rmse", "noise_sd", "contrast_kept"]
+    header += ["consistency", "seconds"]
     blocks.append(("table", (header, [[_fmt(r.get(h), h) for h in header] for r in result.rows])))
     for image in result.images:
         key = f"grid:{image.pair.name}"
