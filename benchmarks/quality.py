@@ -321,7 +321,14 @@ NOTES = {
         "(`benchmarks/ct_bone_edge.py`, pydicom head slice, 25 % dose, brain within 2 pixels "
         "of bone) its output is 4.0 HU too dark on average (RMS 29.8 HU) where the previous "
         "model's was 13.3 HU too dark (RMS 35.9) and Lanczos's 81.7 HU too bright (RMS 92.5): "
-        "the dark rim seen in the demo's zoom is smaller, not gone.\n"
+        "the dark rim seen in the demo's zoom is smaller, not gone.\n\n"
+        "Inference (eleventh session): the output is made consistent with the input below "
+        "~0.16 cycles per low pixel (`medsr.inference.predictor.low_frequency_consistency`, "
+        "Gaussian SD 1 low pixel, the block mean as the downsampling: how the low image was "
+        "made). Chosen on simulated 25 % doses of 4 InVesalius head slices (+0.04 / +0.05 dB, "
+        "b30f-like / d45f-like), then checked on L143: +0.17 / +0.04 dB (B30f / D45f) over "
+        "the same weights without it; next to the skull (`ct_bone_edge.py`) -2.8 HU / RMS "
+        "30.1 within 2 pixels of bone (-4.0 / 29.8 without). The tables above include it.\n"
     ),
     "ct-ldct-x2": (
         "Training history: 3000 steps in one CPU run (commit 34cf59d, zoom [1, 1.25] from the "
@@ -339,7 +346,14 @@ NOTES = {
         "C50/W200) shows no grid; the 3000-step model showed a diagonal cross-hatch there. "
         "`tests/inference/test_shipped_ct_models.py` holds the power at 0.5 cycles/pixel (its "
         "period-2 grid) within 1.5x Lanczos's, in HU^2: 0.9-1.2x when measured. Next to the "
-        "skull see `benchmarks/ct_bone_edge.py`.\n"
+        "skull see `benchmarks/ct_bone_edge.py`.\n\n"
+        "Inference (eleventh session): the output is made consistent with the input below "
+        "~0.16 cycles per low pixel (`medsr.inference.predictor.low_frequency_consistency`, "
+        "Gaussian SD 1 low pixel, the block mean as the downsampling: how the low image was "
+        "made). Chosen on simulated 25 % doses of 4 InVesalius head slices (+0.15 / +0.20 dB, "
+        "b30f-like / d45f-like), then checked on L143: +0.16 / +0.03 dB (B30f / D45f) over "
+        "the same weights without it; next to the skull (`ct_bone_edge.py`) -5.4 / +4.4 HU "
+        "within 0-2 / 2-4 pixels of bone (-6.1 / +4.5 without). The tables above include it.\n"
     ),
     "ct-ldct": (
         "How to use it: the model is non-blind. `medsr enhance` measures the input's noise SD "

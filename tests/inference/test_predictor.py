@@ -308,7 +308,7 @@ def test_shipped_consistency_fixes_errors_a_few_low_pixels_wide() -> None:
     ripple = 0.05 * np.sin(2 * np.pi * np.arange(128) / 32).astype(np.float32)[None, :]
     inner = (slice(16, -16), slice(16, -16))
     before = np.abs(ripple[0]).mean()
-    for task in ("xray-blind-x2", "xray-blind-x4"):
+    for task in ("xray-blind-x2", "xray-blind-x4", "ldct-x2", "ldct-x4"):
         fixed = low_frequency_consistency(low, truth + ripple, 4, LOW_FREQUENCY_CONSISTENCY[task])
         assert np.abs(fixed - truth)[inner].mean() < 0.3 * before
     wide = low_frequency_consistency(low, truth + ripple, 4, 4.0)
