@@ -121,8 +121,10 @@ def low_frequency_consistency(
     frequencies: `high + U(G_sigma * (low - D(high)))` (D: `scale x scale` block mean, U:
     bicubic upsampling, G: Gaussian of SD `sigma_px` low pixels). One step of iterative
     back-projection (Irani and Peleg 1991) restricted to what no resize kernel changes: it
-    leaves the model's detail alone and removes a brightness drift, which the blind radiograph
-    models show on low images blurred more than they were trained for. `in_place`: a
+    leaves the model's detail alone and removes the drift and the errors a few low pixels
+    wide that the models leave on images unlike their training's (the radiograph models on
+    smooth detector images, the CT models on real low doses; `LOW_FREQUENCY_CONSISTENCY`
+    has the tasks and the measurements). `in_place`: a
     float32 `high` is corrected in place and returned (one output-sized array fewer)."""
     from scipy.ndimage import gaussian_filter
 
