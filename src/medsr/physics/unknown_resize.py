@@ -21,6 +21,10 @@ for signal-dependent noise (0 = none), `quantize_levels` the number of grey leve
 [0, 1] (255 for 8-bit; 0 = none), `jpeg_quality` Pillow's quality (0 = none).
 `contrast_gain` / `contrast_offset` map both images by `gain * x + offset` first: another
 window or detector gain, so the model does not learn one fixed intensity mapping.
+`inverted` maps both by `1 - x` before that: a radiograph whose grey scale runs the other way
+(a MONOCHROME1 image read without its inversion, a "negative" export), which a model trained
+on one polarity restores worse (`invert_probability`; 0 draws nothing, so a task without it
+draws exactly as before).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def resize_only(kernel: str) -> dict[str, object]:
         "jpeg_probability": 0.0,
         "contrast_gain_range": [1.0, 1.0],
         "contrast_offset_range": [0.0, 0.0],
+        "invert_probability": 0.0,
     }
 
 
@@ -84,6 +89,7 @@ class ResizeParams:
     jpeg_quality: int
     contrast_gain: float
     contrast_offset: float
+    inverted: bool = False
 
 
 def resize_down(
@@ -153,6 +159,7 @@ class UnknownResizeTask(SampledDegradation):
     jpeg_quality_range: tuple[int, int] = (70, 95)
     contrast_gain_range: tuple[float, float] = (0.7, 1.3)
     contrast_offset_range: tuple[float, float] = (-0.15, 0.15)
+    invert_probability: float = 0.0
     border: int = 0
 
     def __post_init__(self) -> None:
@@ -167,6 +174,7 @@ class UnknownResizeTask(SampledDegradation):
             "poisson_probability",
             "quantize_probability",
             "jpeg_probability",
+            "invert_probability",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -212,6 +220,9 @@ class UnknownResizeTask(SampledDegradation):
         quality = quality if draw_bernoulli(self.jpeg_probability, generator) else 0
         gain = draw_uniform(*self.contrast_gain_range, generator)
         offset = draw_uniform(*self.contrast_offset_range, generator)
+        inverted = self.invert_probability > 0 and draw_bernoulli(
+            self.invert_probability, generator
+        )
         return ResizeParams(
             kernel=kernel,
             gaussian_sigma_px=round(sigma, 4) if kernel == "gaussian" else 0.0,
@@ -222,10 +233,13 @@ class UnknownResizeTask(SampledDegradation):
             jpeg_quality=quality,
             contrast_gain=gain,
             contrast_offset=offset,
+            inverted=inverted,
         )
 
     def target(self, high: torch.Tensor, params: ResizeParams) -> torch.Tensor:
         cropped = crop_to_multiple(high, self.scale).float()
+        if params.inverted:
+            cropped = 1.0 - cropped
         return params.contrast_gain * cropped + params.contrast_offset
 
     def forward(self, high: torch.Tensor, spacing_mm: float, params: ResizeParams) -> torch.Tensor:

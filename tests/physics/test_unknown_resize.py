@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medsr.physics.unknown_resize import UnknownResizeTask, resize_only
+
+
+def radiograph(size: int = 64) -> torch.Tensor:
+    """A (1, size, size) image in [0, 1] with a smooth gradient and a bright disc."""
+    y, x = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+    disc = ((y - 30) ** 2 + (x - 34) ** 2 < 12**2).float()
+    return (0.2 + 0.4 * x / size + 0.3 * disc)[None]
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_inverted_pair_is_the_pair_of_the_inverted_image() -> None:
+    overrides = {**resize_only("bicubic"), "scale": 2}
+    plain = UnknownResizeTask(**overrides)(radiograph(), 1.0, gen())
+    inverted = UnknownResizeTask(**{**overrides, "invert_probability": 1.0})(
+        radiograph(), 1.0, gen()
+    )
+    assert inverted.params["inverted"] and not plain.params["inverted"]
+    torch.testing.assert_close(inverted.high, 1.0 - plain.high)
+    torch.testing.assert_close(inverted.low, 1.0 - plain.low, atol=1e-5, rtol=0)
+
+
+def test_invert_probability_draws_both_polarities() -> None:
+    task = UnknownResizeTask(scale=2, invert_probability=0.5)
+    drawn = [task.sample(gen(seed)).inverted for seed in range(40)]
+    assert 5 < sum(drawn) < 35
+
+
+def test_no_inversion_draws_exactly_as_before() -> None:
+    """A task without inversion consumes no extra random numbers: its pairs are those of
+    the task before the option existed (the same draws as an explicit probability 0)."""
+    base = UnknownResizeTask(scale=2)(radiograph(), 1.0, gen(3))
+    zero = UnknownResizeTask(scale=2, invert_probability=0.0)(radiograph(), 1.0, gen(3))
+    assert not base.params["inverted"]
+    torch.testing.assert_close(zero.low, base.low)
+    generator = gen(3)
+    UnknownResizeTask(scale=2).sample(generator)
+    after_sample = torch.rand((), generator=generator)
+    generator = gen(3)
+    UnknownResizeTask(scale=2, invert_probability=0.5).sample(generator)
+    assert torch.rand((), generator=generator) != after_sample  # the draw is really there
+
+
+def test_resize_only_switches_inversion_off() -> None:
+    task = UnknownResizeTask(**{**resize_only("box"), "scale": 4})
+    assert task.invert_probability == 0.0
+
+
+@pytest.mark.parametrize("probability", [-0.1, 1.5])
+def test_rejects_bad_invert_probability(probability: float) -> None:
+    with pytest.raises(ValueError, match="invert_probability"):
+        UnknownResizeTask(scale=2, invert_probability=probability)
