@@ -14,7 +14,8 @@ Conditions (every image, every method, one run):
   `bicubic` Pillow BICUBIC (antialiased), `area` Pillow BOX, `gaussian` a Gaussian blur of
   SD (s - 1) / 2 HR pixels (scikit-image's default) then sampling at the block centres,
   `bicubic+noise` the bicubic LR plus white Gaussian noise of SD 0.005 (on [0, 1], seeded,
-  not re-quantised).
+  not re-quantised); `bicubic+inverted` the bicubic LR of the inverted HR (255 - value, the
+  grey scale of a MONOCHROME1 image read without its inversion), scored against that HR.
 - Methods: Pillow BICUBIC and LANCZOS upsampling of the float LR, and each model
   (`Predictor.enhance_array`, whole image, no tiles). Every output clipped to [0, 255].
 - Metrics: PSNR and SSIM (`medsr.metrics.image`, Gaussian window 11, sigma 1.5) on
@@ -45,7 +46,7 @@ from medsr.metrics.image import psnr, ssim
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cxr-nih"
 HOLDOUT = FolderSource(path=str(DATA), holdout=40, seed=0)
 NOISE_SD = 0.005
-KERNELS = ("bicubic", "area", "gaussian", "bicubic+noise")
+KERNELS = ("bicubic", "area", "gaussian", "bicubic+noise", "bicubic+inverted")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def reduce_8bit(image: np.ndarray, size: int, kernel: str) -> np.ndarray:
 def low_resolution(hr: np.ndarray, condition: Condition, seed: int) -> np.ndarray:
     """The LR image (float32, 0..255 scale) of `condition`."""
     size = condition.hr_size // condition.scale
-    kernel = condition.kernel.removesuffix("+noise")
+    kernel = condition.kernel.partition("+")[0]
     low = reduce_8bit(hr, size, kernel).astype(np.float32)
     if condition.kernel.endswith("+noise"):
         rng = np.random.default_rng(seed)
@@ -138,6 +139,8 @@ def evaluate(models: dict[str, Predictor], scale: int, files: list[Path]) -> dic
                 if condition.hr_size == 1024
                 else reduce_8bit(original, condition.hr_size, "area")
             )
+            if condition.kernel.endswith("+inverted"):
+                hr = 255 - hr
             low = low_resolution(hr, condition, seed=index)
             outputs = {m: pil_upsample(low, scale, m) for m in ("bicubic", "lanczos")}
             for name, predictor in models.items():

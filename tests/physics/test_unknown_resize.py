@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medsr.physics.unknown_resize import UnknownResizeTask, resize_only
+from medsr.physics.unknown_resize import UnknownResizeTask, resize_down, resize_only
 
 
 def radiograph(size: int = 64) -> torch.Tensor:
@@ -58,3 +58,25 @@ def test_resize_only_switches_inversion_off() -> None:
 def test_rejects_bad_invert_probability(probability: float) -> None:
     with pytest.raises(ValueError, match="invert_probability"):
         UnknownResizeTask(scale=2, invert_probability=probability)
+
+
+def test_aliased_bilinear_at_x2_is_the_block_mean() -> None:
+    image = torch.rand(1, 16, 24)
+    expected = image.reshape(1, 8, 2, 12, 2).mean(dim=(2, 4))
+    torch.testing.assert_close(resize_down(image, 2, "bilinear-aliased"), expected)
+
+
+@pytest.mark.parametrize("kernel", ["bicubic-aliased", "bilinear-aliased"])
+def test_aliased_kernels_sample_a_ramp_at_the_block_centres(kernel: str) -> None:
+    """Without antialiasing a linear ramp is sampled, not averaged: low pixel i holds the
+    ramp at 4 i + 1.5 (away from the edges, where the cubic's taps are clamped)."""
+    ramp = torch.arange(32.0).expand(1, 8, 32)
+    low = resize_down(ramp, 4, kernel)
+    torch.testing.assert_close(low[0, 0, 1:-1], 4 * torch.arange(1.0, 7.0) + 1.5)
+
+
+def test_aliased_kernels_keep_more_of_the_fine_band_than_antialiased_ones() -> None:
+    stripes = (torch.arange(64.0) % 3 == 0).float().expand(1, 64, 64)  # 1/3 cycle per pixel
+    aliased = resize_down(stripes, 4, "bicubic-aliased").std()
+    widened = resize_down(stripes, 4, "bicubic").std()
+    assert aliased > 3 * widened

@@ -14,6 +14,10 @@ high pixels `s*i .. s*i + s - 1`, the convention of `downsample` and of bicubic 
     gaussian                          Gaussian blur of SD `gaussian_sigma_px` high pixels,
                                       then sampling at the block centres (scikit-image's
                                       `rescale(anti_aliasing=True)` does this)
+    bicubic-aliased, bilinear-aliased the kernel at its own width, not widened: sampling
+                                      without antialiasing, what OpenCV's INTER_CUBIC /
+                                      INTER_LINEAR and torch's `interpolate` do when they
+                                      shrink (at x4 they see 4 / 2 of every 4 pixels)
 
 Values are in the image's normalised unit (the training pipeline maps radiographs to about
 [0, 1] first): `noise_sd` is a Gaussian SD in that unit, `poisson_peak` the quanta at value 1
@@ -54,7 +58,8 @@ PIL_FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
     "box": Image.Resampling.BOX,
 }
-KERNELS = (*PIL_FILTERS, "gaussian")
+ALIASED_MODES = {"bicubic-aliased": "bicubic", "bilinear-aliased": "bilinear"}
+KERNELS = (*PIL_FILTERS, "gaussian", *ALIASED_MODES)
 
 
 def resize_only(kernel: str) -> dict[str, object]:
@@ -109,6 +114,9 @@ def resize_down(
         start, size = (scale - 1) // 2, 2 - scale % 2
         centre = blurred[..., start:, start:]
         return F.avg_pool2d(centre, size, stride=scale)[0, :, :h, :w]
+    if kernel in ALIASED_MODES:  # half-pixel centres: low pixel i samples s*i + (s - 1) / 2
+        mode = ALIASED_MODES[kernel]
+        return F.interpolate(x[None], size=(h, w), mode=mode, align_corners=False)[0]
     channels = [
         np.asarray(
             Image.fromarray(np.ascontiguousarray(c.numpy()), mode="F").resize(
