@@ -562,9 +562,11 @@ DEGRADATION_TEXT = {
     "own noise, then area downsampling.",
     "xray": "detector blur, binning, Poisson + electronic noise.",
     "xray-blind": "per item, drawn by the task's sampler and logged: a resize kernel "
-    "(Pillow bicubic / bilinear / Lanczos / box, or a Gaussian blur then sampling at block "
-    "centres), optional detector blur, Gaussian and Poisson noise, 8-bit quantisation, JPEG "
-    "and a contrast change (`medsr.physics.unknown_resize`).",
+    "(Pillow bicubic / bilinear / Lanczos / box, a Gaussian blur then sampling at block "
+    "centres, or bicubic / bilinear sampling without antialiasing as OpenCV's INTER_CUBIC / "
+    "INTER_LINEAR shrink), optional detector blur, Gaussian and Poisson noise, 8-bit "
+    "quantisation, JPEG, a contrast change and, where the task's `invert_probability` says, "
+    "an inverted grey scale (`medsr.physics.unknown_resize`).",
 }
 
 

@@ -13,6 +13,8 @@ Conditions (every image, every method, one run):
 - LR (factor s), made from the 8-bit HR and rounded to 8 bits again:
   `bicubic` Pillow BICUBIC (antialiased), `area` Pillow BOX, `gaussian` a Gaussian blur of
   SD (s - 1) / 2 HR pixels (scikit-image's default) then sampling at the block centres,
+  `bicubic-aliased` bicubic sampling without antialiasing (OpenCV's INTER_CUBIC, torch's
+  `interpolate`: at x4 each low pixel sees 4 of 16 high pixels),
   `bicubic+noise` the bicubic LR plus white Gaussian noise of SD 0.005 (on [0, 1], seeded,
   not re-quantised); `bicubic+inverted` the bicubic LR of the inverted HR (255 - value, the
   grey scale of a MONOCHROME1 image read without its inversion), scored against that HR.
@@ -42,11 +44,12 @@ from scipy.ndimage import gaussian_filter
 from medsr.data.sources import FolderSource, held_out_files
 from medsr.inference import Predictor
 from medsr.metrics.image import psnr, ssim
+from medsr.physics.unknown_resize import resize_down
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "cxr-nih"
 HOLDOUT = FolderSource(path=str(DATA), holdout=40, seed=0)
 NOISE_SD = 0.005
-KERNELS = ("bicubic", "area", "gaussian", "bicubic+noise", "bicubic+inverted")
+KERNELS = ("bicubic", "area", "gaussian", "bicubic-aliased", "bicubic+noise", "bicubic+inverted")
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ def reduce_8bit(image: np.ndarray, size: int, kernel: str) -> np.ndarray:
     if kernel in ("bicubic", "area"):
         filt = Image.Resampling.BICUBIC if kernel == "bicubic" else Image.Resampling.BOX
         return np.asarray(Image.fromarray(image).resize((size, size), filt))
+    scale = image.shape[0] // size
     if kernel == "gaussian":
-        scale = image.shape[0] // size
         blurred = gaussian_filter(image.astype(np.float64), (scale - 1) / 2, mode="nearest")
         # Sample at the block centres s*i + (s-1)/2: between two pixels when s is even.
         offsets = [(scale - 1) // 2] + ([scale // 2] if scale % 2 == 0 else [])
@@ -77,6 +80,9 @@ def reduce_8bit(image: np.ndarray, size: int, kernel: str) -> np.ndarray:
             [blurred[r::scale, c::scale][:size, :size] for r in offsets for c in offsets], axis=0
         )
         return np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
+    if kernel == "bicubic-aliased":
+        sampled = resize_down(torch.from_numpy(image.astype(np.float32))[None], scale, kernel)
+        return np.clip(np.rint(sampled[0].numpy()), 0, 255).astype(np.uint8)
     raise ValueError(f"unknown kernel {kernel!r}")
 
 

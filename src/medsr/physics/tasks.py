@@ -309,7 +309,8 @@ TASKS: dict[str, TaskSpec] = {
     **{
         f"xray-blind-x{s}": TaskSpec(
             f"xray-blind-x{s}",
-            f"x{s} by an unknown resize (bicubic/bilinear/lanczos/box/gaussian), noise, JPEG",
+            f"x{s} by an unknown resize (bicubic/bilinear/lanczos/box/gaussian, aliased or not), "
+            "noise, JPEG",
             UnknownResizeTask,
             {"scale": s},
             _XRAY,

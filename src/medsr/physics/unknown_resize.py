@@ -27,8 +27,8 @@ for signal-dependent noise (0 = none), `quantize_levels` the number of grey leve
 window or detector gain, so the model does not learn one fixed intensity mapping.
 `inverted` maps both by `1 - x` before that: a radiograph whose grey scale runs the other way
 (a MONOCHROME1 image read without its inversion, a "negative" export), which a model trained
-on one polarity restores worse (`invert_probability`; 0 draws nothing, so a task without it
-draws exactly as before).
+on one polarity restores worse (`invert_probability`; at 0 no number is drawn for it, so
+the other draws stay those of a task without the option).
 """
 
 from __future__ import annotations
