@@ -469,7 +469,13 @@ NOTES = {
         "to Lanczos (bicubic low image) through errors at 2-8 high pixels the block mean of "
         "the low image fixes. The CPU run was shortened while it ran (max_steps 14000, then "
         "12000, 10000 and 8000 from about steps 1000, 2000 and 3000; the cosine schedule "
-        "follows the new length from each resume), to fit the shared 2-core CPU.\n"
+        "follows the new length from each resume), to fit the shared 2-core CPU. Not "
+        "released (session 12): the fine-tune that made `xray-x2`'s release (2000 steps, lr "
+        "1e-4, OpenCV-style aliased resizes and 30 % inverted pairs added, ~38 min): against "
+        "this model the OpenCV-style bicubic row went +0.21 -> +0.47 dB over Lanczos and RG3 "
+        "(bicubic low image) +0.15 dB, but the Pillow / box / Gaussian / noise rows lost "
+        "0.04-0.17 dB, RG3 with the Gaussian low image 0.17 dB, and the inverted row did not "
+        "change (+0.99 -> +0.97).\n"
     ),
     "xray-x4-gan": (
         "Only 500 GAN steps fit the CPU budget: the texture gain over `xray-x4` is small "
@@ -478,7 +484,16 @@ NOTES = {
     "xray-x2": (
         "Same recipe as `xray-x4` at x2. Issue 14 sets its targets for x4; the same "
         "thresholds are applied here at x2 for comparison. The CPU run was shortened while "
-        "it ran (max_steps 12000, then 10000 and 7000 from about steps 500 and 1000).\n"
+        "it ran (max_steps 12000, then 10000 and 7000 from about steps 500 and 1000). This "
+        "release (session 12) is that model fine-tuned for 2000 steps (lr 1e-4, cosine, "
+        "warm-up 100, `initial_weights=` the previous release, fp32, 1 thread, ~52 min) with "
+        "OpenCV-style aliased resizes (`bicubic-aliased`, `bilinear-aliased`) and 30 % of the "
+        "pairs inverted added. Against the previous release (one run of `radiograph_sr.py` "
+        "with both): the OpenCV-style bicubic row +0.65 -> +1.01 dB over Lanczos (wins 35 -> "
+        "40 of 40), RG3 +0.10 / +0.06 dB (bicubic / Gaussian low image), the box row +0.09, "
+        "the Pillow bicubic / Gaussian / noise rows -0.04 to -0.06 dB; the inverted row did "
+        "not gain (+1.37 -> +1.31): the inverted images' smaller gain is not a polarity bias "
+        "the training removes.\n"
     ),
 }
 """Caveats a reader of the card needs; every figure in them is in the tables above."""
@@ -563,10 +578,11 @@ DEGRADATION_TEXT = {
     "xray": "detector blur, binning, Poisson + electronic noise.",
     "xray-blind": "per item, drawn by the task's sampler and logged: a resize kernel "
     "(Pillow bicubic / bilinear / Lanczos / box, a Gaussian blur then sampling at block "
-    "centres, or bicubic / bilinear sampling without antialiasing as OpenCV's INTER_CUBIC / "
-    "INTER_LINEAR shrink), optional detector blur, Gaussian and Poisson noise, 8-bit "
-    "quantisation, JPEG, a contrast change and, where the task's `invert_probability` says, "
-    "an inverted grey scale (`medsr.physics.unknown_resize`).",
+    "centres, and, where the task's `kernels` do not leave them out, bicubic / bilinear "
+    "sampling without antialiasing as OpenCV's INTER_CUBIC / INTER_LINEAR shrink; models "
+    "released before session 12 never saw those), optional detector blur, Gaussian and "
+    "Poisson noise, 8-bit quantisation, JPEG, a contrast change and, where the task's "
+    "`invert_probability` says, an inverted grey scale (`medsr.physics.unknown_resize`).",
 }
 
 
