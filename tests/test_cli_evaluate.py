@@ -33,6 +33,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "name=tiny-x2",
         "data.task=x2",
         "data.task_overrides={}",
+        "data.folders=[]",  # the config's ../shared/data body slices: not on a user's machine
         "data.scale=2",
         "model.scale=2",
         "model.num_features=8",
