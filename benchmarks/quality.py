@@ -482,7 +482,7 @@ NOTES = {
         "(texture column of the NIH table).\n"
     ),
     "xray-x2": (
-        "Same recipe as `xray-x4` at x2. Issue 14 sets its targets for x4; the same "
+        "First trained with `xray-x4`'s recipe at x2. Issue 14 sets its targets for x4; the same "
         "thresholds are applied here at x2 for comparison. The CPU run was shortened while "
         "it ran (max_steps 12000, then 10000 and 7000 from about steps 500 and 1000). This "
         "release (session 12) is that model fine-tuned for 2000 steps (lr 1e-4, cosine, "
