@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from medsr.metrics.contrast import band_pass, contrast_retention, soft_tissue_mask
+from medsr.metrics.contrast import NothingToMeasure, band_pass, contrast_retention, soft_tissue_mask
 
 
 def textured_phantom(seed: int = 0, size: int = 128) -> np.ndarray:
@@ -60,9 +60,9 @@ def test_bad_arguments_say_what_is_wrong() -> None:
         band_pass(image, (3.0, 1.0))
     with pytest.raises(ValueError, match="one shape"):
         contrast_retention(image[:64], image, mask)
-    with pytest.raises(ValueError, match="mask is empty"):
+    with pytest.raises(NothingToMeasure, match="mask is empty"):
         contrast_retention(image, image, np.zeros_like(mask))
-    with pytest.raises(ValueError, match="no structure"):
+    with pytest.raises(NothingToMeasure, match="no structure"):
         contrast_retention(image, np.full_like(image, 40.0), mask)
     with pytest.raises(ValueError, match="2-D"):
         soft_tissue_mask(image[None])

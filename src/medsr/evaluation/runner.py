@@ -40,7 +40,7 @@ import torch
 from medsr.evaluation.baselines import DEFAULT_BASELINES, resolve_baselines, run_baseline
 from medsr.evaluation.pairs import EvalPair, choose_window
 from medsr.inference.predictor import TileSize
-from medsr.metrics.contrast import contrast_retention, soft_tissue_mask
+from medsr.metrics.contrast import NothingToMeasure, contrast_retention, soft_tissue_mask
 from medsr.metrics.ct import describe_window, hu_rmse, windowed_psnr, windowed_ssim
 from medsr.metrics.image import l1, mse, psnr, ssim
 from medsr.metrics.noise import Roi, find_uniform_rois, mean_nps_frequency, noise_sd, radial_nps
@@ -157,7 +157,7 @@ def compute_metrics(
             hu_rmse=float(hu_rmse(p, t)),
         )
         # NaN where there is no soft tissue away from edges, or no structure in it
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(NothingToMeasure):
             out["contrast_kept"] = contrast_retention(output, target, soft_tissue_mask(target))
         if rois:
             out.update(

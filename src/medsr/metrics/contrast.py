@@ -25,6 +25,11 @@ import numpy as np
 from scipy import ndimage
 
 
+class NothingToMeasure(ValueError):
+    """The mask holds no pixel, or the reference no structure in the band, to measure the
+    contrast in: the measure is undefined (not a caller's mistake, unlike a shape mismatch)."""
+
+
 def soft_tissue_mask(
     image_hu: np.ndarray,
     hu_range: tuple[float, float] = (-100.0, 200.0),
@@ -65,10 +70,10 @@ def contrast_retention(
             "must have one shape"
         )
     if not mask.any():
-        raise ValueError("mask is empty: no pixel to measure the contrast in")
+        raise NothingToMeasure("mask is empty: no pixel to measure the contrast in")
     kept = band_pass(output, sigmas)[mask]
     wanted = band_pass(reference, sigmas)[mask]
     power = float(np.dot(wanted, wanted))
     if power == 0:
-        raise ValueError("the reference has no structure in this band inside the mask")
+        raise NothingToMeasure("the reference has no structure in this band inside the mask")
     return float(np.dot(kept, wanted) / power)
