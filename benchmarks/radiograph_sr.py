@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from medsr.data.sources import FolderSource, held_out_files
 from medsr.inference import Predictor
@@ -72,17 +71,12 @@ def reduce_8bit(image: np.ndarray, size: int, kernel: str) -> np.ndarray:
         filt = Image.Resampling.BICUBIC if kernel == "bicubic" else Image.Resampling.BOX
         return np.asarray(Image.fromarray(image).resize((size, size), filt))
     scale = image.shape[0] // size
-    if kernel == "gaussian":
-        blurred = gaussian_filter(image.astype(np.float64), (scale - 1) / 2, mode="nearest")
-        # Sample at the block centres s*i + (s-1)/2: between two pixels when s is even.
-        offsets = [(scale - 1) // 2] + ([scale // 2] if scale % 2 == 0 else [])
-        sampled = np.mean(
-            [blurred[r::scale, c::scale][:size, :size] for r in offsets for c in offsets], axis=0
-        )
+    if kernel in ("gaussian", "bicubic-aliased"):
+        # gaussian: SD (s - 1) / 2, sampled at the block centres s*i + (s - 1) / 2
+        sigma = (scale - 1) / 2 if kernel == "gaussian" else 0.0
+        pixels = torch.from_numpy(image.astype(np.float32))[None]
+        sampled = resize_down(pixels, scale, kernel, sigma)[0].numpy()
         return np.clip(np.rint(sampled), 0, 255).astype(np.uint8)
-    if kernel == "bicubic-aliased":
-        sampled = resize_down(torch.from_numpy(image.astype(np.float32))[None], scale, kernel)
-        return np.clip(np.rint(sampled[0].numpy()), 0, 255).astype(np.uint8)
     raise ValueError(f"unknown kernel {kernel!r}")
 
 
