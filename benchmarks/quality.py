@@ -475,11 +475,18 @@ NOTES = {
         "this model the OpenCV-style bicubic row went +0.21 -> +0.47 dB over Lanczos and RG3 "
         "(bicubic low image) +0.15 dB, but the Pillow / box / Gaussian / noise rows lost "
         "0.04-0.17 dB, RG3 with the Gaussian low image 0.17 dB, and the inverted row did not "
-        "change (+0.99 -> +0.97).\n"
+        "change (+0.99 -> +0.97). Nor (session 13) 3000 steps with the aliased resizes and "
+        "no inversion (lr 5e-5, ~62 min): OpenCV-style bicubic +0.21 -> +0.47 dB, every "
+        "antialiased NIH row -0.04 to -0.15 dB: the inversion was not the cost; this blind "
+        "model trades one family of low images for the other.\n"
     ),
     "xray-x4-gan": (
         "Only 500 GAN steps fit the CPU budget: the texture gain over `xray-x4` is small "
-        "(texture column of the NIH table).\n"
+        "(texture column of the NIH table). Not released (session 13): the same 500 GAN steps "
+        "from session 13's unreleased `xray-x4` fine-tune with the aliased resizes (notes of "
+        "`xray-x4`'s card): OpenCV-style bicubic +0.04 -> +0.38 dB over Lanczos (wins 23 -> "
+        "35 of 40), the antialiased NIH rows +0.00 to -0.16 dB and their texture 0.19-0.24 of "
+        "the target's against 0.22-0.30.\n"
     ),
     "xray-x2": (
         "First trained with `xray-x4`'s recipe at x2. Issue 14 sets its targets for x4; the same "
