@@ -58,8 +58,9 @@ def test_bad_arguments_say_what_is_wrong() -> None:
     mask = soft_tissue_mask(image)
     with pytest.raises(ValueError, match="0 < s1 < s2"):
         band_pass(image, (3.0, 1.0))
-    with pytest.raises(ValueError, match="one shape"):
+    with pytest.raises(ValueError, match="one shape") as mismatch:
         contrast_retention(image[:64], image, mask)
+    assert not isinstance(mismatch.value, NothingToMeasure)  # a mistake, never a silent NaN
     with pytest.raises(NothingToMeasure, match="mask is empty"):
         contrast_retention(image, image, np.zeros_like(mask))
     with pytest.raises(NothingToMeasure, match="no structure"):
