@@ -95,9 +95,9 @@ def test_deepen_refuses_what_it_cannot_grow() -> None:
     payload = _trained_payload()
     with pytest.raises(ValueError, match="must exceed the model's 2"):
         deepen(payload, num_blocks=2)
-    rrdb = {**payload, "generator": {**payload["generator"], "name": "rrdbnet"}}
-    with pytest.raises(ValueError, match="only an srresnet"):
-        deepen(rrdb, num_blocks=4)
+    fusion = {**payload, "generator": {**payload["generator"], "name": "petct-fusion"}}
+    with pytest.raises(ValueError, match="only an srresnet or rrdbnet"):
+        deepen(fusion, num_blocks=4)
 
 
 def test_added_inputs_leave_the_output_unchanged_until_trained() -> None:
@@ -121,3 +121,41 @@ def test_added_inputs_leave_the_output_unchanged_until_trained() -> None:
     with torch.no_grad():
         out = generator_from(deeper_and_wider)(torch.cat([x, extra], 1))
         torch.testing.assert_close(out, source(x), **SAME)
+
+
+RRDB_CONFIG = {
+    "in_channels": 1,
+    "out_channels": 1,
+    "num_features": 8,
+    "num_blocks": 2,
+    "growth_channels": 4,
+    "scale": 2,
+    "upsampler": "nearest-conv",
+    "global_residual": True,
+}
+
+
+def _trained_rrdbnet() -> dict[str, Any]:
+    torch.manual_seed(2)
+    model = build_generator("rrdbnet", **RRDB_CONFIG)
+    spec = {"name": "rrdbnet", "config": model.config(), "state_dict": model.state_dict()}
+    return {"format": FORMAT, "step": 300, "generator": spec, "ema": None}
+
+
+def test_deepened_rrdbnet_computes_the_same_as_the_source_and_trains_its_new_blocks() -> None:
+    payload = _trained_rrdbnet()
+    deeper = deepen(payload, num_blocks=4)
+    assert deeper["generator"]["name"] == "rrdbnet"
+    assert deeper["deepened_from"] == {"num_blocks": 2, "step": 300}
+    source, grown = generator_from(payload), generator_from(deeper)
+    assert len(grown.body) == 4
+    x = torch.rand(2, 1, 12, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x), source(x), **SAME)
+        # the new block alone is the identity, though its first dense blocks are not
+        features = torch.randn(2, 8, 10, 10)
+        torch.testing.assert_close(grown.body[3](features), features, **SAME)
+        assert not torch.allclose(grown.body[3].rdb1(features), features, **SAME)
+    grown.train()
+    grown(x).square().mean().backward()
+    assert grown.body[3].rdb3.conv5.weight.grad.abs().sum() > 0

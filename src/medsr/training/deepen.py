@@ -1,5 +1,5 @@
-"""Deepen a trained SRResNet, or give it more inputs, without changing what it computes, to
-train on from there.
+"""Deepen a trained SRResNet or RRDBNet, or give an SRResNet more inputs, without changing
+what it computes, to train on from there.
 
     python -m medsr.training.deepen src/medsr/weights/ct-ldct.pt runs/ct-ldct-16.pt \
         --num-blocks 16
@@ -16,6 +16,12 @@ gives the same output as the source (net2net's function-preserving growth, Chen 
 new blocks from there instead of from scratch: the gradient reaches `conv2` at once and the
 rest of the block as soon as `conv2` moves.
 
+An RRDBNet (ESRGAN) grows the same way with RRDBs, `x + 0.2 rdb3(rdb2(rdb1(x)))`, where a
+dense block is `y + 0.2 conv5([y, f1, .., f4])`: the new RRDB's last `conv5` takes `-y / 0.2`
+from its input `y` (the centre tap, one per channel) and nothing from the dense features
+`f1..f4`, so `rdb3` returns 0 and the RRDB returns `x`. Its other convs keep their
+initialisation; the gradient reaches that `conv5`'s dense-feature weights at once.
+
 `--in-channels` appends input channels (e.g. the noise frequency of a kernel-aware denoiser,
 `data.ldct.noise_frequency_unit`, after the image and the noise level) whose first-conv
 weights are zero: the model ignores them until training moves those weights.
@@ -31,18 +37,20 @@ import torch
 
 from medsr.checkpoint import load_checkpoint, save_atomic
 from medsr.models import build_generator
+from medsr.models.blocks import RRDB
 
 
 def deepen(payload: dict[str, Any], num_blocks: int, seed: int = 0) -> dict[str, Any]:
-    """A copy of checkpoint `payload` whose SRResNet generator has `num_blocks` residual
-    blocks: the trained ones (the EMA weights when the checkpoint has them), then identity
-    blocks. Optimiser, discriminator and RNG states are dropped: this is a warm start.
+    """A copy of checkpoint `payload` whose SRResNet or RRDBNet generator has `num_blocks`
+    residual blocks: the trained ones (the EMA weights when the checkpoint has them), then
+    identity blocks. Optimiser, discriminator and RNG states are dropped: a warm start.
 
-    Raises ValueError if the generator is not an SRResNet or already has `num_blocks` or more.
+    Raises ValueError if the generator is neither or already has `num_blocks` or more.
     """
     spec = payload["generator"]
-    if spec["name"] != "srresnet":
-        raise ValueError(f"only an srresnet generator can be deepened, got {spec['name']!r}")
+    name = spec["name"]
+    if name not in IDENTITY_BLOCK:
+        raise ValueError(f"only an srresnet or rrdbnet generator can be deepened, got {name!r}")
     old_blocks = int(spec["config"]["num_blocks"])
     if num_blocks <= old_blocks:
         raise ValueError(f"num_blocks must exceed the model's {old_blocks}, got {num_blocks}")
@@ -50,21 +58,43 @@ def deepen(payload: dict[str, Any], num_blocks: int, seed: int = 0) -> dict[str,
     config = {**spec["config"], "num_blocks": num_blocks}
     with torch.random.fork_rng():  # the new blocks' conv1 and PReLU: the constructor's init
         torch.manual_seed(seed)
-        model = build_generator("srresnet", **config)
+        model = build_generator(name, **config)
     state = model.state_dict()
     missing = set(state) - set(trained)
     unexpected = set(trained) - set(state)
     if unexpected or any(not key.startswith("body.") for key in missing):
-        raise ValueError(
-            f"checkpoint does not match srresnet {spec['config']}: {sorted(unexpected)}"
-        )
+        raise ValueError(f"checkpoint does not match {name} {spec['config']}: {sorted(unexpected)}")
     state.update(trained)
     for block in range(old_blocks, num_blocks):
-        state[f"body.{block}.conv2.weight"].zero_()
-        state[f"body.{block}.conv2.bias"].zero_()
+        IDENTITY_BLOCK[name](state, f"body.{block}.", model.get_submodule(f"body.{block}"))
     model.load_state_dict(state)
     grown_from = {"num_blocks": old_blocks, "step": payload.get("step")}
     return _warm_start(payload, model, deepened_from=grown_from)
+
+
+def _identity_residual_block(
+    state: dict[str, torch.Tensor], prefix: str, block: torch.nn.Module
+) -> None:
+    """SRResNet's `x + conv2(act(conv1(x)))` is `x` with `conv2` zero."""
+    state[f"{prefix}conv2.weight"].zero_()
+    state[f"{prefix}conv2.bias"].zero_()
+
+
+def _identity_rrdb(state: dict[str, torch.Tensor], prefix: str, block: torch.nn.Module) -> None:
+    """An RRDB is `x` when its last dense block returns 0: that block's `conv5` maps its
+    input `y` (the first `num_features` input channels) to `-y / residual_scale` through
+    the centre tap and ignores the dense features."""
+    weight, bias = state[f"{prefix}rdb3.conv5.weight"], state[f"{prefix}rdb3.conv5.bias"]
+    weight.zero_()
+    bias.zero_()
+    channels, centre = weight.shape[0], weight.shape[-1] // 2
+    index = torch.arange(channels)
+    if not isinstance(block, RRDB):
+        raise TypeError(f"expected an RRDB at {prefix!r}, got {type(block).__name__}")
+    weight[index, index, centre, centre] = -1.0 / block.rdb3.residual_scale
+
+
+IDENTITY_BLOCK = {"srresnet": _identity_residual_block, "rrdbnet": _identity_rrdb}
 
 
 def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
@@ -99,7 +129,8 @@ def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
 def _warm_start(payload: dict[str, Any], model: Any, **provenance: Any) -> dict[str, Any]:
     """`payload` with `model` as its generator at step 0 and no EMA, optimiser,
     discriminator or RNG state; `provenance` records what it was grown from."""
-    generator = {"name": "srresnet", "config": model.config(), "state_dict": model.state_dict()}
+    name = payload["generator"]["name"]
+    generator = {"name": name, "config": model.config(), "state_dict": model.state_dict()}
     return {
         **payload,
         "step": 0,
@@ -132,7 +163,7 @@ def main() -> None:
     path = save_atomic(payload, arguments.destination)
     config = payload["generator"]["config"]
     print(
-        f"wrote {path}: srresnet with {config['num_blocks']} blocks and "
+        f"wrote {path}: {payload['generator']['name']} with {config['num_blocks']} blocks and "
         f"{config.get('in_channels', 1)} input channels"
     )
 
