@@ -82,8 +82,11 @@ def test_enhance_volume_geometry_and_metadata(make_checkpoint: Callable[..., Pat
 
 def test_ct_model_refuses_images_not_in_hu(make_checkpoint: Callable[..., Path]) -> None:
     predictor = Predictor.load(str(make_checkpoint()))
-    with pytest.raises(ValueError, match="expects CT in HU"):
+    with pytest.raises(ValueError, match="expects CT in HU.*--modality CT --unit HU"):
         predictor.enhance(Volume(np.zeros((8, 8)), spacing=(1.0, 1.0), unit="a.u."))
+    with pytest.raises(ValueError, match=r"expects CT in HU, got an image in 'Bq/ml'") as error:
+        predictor.enhance(Volume(np.zeros((8, 8)), spacing=(1.0, 1.0), unit="Bq/ml"))
+    assert "--unit" not in str(error.value)  # a unit the file states is not a missing one
 
 
 def test_registry_names_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -391,6 +391,11 @@ class Predictor:
             raise ValueError(
                 f"model {self.model_name!r} expects CT in HU, got an image in {volume.unit!r} "
                 f"(modality {volume.modality})"
+                + (
+                    "; if its values are HU, say so (medsr enhance --modality CT --unit HU)"
+                    if volume.unit == "a.u."
+                    else ""
+                )
             )
         spec = TASKS.get(self.task)
         if spec is not None and spec.modalities and volume.modality not in spec.modalities:
