@@ -12,33 +12,19 @@ same order, so a share never depends on timing. Multi-node jobs use torchrun's r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from medsr.torchrun import env_int
+from medsr.torchrun import ProcessRank
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Shard:
+class Shard(ProcessRank):
     """This process's place in a batch run (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
 
     def take(self, items: Sequence[T]) -> list[T]:
         """This rank's items: every WORLD_SIZE-th one, starting at RANK."""
@@ -77,9 +63,7 @@ def join_shard(timeout_s: float = 24 * 3600) -> Shard:
     The timeout is long because ranks meet only at the start and the end of a batch, and a
     share may take hours.
     """
-    shard = Shard(env_int("RANK", 0), env_int("WORLD_SIZE", 1), env_int("LOCAL_RANK", 0))
-    if not 0 <= shard.rank < shard.world_size:
-        raise ValueError(f"RANK {shard.rank} not in [0, WORLD_SIZE {shard.world_size})")
+    shard = Shard.from_environment()
     if shard.enabled and not dist.is_initialized():
         dist.init_process_group(
             backend="gloo",

@@ -11,37 +11,20 @@ models. gloo on CPU, nccl on CUDA. Rank 0 alone logs, validates and writes check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from medsr.torchrun import env_int
+from medsr.torchrun import ProcessRank, env_int
 
 
-@dataclass(frozen=True)
-class DistributedInfo:
-    """This process's place in the job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+class DistributedInfo(ProcessRank):
+    """This process's place in the training job (rank 0 of 1 without torchrun)."""
 
 
 def setup_distributed(device: torch.device) -> DistributedInfo:
     """Join the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
-    info = DistributedInfo(env_int("RANK", 0), env_int("LOCAL_RANK", 0), env_int("WORLD_SIZE", 1))
-    if not 0 <= info.rank < info.world_size:
-        raise ValueError(f"RANK {info.rank} not in [0, WORLD_SIZE {info.world_size})")
+    info = DistributedInfo.from_environment()
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
