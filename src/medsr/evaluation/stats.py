@@ -45,6 +45,17 @@ class Interval:
             return f"n = {self.n}: interval not meaningful"
         return ""
 
+    def row(self) -> dict[str, Any]:
+        """The columns a summary row shows: n, mean, low, high, interval (its method), note."""
+        return {
+            "n": self.n,
+            "mean": self.mean,
+            "low": self.low,
+            "high": self.high,
+            "interval": self.method,
+            "note": self.note,
+        }
+
 
 def _finite(values: Iterable[float]) -> np.ndarray:
     array = np.asarray([float(v) for v in values], dtype=np.float64)
@@ -110,18 +121,7 @@ def summarize(
             result = mean_interval(values, interval)
             if result.n == 0:
                 continue
-            out.append(
-                {
-                    "method": method,
-                    "metric": metric,
-                    "n": result.n,
-                    "mean": result.mean,
-                    "low": result.low,
-                    "high": result.high,
-                    "interval": interval,
-                    "note": result.note,
-                }
-            )
+            out.append({"method": method, "metric": metric, **result.row()})
     return out
 
 
@@ -146,17 +146,5 @@ def paired_differences(
         ]
         result = mean_interval(diffs, interval)
         if result.n:
-            out.append(
-                {
-                    "method": method,
-                    "reference": reference,
-                    "metric": metric,
-                    "n": result.n,
-                    "mean": result.mean,
-                    "low": result.low,
-                    "high": result.high,
-                    "interval": interval,
-                    "note": result.note,
-                }
-            )
+            out.append({"method": method, "reference": reference, "metric": metric, **result.row()})
     return out
