@@ -63,8 +63,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice
-from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
+from medsr.data.datasets import Item, Normalize, PatchSource, _slice
+from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, patch_picker
 from medsr.image import Volume, dihedral, seeded_generator
 from medsr.physics.ct import LowDoseCT
 from medsr.physics.degradation import params_record
@@ -127,17 +127,7 @@ class NoiseBankPairs(SliceBank):
                 f"noise_frequency_unit needs noise_level_unit and a value > 0, got "
                 f"{noise_frequency_unit}"
             )
-        self.patches = OnTheFlyPairs(
-            sources,
-            identity_degradation,
-            patch_size,
-            1,
-            num_samples,
-            seed,
-            min_foreground,
-            augment,
-            None,
-        )
+        self.patches = patch_picker(sources, patch_size, num_samples, seed, min_foreground, augment)
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
         self.scan_tasks: dict[int, LowDoseCTTask] = {}  # the task calibrated per source

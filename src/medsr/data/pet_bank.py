@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medsr.data.datasets import Item, Normalize, OnTheFlyPairs, PatchSource, _slice
-from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, identity_degradation
+from medsr.data.datasets import Item, Normalize, PatchSource, _slice
+from medsr.data.slice_bank import Progress, SliceBank, check_bank_arguments, patch_picker
 from medsr.image import Volume, dihedral, seeded_generator
 from medsr.models.fusion import pack_inputs
 from medsr.physics.pet_task import PetCtTask
@@ -101,17 +101,7 @@ class PetBankPairs(SliceBank):
         self.anatomies = list(anatomies or [])
         self.bank_options = tuple(self.anatomies) or None
         guide_channels(torch.zeros(1, 1), guide_windows)  # validates the windows
-        self.patches = OnTheFlyPairs(
-            sources,
-            identity_degradation,
-            patch_size,
-            1,
-            num_samples,
-            seed,
-            min_foreground,
-            augment,
-            None,
-        )
+        self.patches = patch_picker(sources, patch_size, num_samples, seed, min_foreground, augment)
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.guide_windows = [tuple(float(v) for v in w) for w in guide_windows]
         self.realisations, self.bank_seed = realisations, bank_seed

@@ -8,13 +8,14 @@ realisations. `NoiseBankPairs` (CT) and `PetBankPairs` (PET) build on `SliceBank
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medsr.data.datasets import Item, OnTheFlyPairs, _slice
+from medsr.data.datasets import Item, OnTheFlyPairs, PatchSource, _slice
+from medsr.image import Volume
 from medsr.physics.degradation import DegradedPair
 
 Progress = Callable[[Iterable[tuple[int, int]]], Iterable[tuple[int, int]]]
@@ -25,6 +26,29 @@ def identity_degradation(
 ) -> DegradedPair:
     """`low = high`: lets `OnTheFlyPairs` pick and augment patches without degrading them."""
     return DegradedPair(low=high, high=high, params={})
+
+
+def patch_picker(
+    sources: Sequence[Volume | PatchSource],
+    patch_size: int,
+    num_samples: int,
+    seed: int,
+    min_foreground: float,
+    augment: bool,
+) -> OnTheFlyPairs:
+    """`OnTheFlyPairs` that only picks (and augments) aligned patches of the bank's slices, on
+    their own grid and unnormalised: the bank supplies the physics."""
+    return OnTheFlyPairs(
+        sources,
+        identity_degradation,
+        patch_size,
+        scale=1,
+        num_samples=num_samples,
+        seed=seed,
+        min_foreground=min_foreground,
+        augment=augment,
+        normalize=None,
+    )
 
 
 def check_bank_arguments(realisations: int, patch_size: int, scale: int) -> None:
