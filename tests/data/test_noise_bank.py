@@ -177,8 +177,8 @@ def test_noise_level_channel_is_the_measured_slice_noise(volume) -> None:  # typ
         level, loud_level = (x["params"]["sample"]["noise_level_hu"] for x in (item, loud))
         assert 1.5 * level < loud_level < 3.0 * level
         assert float(loud["low"][0].std()) > float(item["low"][0].std())
-    with pytest.raises(ValueError, match="noise_level_unit needs an x1 task"):
-        bank(volume, noise_level_unit=50.0)  # an x2 task
+    with pytest.raises(ValueError, match="noise_level_unit must be > 0"):
+        NoiseBankPairs([volume], task, noise_level_unit=0.0, **options)  # type: ignore[arg-type]
     # "added": the noise the model should remove, gain x sqrt(s1^2 - s0^2), a fixed share
     added = NoiseBankPairs(
         [volume],
@@ -334,3 +334,40 @@ def test_noise_frequency_follows_gain_and_zoom(volume) -> None:  # type: ignore[
     added = (s1**2 * f1 - s0**2 * f0) / (s1**2 - s0**2)
     assert pairs.noise_frequency(0, 0, 0, gain=1e3, zoom=1.0) == pytest.approx(added, rel=1e-4)
     assert pairs.noise_frequency(0, 0, 0, gain=1e-3, zoom=1.0) == pytest.approx(f0, rel=1e-4)
+
+
+def test_an_x2_non_blind_items_noise_channels_are_measured_on_the_low_grid(volume) -> None:  # type: ignore[no-untyped-def]
+    # joint denoising + x2: the channels are what inference measures on its (low) input, the
+    # whole noisy slice area-downsampled, not the high-grid slice
+    from medsr.metrics.noise import estimate_noise
+    from medsr.physics.resize import downsample
+
+    task = make_task(
+        "ldct-x2",
+        num_views=180,
+        kernels=("b30f-like", "d45f-like"),
+        dose_range=(0.1, 0.3),
+        signal_kernel=True,
+    )
+    options = {"patch_size": 32, "num_samples": 8, "seed": 3, "realisations": 3}
+    pairs = NoiseBankPairs(
+        [volume],
+        task,
+        noise_level_unit=50.0,
+        noise_level_of="added",
+        noise_frequency_unit=0.5,
+        **options,  # type: ignore[arg-type]
+    )
+    for index in range(len(pairs)):
+        item = pairs[index]
+        assert item["low"].shape == (3, 16, 16) and item["high"].shape == (1, 32, 32)
+        r = item["params"]["sample"]["realisation"]
+        signal = pairs._signal(0, 0, pairs.realisation_params(0, 0, r))
+        normal = estimate_noise(downsample(signal, 2).numpy(), "CT")
+        low = estimate_noise(downsample(signal + pairs.bank[(0, 0)][r], 2).numpy(), "CT")
+        added = np.sqrt(low.sd**2 - normal.sd**2)
+        assert float(item["low"][1, 0, 0]) == pytest.approx(added / 50.0, rel=1e-4)
+        assert float(item["low"][2, 0, 0]) == pytest.approx(low.mean_frequency / 0.5, rel=1e-4)
+        # not the high grid's: 2 x 2 means keep about half the white part of the noise SD
+        high_grid = estimate_noise((signal + pairs.bank[(0, 0)][r]).numpy(), "CT")
+        assert low.sd < 0.8 * high_grid.sd

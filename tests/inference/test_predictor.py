@@ -212,6 +212,32 @@ def test_a_kernel_aware_model_gets_the_noise_frequency_as_a_third_channel(
         Predictor.load(str(path))
 
 
+def test_a_non_blind_x2_model_measures_its_noise_channels_on_the_low_input(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from medsr.metrics.noise import estimate_noise
+
+    norm = {**CT_WINDOW, "noise_level_unit": 50.0, "noise_frequency_unit": 0.5}
+    path = make_checkpoint(task="ldct-x2", scale=2, normalization=norm, in_channels=3, **TINY)
+    predictor = Predictor.load(str(path))
+    image = (40.0 + np.random.default_rng(3).normal(0.0, 20.0, (64, 80))).astype(np.float32)
+    seen: list[np.ndarray] = []
+    run = predictor.run
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return run(batch)
+
+    predictor.run = recording
+    output = predictor.enhance_array(image, tile_size=32, overlap=8)
+    assert output.shape == (128, 160) and np.isfinite(output).all()
+    estimate = estimate_noise(image, "CT")
+    for batch in seen:
+        assert batch.shape[1] == 3 and batch.shape[2] <= 64
+        assert np.allclose(batch[:, 1], estimate.sd / 50.0)
+        assert np.allclose(batch[:, 2], estimate.mean_frequency / 0.5)
+
+
 def test_dose_and_strength_set_a_non_blind_denoisers_noise_level(
     make_checkpoint: Callable[..., Path],
 ) -> None:

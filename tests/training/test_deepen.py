@@ -159,3 +159,19 @@ def test_deepened_rrdbnet_computes_the_same_as_the_source_and_trains_its_new_blo
     grown.train()
     grown(x).square().mean().backward()
     assert grown.body[3].rdb3.conv5.weight.grad.abs().sum() > 0
+
+
+def test_an_rrdbnet_gets_inputs_it_ignores_until_trained() -> None:
+    payload = _trained_rrdbnet()
+    wider = add_inputs(deepen(payload, num_blocks=3), in_channels=3)
+    assert wider["generator"]["name"] == "rrdbnet"
+    assert wider["generator"]["config"]["in_channels"] == 3
+    source, grown = generator_from(payload), generator_from(wider)
+    x = torch.rand(2, 1, 12, 14)
+    extra = torch.rand(2, 2, 12, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(grown(torch.cat([x, extra], 1)), source(x), **SAME)
+        torch.testing.assert_close(grown(torch.cat([x, 7 * extra], 1)), source(x), **SAME)
+    grown.train()
+    grown(torch.cat([x, extra], 1)).square().mean().backward()
+    assert grown.conv_first.weight.grad[:, 1:].abs().sum() > 0

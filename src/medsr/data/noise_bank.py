@@ -32,11 +32,12 @@ they are added:
   reconstructed on a grid `z` times finer: the noise keeps its physical frequencies, so its
   texture grows coarser in pixels (as in a 0.48 mm head scan vs the 0.96 mm training volume).
 
-With `noise_level_unit` (x1 tasks) the items are for a non-blind denoiser (FFDNet, Zhang et
-al. 2018): `low` gets a second, constant channel, the noise SD of the whole low-dose slice in
-HU divided by `noise_level_unit`, measured as inference measures it
+With `noise_level_unit` the items are for a non-blind denoiser (FFDNet, Zhang et al. 2018):
+`low` gets a second, constant channel, the noise SD of the whole low-dose slice in HU
+divided by `noise_level_unit`, measured as inference measures it
 (`medsr.metrics.noise.estimate_noise`) on the whole slice as the input of a pair shows it
-(with `signal_kernel`, as the realisation's kernel reconstructs it): on the normal-dose
+(with `signal_kernel`, as the realisation's kernel reconstructs it; for scale > 1 on the low
+grid, downsampled as the task does, as inference measures its low input): on the normal-dose
 slice (s0) and on it plus each realisation (s1); for a gain g the input's noise is
 sqrt(s0^2 + g^2 (s1^2 - s0^2)) and the added noise g sqrt(s1^2 - s0^2). `noise_level_of`
 picks which one the channel carries: "input", or "added", the noise the model should take
@@ -115,11 +116,8 @@ class NoiseBankPairs(SliceBank):
         check_bank_arguments(realisations, patch_size, task.scale)
         if noise_level_of not in ("input", "added"):
             raise ValueError(f"noise_level_of must be 'input' or 'added', got {noise_level_of!r}")
-        if noise_level_unit is not None and (task.scale != 1 or not noise_level_unit > 0):
-            raise ValueError(
-                f"noise_level_unit needs an x1 task and a value > 0, got "
-                f"{noise_level_unit} for scale {task.scale}"
-            )
+        if noise_level_unit is not None and not noise_level_unit > 0:
+            raise ValueError(f"noise_level_unit must be > 0, got {noise_level_unit}")
         if noise_frequency_unit is not None and (
             noise_level_unit is None or not noise_frequency_unit > 0
         ):
@@ -225,25 +223,30 @@ class NoiseBankPairs(SliceBank):
 
     def _measure_noise(self) -> dict[tuple[int, int], torch.Tensor]:
         """Per slice, per realisation r: `(s0, f0, s1, f1)`, the noise SD (HU) and NPS mean
-        frequency (cycles/pixel) of the normal-dose slice as the input of r's pairs shows
-        it (`_signal`: as r's kernel reconstructs it with `signal_kernel`), then of it plus
+        frequency (cycles/pixel of the input's grid) of the normal-dose slice as the input
+        of r's pairs shows it (`_signal`: as r's kernel reconstructs it with
+        `signal_kernel`; downsampled as the task does for scale > 1), then of it plus
         realisation r; one pass of the uniform-ROI search per image (the normal slice once
         per kernel)."""
         from medsr.metrics.noise import estimate_noise
 
+        def as_input(image: torch.Tensor) -> np.ndarray:
+            """A whole normal-dose or noisy slice on the grid of the model's input."""
+            return self.task.resample(image[None])[0].numpy()
+
         measures = {}
         for (i, k), noise in self.bank.items():
-            normals: dict[str | None, tuple[np.ndarray, float, float]] = {}
+            normals: dict[str | None, tuple[torch.Tensor, float, float]] = {}
             rows = []
             for r, n in enumerate(noise):
                 params = self.realisation_params(i, k, r)
                 kernel = params.filter_window if self._has_kernel_signal(params) else None
                 if kernel not in normals:
-                    signal = self._signal(i, k, params).numpy()
-                    normal = estimate_noise(signal, "CT")
+                    signal = self._signal(i, k, params)
+                    normal = estimate_noise(as_input(signal), "CT")
                     normals[kernel] = (signal, normal.sd, normal.mean_frequency)
                 signal, s0, f0 = normals[kernel]
-                low = estimate_noise(signal + n.numpy(), "CT")
+                low = estimate_noise(as_input(signal + n), "CT")
                 rows.append([s0, f0, low.sd, low.mean_frequency])
             measures[(i, k)] = torch.tensor(rows, dtype=torch.float64)
         return measures

@@ -42,8 +42,8 @@ class LowDoseConfig:
     The noise is inserted on whole slices once, in a bank of `data.noise_bank_size`
     realisations per slice (`medsr.data.noise_bank`); training items may take a log-uniform
     `noise_gain` (another dose) and `zoom` (a finer grid), both `[low, high]`, `[1, 1]` = off,
-    never applied to validation. `noise_level_unit` (HU, x1 `ldct` only): a non-blind
-    denoiser, whose input gets the slice's noise SD / `noise_level_unit` as a second channel
+    never applied to validation. `noise_level_unit` (HU, any `ldct*` task): a non-blind
+    model, whose input gets the slice's noise SD / `noise_level_unit` as a second channel
     (model `in_channels: 2`): the input's (`noise_level_of: input`) or the added noise's
     (`added`, see noise_bank). `noise_frequency_unit` (cycles/pixel, with
     `noise_level_unit`): a third channel, the input's NPS mean frequency / it, which tells the

@@ -1,5 +1,5 @@
-"""Deepen a trained SRResNet or RRDBNet, or give an SRResNet more inputs, without changing
-what it computes, to train on from there.
+"""Deepen a trained SRResNet or RRDBNet, or give it more inputs, without changing what it
+computes, to train on from there.
 
     python -m medsr.training.deepen src/medsr/weights/ct-ldct.pt runs/ct-ldct-16.pt \
         --num-blocks 16
@@ -98,17 +98,19 @@ IDENTITY_BLOCK = {"srresnet": _identity_residual_block, "rrdbnet": _identity_rrd
 
 
 def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
-    """A copy of checkpoint `payload` whose SRResNet generator takes `in_channels` inputs:
-    the trained ones first (the EMA weights when the checkpoint has them), then channels with
-    zero weights in `conv_first`, so the output does not depend on them. Optimiser,
+    """A copy of checkpoint `payload` whose SRResNet or RRDBNet generator takes
+    `in_channels` inputs: the trained ones first (the EMA weights when the checkpoint has
+    them), then channels with zero weights in `conv_first`, so the output does not depend on
+    them (the global residual, if any, adds the first channel: the image). Optimiser,
     discriminator and RNG states are dropped: this is a warm start.
 
-    Raises ValueError if the generator is not an SRResNet or already has `in_channels` or
-    more inputs.
+    Raises ValueError if the generator is neither or already has `in_channels` or more inputs.
     """
     spec = payload["generator"]
-    if spec["name"] != "srresnet":
-        raise ValueError(f"only an srresnet generator can get inputs, got {spec['name']!r}")
+    if spec["name"] not in IDENTITY_BLOCK:
+        raise ValueError(
+            f"only an srresnet or rrdbnet generator can get inputs, got {spec['name']!r}"
+        )
     old_channels = int(spec["config"].get("in_channels", 1))
     if in_channels <= old_channels:
         raise ValueError(f"in_channels must exceed the model's {old_channels}, got {in_channels}")
@@ -120,7 +122,7 @@ def add_inputs(payload: dict[str, Any], in_channels: int) -> dict[str, Any]:
     )
     state["conv_first.weight"] = torch.cat([weight, extra], dim=1)
     config = {**spec["config"], "in_channels": in_channels}
-    model = build_generator("srresnet", **config)
+    model = build_generator(spec["name"], **config)
     model.load_state_dict(state)
     grown_from = {"in_channels": old_channels, "step": payload.get("step")}
     return _warm_start(payload, model, inputs_added_to=grown_from)
