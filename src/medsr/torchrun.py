@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Self
+from typing import TypeVar
 
 
 def env_int(name: str, default: int) -> int:
@@ -21,6 +21,9 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+Place = TypeVar("Place", bound="ProcessRank")
+
+
 @dataclass(frozen=True)
 class ProcessRank:
     """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
@@ -30,7 +33,7 @@ class ProcessRank:
     local_rank: int = 0
 
     @classmethod
-    def from_environment(cls) -> Self:
+    def from_environment(cls: type[Place]) -> Place:
         """RANK, WORLD_SIZE and LOCAL_RANK; ValueError when RANK is not in [0, WORLD_SIZE)."""
         place = cls(env_int("RANK", 0), env_int("WORLD_SIZE", 1), env_int("LOCAL_RANK", 0))
         if not 0 <= place.rank < place.world_size:
