@@ -138,6 +138,24 @@ def test_a_trained_checkpoint_loads_and_runs(tmp_path: Path) -> None:
     assert out.array.max() > 500.0
 
 
+def _enhanced_with_batches(
+    predictor: Predictor, image: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`image` enhanced in 32-pixel tiles, and every batch the model was given (its inputs)."""
+    seen: list[np.ndarray] = []
+    run = predictor.run
+
+    def recording(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return run(batch)
+
+    predictor.run = recording
+    try:
+        return predictor.enhance_array(image, tile_size=32, overlap=8), seen
+    finally:
+        predictor.run = run
+
+
 def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
     make_checkpoint: Callable[..., Path],
 ) -> None:
@@ -148,15 +166,7 @@ def test_a_non_blind_model_gets_the_image_noise_level_as_a_second_channel(
     predictor = Predictor.load(str(path))
     rng = np.random.default_rng(2)
     image = (40.0 + rng.normal(0.0, 20.0, (64, 80))).astype(np.float32)
-    seen: list[np.ndarray] = []
-    run = predictor.run
-
-    def recording(batch: np.ndarray) -> np.ndarray:
-        seen.append(batch.copy())
-        return run(batch)
-
-    predictor.run = recording
-    output = predictor.enhance_array(image, tile_size=32, overlap=8)
+    output, seen = _enhanced_with_batches(predictor, image)
     assert output.shape == image.shape and np.isfinite(output).all()
     level = estimate_noise_sd(image, "CT")[0]
     assert level == pytest.approx(20.0, rel=0.15)
@@ -188,16 +198,8 @@ def test_a_kernel_aware_model_gets_the_noise_frequency_as_a_third_channel(
     smooth = ndimage.gaussian_filter(white, 1.0) * 3.0  # a smooth kernel's grain
     for noise in (white, smooth):
         image = (40.0 + noise).astype(np.float32)
-        seen: list[np.ndarray] = []
-        run = predictor.run
-
-        def recording(batch: np.ndarray, run=run, seen=seen) -> np.ndarray:  # type: ignore[no-untyped-def]
-            seen.append(batch.copy())
-            return run(batch)
-
-        predictor.run = recording
-        assert np.isfinite(predictor.enhance_array(image, tile_size=32, overlap=8)).all()
-        predictor.run = run
+        output, seen = _enhanced_with_batches(predictor, image)
+        assert np.isfinite(output).all()
         estimate = estimate_noise(image, "CT")
         for batch in seen:
             assert batch.shape[1] == 3
@@ -221,15 +223,7 @@ def test_a_non_blind_x2_model_measures_its_noise_channels_on_the_low_input(
     path = make_checkpoint(task="ldct-x2", scale=2, normalization=norm, in_channels=3, **TINY)
     predictor = Predictor.load(str(path))
     image = (40.0 + np.random.default_rng(3).normal(0.0, 20.0, (64, 80))).astype(np.float32)
-    seen: list[np.ndarray] = []
-    run = predictor.run
-
-    def recording(batch: np.ndarray) -> np.ndarray:
-        seen.append(batch.copy())
-        return run(batch)
-
-    predictor.run = recording
-    output = predictor.enhance_array(image, tile_size=32, overlap=8)
+    output, seen = _enhanced_with_batches(predictor, image)
     assert output.shape == (128, 160) and np.isfinite(output).all()
     estimate = estimate_noise(image, "CT")
     for batch in seen:

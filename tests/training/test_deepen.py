@@ -105,22 +105,12 @@ def test_added_inputs_leave_the_output_unchanged_until_trained() -> None:
     wider = add_inputs(payload, in_channels=3)
     assert wider["generator"]["config"]["in_channels"] == 3
     assert wider["inputs_added_to"] == {"in_channels": 2, "step": 700}
-    source, grown = generator_from(payload), generator_from(wider)
-    x = torch.rand(2, 2, 20, 18)
-    extra = torch.rand(2, 1, 20, 18)
-    with torch.no_grad():
-        torch.testing.assert_close(grown(torch.cat([x, extra], 1)), source(x), **SAME)
-        # the trained channels keep their place on the unshuffled grid
-        torch.testing.assert_close(grown(torch.cat([x, 5 * extra], 1)), source(x), **SAME)
-    grown.train()
-    grown(torch.cat([x, extra], 1)).square().mean().backward()
-    assert grown.conv_first.weight.grad[:, 8:].abs().sum() > 0  # the new inputs can learn
+    # the trained channels keep their place on the unshuffled grid (2 x 2 per channel)
+    _check_new_inputs(generator_from(payload), generator_from(wider), 2, 1, first_weight=8)
     with pytest.raises(ValueError, match="must exceed the model's 2"):
         add_inputs(payload, in_channels=2)
     deeper_and_wider = add_inputs(deepen(payload, num_blocks=3), in_channels=3)
-    with torch.no_grad():
-        out = generator_from(deeper_and_wider)(torch.cat([x, extra], 1))
-        torch.testing.assert_close(out, source(x), **SAME)
+    _check_new_inputs(generator_from(payload), generator_from(deeper_and_wider), 2, 1, 8)
 
 
 RRDB_CONFIG = {
@@ -166,12 +156,19 @@ def test_an_rrdbnet_gets_inputs_it_ignores_until_trained() -> None:
     wider = add_inputs(deepen(payload, num_blocks=3), in_channels=3)
     assert wider["generator"]["name"] == "rrdbnet"
     assert wider["generator"]["config"]["in_channels"] == 3
-    source, grown = generator_from(payload), generator_from(wider)
-    x = torch.rand(2, 1, 12, 14)
-    extra = torch.rand(2, 2, 12, 14)
+    _check_new_inputs(generator_from(payload), generator_from(wider), 1, 2, first_weight=1)
+
+
+def _check_new_inputs(
+    source: torch.nn.Module, grown: torch.nn.Module, old: int, new: int, first_weight: int
+) -> None:
+    """`grown` (with `new` inputs after the `old` ones of `source`) computes what `source`
+    does whatever the new inputs hold, and its `conv_first` weights from `first_weight` on
+    (the new inputs') get a gradient: they can learn."""
+    x, extra = torch.rand(2, old, 12, 14), torch.rand(2, new, 12, 14)
     with torch.no_grad():
         torch.testing.assert_close(grown(torch.cat([x, extra], 1)), source(x), **SAME)
         torch.testing.assert_close(grown(torch.cat([x, 7 * extra], 1)), source(x), **SAME)
     grown.train()
     grown(torch.cat([x, extra], 1)).square().mean().backward()
-    assert grown.conv_first.weight.grad[:, 1:].abs().sum() > 0
+    assert grown.conv_first.weight.grad[:, first_weight:].abs().sum() > 0
