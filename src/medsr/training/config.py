@@ -177,12 +177,25 @@ class GridLossConfig:
 
 
 @dataclass
+class DistillationConfig:
+    """Self-ensemble distillation (`medsr.training.distill`): the generator's pixel target is
+    `(1 - weight) * image + weight * teacher`, the teacher's output averaged over `transforms`
+    flips / quarter turns drawn per step (8: all of them). `teacher`: a checkpoint or released
+    model with the generator's architecture; null is off."""
+
+    teacher: str | None = None
+    weight: float = 0.5
+    transforms: int = 2
+
+
+@dataclass
 class LossesConfig:
     pixel: PixelLossConfig = field(default_factory=PixelLossConfig)
     adversarial: AdversarialLossConfig = field(default_factory=AdversarialLossConfig)
     perceptual: PerceptualLossConfig = field(default_factory=PerceptualLossConfig)
     feature_matching: FeatureMatchingLossConfig = field(default_factory=FeatureMatchingLossConfig)
     grid: GridLossConfig = field(default_factory=GridLossConfig)
+    distillation: DistillationConfig = field(default_factory=DistillationConfig)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from medsr.training import checkpoint as ckpt
 from medsr.training import distributed as dist
 from medsr.training.config import TrainConfig, TrainingConfig
 from medsr.training.data import TrainingData, build_data, check_metric_unit, step_loader
+from medsr.training.distill import Teacher
 from medsr.training.gan import StepOptions, discriminator_step, generator_step
 from medsr.training.logging import MetricsLog
 from medsr.training.state import TrainState
@@ -169,10 +170,15 @@ def _train_step(
     options: StepOptions,
     perceptual: PerceptualLoss | None,
     device: torch.device,
+    teacher: Teacher | None = None,
+    step: int = 0,
 ) -> dict[str, float]:
-    """One update of the discriminator (phase gan) and the generator, then the EMA."""
+    """One update of the discriminator (phase gan) and the generator, then the EMA. With a
+    `teacher` (self-ensemble distillation) the generator's target is its blend for `step`;
+    the discriminator still sees the true images."""
     low = batch["low"].to(device, memory_format=options.memory_format)
     high = batch["high"].to(device, memory_format=options.memory_format)
+    target = high if teacher is None else teacher.target(low, high, step)
     generator, discriminator = state.generator, state.discriminator
     generator.train()
     with options.autocast():
@@ -185,7 +191,7 @@ def _train_step(
         generator,
         state.opt_g,
         fake,
-        high,
+        target,
         config.losses,
         options,
         discriminator,
@@ -272,6 +278,9 @@ def train(
     state = TrainState.build(config, device)
     perceptual = _perceptual_loss(config, device)
     options = _step_options(tc, device, state, channels_last(state, device))
+    teacher = Teacher.from_config(config, device)
+    if teacher is not None:
+        teacher.model.to(memory_format=options.memory_format)  # type: ignore[call-overload]
     start, best_psnr, metrics = ckpt.resume(state, resume, out, device)
     log = MetricsLog(out, resume_step=start) if info.is_main else None
     if info.is_main:
@@ -296,7 +305,7 @@ def train(
     # ---------------------------------------------------------------- step
     for step, batch in enumerate(loader, start=start):
         state.set_learning_rate(learning_rate(step, tc, tc.lr), tc.discriminator_lr_ratio)
-        logs = _train_step(state, batch, config, options, perceptual, device)
+        logs = _train_step(state, batch, config, options, perceptual, device, teacher, step)
         train_time += time.perf_counter() - timer  # data + update; not evaluation
         done, last = step + 1, step + 1 == tc.max_steps
         bar.update(1)
