@@ -1,9 +1,12 @@
 """Every shipped model gives the outputs stored before (tests/inference/reference_outputs/).
 
 The references are written by `make_reference_outputs.py` (see its doc: regenerate a model's
-file only when its weights change on purpose). The tolerance is 1e-5 of the reference's value
-range (about 1e-5 in the model's own [0, 1] units): a refactoring may reorder float32
-arithmetic, it may not change what the model computes.
+file only when its weights change on purpose). The tolerance is 5e-5 of the reference's value
+range (about 5e-5 in the model's own [0, 1] units): a refactoring, or another CPU, may reorder
+float32 arithmetic (oneDNN picks other kernels with AVX-512 than with AVX2: `ct-ldct-x2`'s
+references, written on an AVX2 CPU, differed by 1.03e-5 of the range on an AVX-512 one), but
+it may not change what the model computes (the sixteenth session's 3000-step `ct-ldct`
+fine-tune moved them by 2e-3 to 4e-2 of the range).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 from medsr.inference.registry import MODELS
 from tests.inference.make_reference_outputs import reference_cases, reference_path
 
-TOLERANCE = 1e-5
+TOLERANCE = 5e-5
 
 
 @pytest.mark.parametrize("name", list(MODELS))
