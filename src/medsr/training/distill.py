@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from medsr.image import NUM_DIHEDRAL, dihedral, seeded_generator, undo_dihedral
-from medsr.models import Configurable, build_generator
+from medsr.models import Configurable
 from medsr.training.config import TrainConfig
-from medsr.training.state import load_pretrained
+from medsr.training.state import build_configured_generator, load_pretrained
 
 # keys the draws apart from the data pipeline's, which also seed from the run's seed
 _DRAW_KEY = 0xD157
@@ -52,8 +52,7 @@ class Teacher:
                 f"losses.distillation.transforms must be in 1..{NUM_DIHEDRAL}, "
                 f"got {settings.transforms}"
             )
-        model_args = {"scale": config.data.scale, **config.model.kwargs}  # as TrainState's
-        model = build_generator(config.model.name, **model_args)
+        model = build_configured_generator(config)
         load_pretrained(model, config, settings.teacher)
         model.to(device).eval().requires_grad_(False)
         return cls(model, settings.weight, settings.transforms, config.seed)

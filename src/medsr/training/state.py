@@ -41,6 +41,13 @@ def load_pretrained(generator: Configurable, config: TrainConfig, path: str | No
     generator.load_state_dict(pretrained["ema"] or spec["state_dict"])
 
 
+def build_configured_generator(config: TrainConfig) -> Configurable:
+    """A fresh generator as `config.model` says, at the data's scale (the model section may
+    state it too)."""
+    model_args = {"scale": config.data.scale, **config.model.kwargs}
+    return build_generator(config.model.name, **model_args)
+
+
 @dataclass
 class TrainState:
     """The models, optimisers, EMA and scaler of a run (discriminator only in phase gan)."""
@@ -57,8 +64,7 @@ class TrainState:
         """Fresh models on `device` (the same initial weights on every rank: the loop seeds
         torch alike everywhere, and rank 0's are broadcast)."""
         tc = config.training
-        model_args = {"scale": config.data.scale, **config.model.kwargs}
-        generator = build_generator(config.model.name, **model_args).to(device)
+        generator = build_configured_generator(config).to(device)
         discriminator = None
         if config.phase == "pretrain" and config.initial_weights:
             # a warm start: the optimiser and schedule start afresh
