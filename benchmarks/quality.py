@@ -376,7 +376,8 @@ NOTES = {
         "attributes about 60 % of such a gain to the teacher (its card). Next to the skull "
         "(`ct_bone_edge.py`): -5.3 / +4.4 HU within 0-2 / 2-4 pixels of bone (previous release "
         "-5.6 / +4.3). The pydicom slices above, re-measured for the previous release with the "
-        "same `medsr evaluate` (slices, seed): 28.98 dB against this release's 29.05 (its card "
+        "same slices and seed (`medsr evaluate --data sample:ct-head-693 sample:ct-abdomen "
+        "--model PREVIOUS.pt --seed 0`): 28.98 dB against this release's 29.05 (its card "
         "had said 29.13, measured with an earlier version of the code).\n"
     ),
     "ct-ldct": (
