@@ -1,7 +1,7 @@
 """CT models against classical methods on REAL quarter-dose scans (issue 15's targets).
 
 Run: `python benchmarks/ct_real_dose.py [--models ct-ldct ct-ldct-x2 ct-ldct-x4 ...]
-[--checkpoint NAME=PATH ...] [--ensemble] [--strength K ...] [--output DIR]`.
+[--checkpoint NAME=PATH ...] [--ensemble] [--strength K ...] [--fp32] [--output DIR]`.
 
 Data: `../shared/data/ldct-mayo-L143` (AAPM/Mayo 2016 grand challenge, patient L143, Siemens
 SOMATOM Definition AS+, 512^2, 0.82 mm, 3 mm): 11 real pairs of a full-dose slice and the same
@@ -26,7 +26,8 @@ Conditions (every pair, every method, one run), reported per kernel:
   also each model as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8
   flips / rotations of the input, `medsr.inference.ensemble`); with `--strength K` also
   each non-blind model as `NAME@strengthK` (`medsr enhance --strength K`: its noise level
-  input times K).
+  input times K); with `--fp32` also each model in float32 as `NAME@fp32` where the default
+  is bf16 autocast (`Predictor.load(precision="fp32")`: what bf16 costs in dB).
 - Metrics: PSNR and SSIM on the C40/W400 window ([-160, 240] HU clipped to [0, 1], data range
   1), whole 512^2 image; in the full dose's 12 most uniform 32^2 soft-tissue ROIs: the noise
   SD (detrended, HU), the HU bias (mean over ROIs of |ROI mean - full-dose ROI mean|), and the
@@ -343,6 +344,11 @@ def main() -> None:
         default=[],
         help="also each non-blind model with its noise level x each of these (--strength)",
     )
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="also each model in float32 (NAME@fp32) where the default precision is bf16",
+    )
     arguments = parser.parse_args()
     if not arguments.data.is_dir():
         print(f"{arguments.data} is absent: nothing measured")
@@ -359,6 +365,14 @@ def main() -> None:
     }
     sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}
+    if arguments.fp32:
+        predictors.update(
+            {
+                f"{n}@fp32": Predictor.load(sources[n], precision="fp32")
+                for n, p in list(predictors.items())
+                if p.precision != "fp32"
+            }
+        )
     for strength in arguments.strength:
         predictors.update(
             {

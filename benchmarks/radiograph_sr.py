@@ -202,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["xray-x4"])
     parser.add_argument("--output", default="runs/radiograph-sr")
     parser.add_argument("--limit", type=int, default=None, help="first N held-out images only")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="also each model in float32 (NAME@fp32) where the default precision is bf16",
+    )
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"{DATA} is absent: the held-out NIH radiographs are needed; nothing measured.")
@@ -209,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     files = held_out_files(HOLDOUT)[: args.limit]
     predictors = {name: Predictor.load(name) for name in args.models}
+    if args.fp32:
+        predictors.update(
+            {
+                f"{n}@fp32": Predictor.load(n, precision="fp32")
+                for n, p in list(predictors.items())
+                if p.precision != "fp32"
+            }
+        )
     scales = {p.scale for p in predictors.values()}
     if len(scales) != 1:
         sys.exit("give models of one scale per run")

@@ -303,3 +303,21 @@ def test_ensemble_option_averages_the_flips_and_rotations(tmp_path: Path, xray_m
     assert arrays[0].shape == arrays[1].shape == (48, 40)
     # the tiny random model is not equivariant: its 8-pass average is another image
     assert not np.allclose(arrays[0], arrays[1])
+
+
+def test_precision_option_reaches_the_model(tmp_path: Path, xray_model: Path) -> None:
+    (source,) = images(tmp_path / "in", count=1)
+    arrays = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        command = ["enhance", str(source), "-o", str(out), "--model", str(xray_model)]
+        result = runner.invoke(app, [*command, "--precision", precision, "--format", "tiff"])
+        assert result.exit_code == 0, result.output
+        arrays[precision] = read(next(out.iterdir())).array
+    # bf16 really ran (emulated where the CPU lacks it): close to float32, not equal
+    assert not np.array_equal(arrays["fp32"], arrays["bf16"])
+    np.testing.assert_allclose(arrays["bf16"], arrays["fp32"], atol=0.02 * np.ptp(arrays["fp32"]))
+    bad = ["enhance", str(source), "-o", str(tmp_path / "bad"), "--model", str(xray_model)]
+    refused = runner.invoke(app, [*bad, "--precision", "fp8"])
+    assert refused.exit_code == 2 and "precision must be one of" in refused.output
+    assert len(refused.output.splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -112,7 +112,11 @@ def test_model_checkpoint_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> N
     out = tmp_path / "model"
     result = runner.invoke(
         app,
-        ["evaluate", "--model", str(tiny_checkpoint), "--data", "sample:ct-small", "-o", str(out)],
+        [
+            "evaluate",
+            *("--model", str(tiny_checkpoint), "--data", "sample:ct-small", "-o", str(out)),
+            *("--precision", "fp32"),
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in read_rows(out / "per_image.csv")}
@@ -122,6 +126,7 @@ def test_model_checkpoint_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> N
     assert f"checkpoint sha256 {sha256_file(tiny_checkpoint)}" in text
     assert "model trained on sample:invesalius-head-ct" in text
     assert "no evaluation image comes from a training source" in text
+    assert "(torch, float32)" in text  # --precision fp32, whatever this CPU's default
     assert (out / "grid_ct-small.png").stat().st_size > 50_000
 
 
@@ -185,3 +190,11 @@ def test_real_pairs_with_a_model(tmp_path: Path) -> None:
         refused = runner.invoke(app, ["evaluate", *args, "-o", str(tmp_path / "no")])
         assert refused.exit_code == 2 and message in refused.stderr, refused.output
         assert refused.stderr.count("\n") == 1
+
+
+def test_precision_is_checked_before_any_work(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    command = ["evaluate", "--model", str(tiny_checkpoint), "sample:ct-small", "-o", str(out)]
+    result = runner.invoke(app, [*command, "--precision", "fp8"])
+    assert result.exit_code == 2 and "precision must be one of" in result.output
+    assert len(result.output.splitlines()) == 1 and not out.exists()

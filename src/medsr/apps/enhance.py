@@ -306,6 +306,7 @@ def enhance_paths(
     dose: float | None = None,
     strength: float = 1.0,
     ensemble: bool = False,
+    precision: str = "auto",
     *,
     declared: Declared | None = None,
     chosen: Callable[[Job, ModelChoice], None] | None = None,
@@ -319,7 +320,8 @@ def enhance_paths(
     the patient, study and scanner identifiers of their source (`write_output`). `dose` and
     `strength`: a non-blind denoiser's noise level (`Predictor.with_noise_options`).
     `ensemble`: each model averaged over the 8 flips / rotations of the image
-    (`Predictor.with_geometric_ensemble`). `declared`: modality, unit, spacing set on every
+    (`Predictor.with_geometric_ensemble`). `precision`: "auto", "fp32" or "bf16" for the
+    torch backend (`Predictor.load`). `declared`: modality, unit, spacing set on every
     input (`Declared`). `done` gets each finished input's `JobResult` (seconds included);
     `tile_progress`: a tile bar for 2-D images (`TileBar`)."""
     from tqdm import tqdm
@@ -333,7 +335,9 @@ def enhance_paths(
     names, kept = choose_models(jobs, model, declared, chosen if shard.is_main else None)
     predictors: dict[str, Predictor] = {}
     for name in dict.fromkeys(names.values()):
-        loaded = Predictor.load(name, device=shard.device(device), backend=backend)
+        loaded = Predictor.load(
+            name, device=shard.device(device), backend=backend, precision=precision
+        )
         try:
             predictors[name] = loaded.with_noise_options(dose, strength).with_geometric_ensemble(
                 ensemble

@@ -73,6 +73,12 @@ def enhance(
         help="Average the model over the 8 flips / rotations of the image (self-ensemble): "
         "8x the time; ct-ldct +0.1 dB on real quarter-dose CT.",
     ),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="auto (bf16 autocast where the CPU or GPU computes bf16 natively, else float32), "
+        "fp32 or bf16.",
+    ),
 ) -> None:
     """Super-resolve / denoise images with a trained model. Research use only.
 
@@ -116,6 +122,7 @@ def enhance(
             dose=dose,
             strength=strength,
             ensemble=ensemble,
+            precision=precision,
             declared=declared,
             chosen=lambda job, choice: log.chosen(job.source, choice),
             done=log.done,

@@ -103,6 +103,9 @@ def evaluate(
         typer.Option("--task-arg", help="Task parameter key=value, e.g. num_views=180 (repeat)."),
     ] = None,
     device: str = typer.Option("cpu", help="Model device: cpu, cuda, auto."),
+    precision: str = typer.Option(
+        "auto", help="Model precision: auto (bf16 where computed natively), fp32 or bf16."
+    ),
 ) -> None:
     """Compare a model with nearest/bicubic/Lanczos/denoise+Lanczos on the same pairs."""
     from medsr.evaluation import parse_task_args, run_evaluation
@@ -133,6 +136,7 @@ def evaluate(
             task_overrides=overrides,
             device=device,
             progress=lambda n: typer.echo(f"... {n}"),
+            precision=precision,
         )
     for path in written:
         typer.echo(f"wrote {path}")

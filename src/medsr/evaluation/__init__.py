@@ -203,18 +203,20 @@ def run_evaluation(
     task_overrides: Mapping[str, Any] | None = None,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    precision: str = "auto",
 ) -> list[Path]:
     """Evaluate `model` (a `Predictor` name/path, an `Enhancer`, or None for baselines only)
     on pairs made from `data` with `task` (default: the model's), read from `pairs_dir`
     (`medsr degrade` output), or the user's own real pairs `low_dir` / `high_dir`
-    (`real_pairs.read_real_pairs`: matched by name or DICOM position)."""
+    (`real_pairs.read_real_pairs`: matched by name or DICOM position). `precision` ("auto",
+    "fp32", "bf16") is a named model's (`Predictor.load`)."""
     from medsr.inference import Predictor, consistency_map
 
     if (Path(output) / "report.md").exists():  # fail before minutes of work, not after
         raise FileExistsError(f"{output} already holds a report; choose another --output")
     predictor: Enhancer | None = None
     if isinstance(model, str | Path):
-        predictor = Predictor.load(str(model), device=device)
+        predictor = Predictor.load(str(model), device=device, precision=precision)
     elif model is not None:
         predictor = model
     pairs = _load_pairs(

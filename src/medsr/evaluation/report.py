@@ -145,7 +145,8 @@ def _timing_text(model: Any) -> str:
     text = "wall time per image on the machine above"
     if model is not None:
         text += (
-            f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}), "
+            f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}, "
+            f"{'bf16 autocast' if getattr(model, 'precision', 'fp32') == 'bf16' else 'float32'}), "
             "tiles chosen by the engine (the whole image when it fits its memory budget), "
             "first image includes warm-up"
         )
