@@ -12,7 +12,12 @@ What `Predictor.load` picks by default (`precision="auto"`), measured in
   (bicubic of the input) and the output stay float32; the largest differences from float32
   on the shipped models are stated and tested in `tests/inference/test_precision.py`
   (a few HU on CT, < 0.5 % of the intensity range on radiographs). Without hardware bf16 it
-  would be emulated and slower, so `auto` keeps float32 there.
+  would be emulated and slower, so `auto` keeps float32 there. So a shipped model must work
+  in both: one trained in bf16 autocast only can do worse in float32 on images unlike its
+  training data (`xray-x4` before session 18: 0.66 dB lower in float32 than in bf16 on RG3
+  with its stored grey scale, streaks on the flat white background); the radiograph cards
+  report RG3 in both precisions (`benchmarks/quality.py`), `ct_real_dose.py --fp32` the CT
+  models.
 
 ONNX Runtime ran at the float32 channels-last speed (no gain), `torch.compile` took 30 s to
 compile for a 10-15 % gain, and PyTorch's dynamic int8 quantisation does not cover Conv2d:
