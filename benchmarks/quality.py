@@ -563,7 +563,15 @@ NOTES = {
         "from session 13's unreleased `xray-x4` fine-tune with the aliased resizes (notes of "
         "`xray-x4`'s card): OpenCV-style bicubic +0.04 -> +0.38 dB over Lanczos (wins 23 -> "
         "35 of 40), the antialiased NIH rows +0.00 to -0.16 dB and their texture 0.19-0.24 of "
-        "the target's against 0.22-0.30.\n"
+        "the target's against 0.22-0.30. This release (session 18) is the same 500 GAN "
+        "steps, in float32 and with 30 % inverted pairs, from session 18's `xray-x4` (its "
+        "card); the previous one came from the bf16-trained `xray-x4` in bf16. Against it "
+        "(one `radiograph_sr.py --fp32` run with both): NIH rows within 0.02 dB (OpenCV-style "
+        "bicubic -0.03, +0.01 over Lanczos, wins 23 -> 22 of 40; inverted +0.05), texture "
+        "+0.01-0.02; RG3 (`medsr evaluate` as in `xray-x4`'s card notes, the previous file "
+        "from commit ca2d629) bicubic LR 48.95 -> 49.35 dB in float32 (bf16 49.17 -> 49.43), "
+        "Gaussian 47.98 -> 48.25 (bf16 47.94 -> 47.91), grey scale as stored 47.99 -> 49.03 "
+        "(bf16 48.78 -> 49.24; Lanczos 49.23).\n"
     ),
     "xray-x2": (
         "First trained with `xray-x4`'s recipe at x2. Issue 14 sets its targets for x4; the same "
