@@ -555,7 +555,10 @@ NOTES = {
         "`contrast_offset_range=[0,0]`, `invert_probability` 0 (1: as stored). NIH held-out "
         "(`radiograph_sr.py --models prev.pt xray-x4 --fp32`): every row within 0.02 dB of the "
         "previous release in both precisions, the inverted row +0.05 (+0.99 -> +1.04 dB over "
-        "Lanczos).\n"
+        "Lanczos). The bf16 figures in this note ran every convolution in bf16; since "
+        "session 18 the first runs in float32 on the unquantised input "
+        "(`medsr.inference.runner.keep_float32_input`), and the bf16 tables above match the "
+        "float32 ones within 0.01 dB.\n"
     ),
     "xray-x4-gan": (
         "Only 500 GAN steps fit the CPU budget: the texture gain over `xray-x4` is small "
@@ -571,7 +574,8 @@ NOTES = {
         "+0.01-0.02; RG3 (`medsr evaluate` as in `xray-x4`'s card notes, the previous file "
         "from commit ca2d629) bicubic LR 48.95 -> 49.35 dB in float32 (bf16 49.17 -> 49.43), "
         "Gaussian 47.98 -> 48.25 (bf16 47.94 -> 47.91), grey scale as stored 47.99 -> 49.03 "
-        "(bf16 48.78 -> 49.24; Lanczos 49.23).\n"
+        "(bf16 48.78 -> 49.24; Lanczos 49.23). Those bf16 figures ran every convolution in "
+        "bf16; the tables above run the first in float32 (`keep_float32_input`).\n"
     ),
     "xray-x2": (
         "First trained with `xray-x4`'s recipe at x2. Issue 14 sets its targets for x4; the same "

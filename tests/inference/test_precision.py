@@ -65,3 +65,33 @@ def test_auto_precision_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> N
     assert runner.select_precision("bf16", "cpu") == "bf16"  # as asked
     with pytest.raises(ValueError, match="precision must be one of"):
         runner.select_precision("fp16", "cpu")
+
+
+def test_bf16_runs_the_first_convolution_on_the_unquantised_input() -> None:
+    from medsr.inference.runner import Float32Conv, TorchRunner, keep_float32_input
+    from medsr.models.srresnet import SRResNet
+
+    def generator() -> SRResNet:
+        torch.manual_seed(0)
+        kwargs = {"num_features": 8, "num_blocks": 1, "scale": 2, "batch_norm": False}
+        return SRResNet(**kwargs, global_residual=True, upsampler="subpixel")
+
+    def first_features(run: TorchRunner, image: np.ndarray) -> np.ndarray:
+        seen: list[torch.Tensor] = []
+        handle = run.model.conv_first.register_forward_hook(lambda m, i, o: seen.append(o))
+        run(image)
+        handle.remove()
+        return seen[0].float().numpy()
+
+    # near white, a 0.1 % ramp: below bf16's step there (2 ** -8 = 0.4 %)
+    image = (0.9 + 1e-3 * np.linspace(0, 1, 32 * 32)).reshape(1, 1, 32, 32).astype(np.float32)
+    with torch.no_grad():
+        exact = generator().conv_first(torch.from_numpy(image)).numpy()
+    kept = TorchRunner(generator(), precision="bf16")
+    assert isinstance(kept.model.conv_first, Float32Conv)
+    assert not isinstance(kept.model.conv_last[0], Float32Conv)  # only the input's
+    plain = TorchRunner(generator(), precision="fp32")
+    plain.precision = "bf16"  # autocast everywhere, the input cast to bf16 too
+    np.testing.assert_allclose(first_features(kept, image), exact, atol=1e-5)
+    assert np.abs(first_features(plain, image) - exact).max() > 1e-3
+    assert keep_float32_input(torch.nn.Sequential(torch.nn.ReLU())) is None
