@@ -144,12 +144,14 @@ def _model_text(result: EvaluationResult, task: str) -> str:
 def _timing_text(model: Any) -> str:
     text = "wall time per image on the machine above"
     if model is not None:
-        text += (
-            f"; model on {getattr(model, 'device', '?')} ({getattr(model, 'backend', '?')}, "
-            f"{'bf16 autocast' if getattr(model, 'precision', 'fp32') == 'bf16' else 'float32'}), "
-            "tiles chosen by the engine (the whole image when it fits its memory budget), "
-            "first image includes warm-up"
+        # a Predictor's own line: backend, device, precision, memory format, threads, tiling
+        engine = getattr(model, "engine", None)
+        how = (
+            engine
+            if isinstance(engine, str)
+            else (f"{getattr(model, 'backend', '?')} on {getattr(model, 'device', '?')}")
         )
+        text += f"; model: {how}; first image includes warm-up"
     return text
 
 
