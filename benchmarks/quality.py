@@ -399,9 +399,9 @@ NOTES = {
         "same slices and seed (`medsr evaluate --data sample:ct-head-693 sample:ct-abdomen "
         "--model PREVIOUS.pt --seed 0`): 28.98 dB against this release's 29.05 (its card "
         "had said 29.13, measured with an earlier version of the code). The tables above run "
-        "the first convolution in float32 (`keep_float32_input`, session 18); the figures of "
-        "this paragraph ran every convolution in bf16: with it the pydicom slices went 29.05 "
-        "-> 29.19 dB, L143 +0.01 / +0.00, and the D45f 0.25 c/px NPS peak ratio 1.38 -> "
+        "the first convolution in float32 (`medsr.models.blocks.float32_conv`, session 18); the "
+        "figures of this paragraph ran every convolution in bf16: with it the pydicom slices "
+        "went 29.05 -> 29.19 dB, L143 +0.01 / +0.00, and the D45f 0.25 c/px NPS peak ratio 1.38 -> "
         "1.53, above the full dose's x 1.5 again (the noise of the bf16-quantised input had "
         "raised the ring the ratio divides by).\n"
     ),
@@ -562,8 +562,12 @@ NOTES = {
         "previous release in both precisions, the inverted row +0.05 (+0.99 -> +1.04 dB over "
         "Lanczos). The bf16 figures in this note ran every convolution in bf16; since "
         "session 18 the first runs in float32 on the unquantised input "
-        "(`medsr.inference.runner.keep_float32_input`), and the bf16 tables above match the "
-        "float32 ones within 0.01 dB.\n"
+        "(`medsr.models.blocks.float32_conv`), and the bf16 tables above match the "
+        "float32 ones within 0.01 dB. Since session 19 training does the same (the "
+        "generators' forward): the bf16 control above rerun with it gave 49.23 dB on RG3 as "
+        "stored in float32 (bf16 path 49.24), as the float32 control: the streaks came from "
+        "training on the bf16-rounded input, and the config trains in bf16 again "
+        "(`precision: auto`).\n"
     ),
     "xray-x4-gan": (
         "Only 500 GAN steps fit the CPU budget: the texture gain over `xray-x4` is small "
@@ -580,7 +584,7 @@ NOTES = {
         "from commit ca2d629) bicubic LR 48.95 -> 49.35 dB in float32 (bf16 49.17 -> 49.43), "
         "Gaussian 47.98 -> 48.25 (bf16 47.94 -> 47.91), grey scale as stored 47.99 -> 49.03 "
         "(bf16 48.78 -> 49.24; Lanczos 49.23). Those bf16 figures ran every convolution in "
-        "bf16; the tables above run the first in float32 (`keep_float32_input`).\n"
+        "bf16; the tables above run the first in float32 (`medsr.models.blocks.float32_conv`).\n"
     ),
     "xray-x2": (
         "First trained with `xray-x4`'s recipe at x2. Issue 14 sets its targets for x4; the same "

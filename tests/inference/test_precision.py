@@ -6,7 +6,7 @@ spread = 1): max |bf16 - fp32| <= 0.5 % (20 HU on the CT SR window [-1024, 3071]
 for the x1 CT denoiser, whose window is ten times narrower ([-160, 240] HU: 2.4 HU), and 0.1 %
 for the radiograph models (0.15 grey levels of 8 bits); mean |bf16 - fp32| <= 0.05 % (2 HU on
 the SR window, 0.2 HU for the denoiser), 0.015 % for the radiographs. Measured (64-pixel
-crops, session 18, the first convolution in float32, `runner.keep_float32_input`): CT x4
+crops, session 18, the first convolution in float32, `models.blocks.float32_conv`): CT x4
 max 6.5 HU, mean 0.64 HU; CT x2 max 4.1 HU, mean 0.47 HU; CT x1 max 0.86 HU, mean 0.10 HU;
 radiographs max 0.04 %, mean 0.006 % of the spread. With every convolution in bf16 the same
 weights give CT x4 max 10.7 HU, CT x1 max 1.24 HU, mean 0.14 HU, and radiographs max 0.22-0.32
@@ -29,7 +29,7 @@ MAX_DIFFERENCE = 5e-3
 MAX_DIFFERENCE_DENOISER = 6e-3  # the x1 CT window is 400 HU wide: 2.4 HU
 MEAN_DIFFERENCE_DENOISER = 5e-4  # 0.2 HU
 MEAN_DIFFERENCE = 5e-4
-# radiographs: the input image near white is what bf16 rounded most (keep_float32_input)
+# radiographs: the input image near white is what bf16 rounded most (blocks.float32_conv)
 MAX_DIFFERENCE_RADIOGRAPH = 1e-3
 MEAN_DIFFERENCE_RADIOGRAPH = 1.5e-4
 SINGLE_INPUT = [name for name, entry in MODELS.items() if entry.task != "petct"]
@@ -76,36 +76,23 @@ def test_auto_precision_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_bf16_runs_the_first_convolution_on_the_unquantised_input() -> None:
-    from medsr.inference.runner import Float32Conv, TorchRunner, keep_float32_input
+    """The runner's bf16 path keeps the generators' float32 input convolution
+    (`medsr.models.blocks.float32_conv`; what it changes: `tests/models/test_generators.py`)."""
+    from medsr.inference.runner import TorchRunner
     from medsr.models.srresnet import SRResNet
 
-    def generator() -> SRResNet:
-        torch.manual_seed(0)
-        return SRResNet(
-            num_features=8,
-            num_blocks=1,
-            scale=2,
-            batch_norm=False,
-            global_residual=True,
-            upsampler="subpixel",
-        )
-
-    def first_features(run: TorchRunner, image: np.ndarray) -> np.ndarray:
-        seen: list[torch.Tensor] = []
-        handle = run.model.conv_first.register_forward_hook(lambda m, i, o: seen.append(o))
-        run(image)
-        handle.remove()
-        return seen[0].float().numpy()
-
+    torch.manual_seed(0)
+    generator = SRResNet(
+        num_features=8, num_blocks=1, scale=2, batch_norm=False, upsampler="subpixel"
+    )
     # near white, a 0.1 % ramp: below bf16's step there (2 ** -8 = 0.4 %)
     image = (0.9 + 1e-3 * np.linspace(0, 1, 32 * 32)).reshape(1, 1, 32, 32).astype(np.float32)
     with torch.no_grad():
-        exact = generator().conv_first(torch.from_numpy(image)).numpy()
-    kept = TorchRunner(generator(), precision="bf16")
-    assert isinstance(kept.model.conv_first, Float32Conv)
-    assert not isinstance(kept.model.conv_last[0], Float32Conv)  # only the input's
-    plain = TorchRunner(generator(), precision="fp32")
-    plain.precision = "bf16"  # autocast everywhere, the input cast to bf16 too
-    np.testing.assert_allclose(first_features(kept, image), exact, atol=1e-5)
-    assert np.abs(first_features(plain, image) - exact).max() > 1e-3
-    assert keep_float32_input(torch.nn.Sequential(torch.nn.ReLU())) is None
+        exact = generator.conv_first(torch.from_numpy(image)).numpy()
+    run = TorchRunner(generator, precision="bf16")
+    seen: list[torch.Tensor] = []
+    handle = run.model.conv_first.register_forward_hook(lambda m, i, o: seen.append(o))
+    run(image)
+    handle.remove()
+    assert seen[0].dtype == torch.float32
+    np.testing.assert_allclose(seen[0].numpy(), exact, atol=1e-5)

@@ -180,3 +180,43 @@ def test_rrdbnet_keys_follow_basicsr() -> None:
     assert expected <= keys
     # 6 top-level convs + 2 blocks x 3 dense blocks x 5 convs, each a weight and a bias.
     assert len(keys) == (6 + 2 * 3 * 5) * 2
+
+
+# every generator, the fusion one and SRResNet's pixel-unshuffle variant (its own branch)
+INPUT_CONVOLUTION_CASES: list[tuple[str, dict[str, Any], int]] = [
+    *((name, {"scale": 2}, 1) for name in sorted(GENERATORS)),
+    ("srresnet", {"scale": 1, "unshuffle": 2}, 1),
+    ("petct-fusion", {"scale": 2}, 9),  # PET plus the CT guide packed as 2 x 2 x 2 channels
+]
+
+
+@pytest.mark.parametrize(("name", "arguments", "channels"), INPUT_CONVOLUTION_CASES)
+def test_input_convolution_sees_the_unrounded_input_under_bf16_autocast(
+    name: str, arguments: dict[str, Any], channels: int
+) -> None:
+    """In training and at inference alike (`blocks.float32_conv`): autocast on, the input
+    convolution still gets the float32 image and gives what it gives outside autocast,
+    while the same convolution autocast as usual would have rounded the input to bf16."""
+    torch.manual_seed(0)
+    model = build_generator(name, **TINY, **arguments)
+    if name == "petct-fusion":
+        model = build_generator(name, guide_channels=2, **TINY, **arguments)
+    # near white, a 0.1 % ramp: below bf16's step there (2 ** -8 = 0.4 %)
+    ramp = 0.9 + 1e-3 * torch.linspace(0, 1, 16 * 16).reshape(1, 1, 16, 16)
+    x = ramp.repeat(1, channels, 1, 1)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    first = model.get_submodule("conv_first")
+    handle = first.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    handle.remove()
+    (conv_input, conv_output), *_ = seen
+    assert conv_input.dtype == conv_output.dtype == torch.float32
+    with torch.no_grad():
+        exact = first(conv_input.detach())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = first(conv_input.detach()).float()
+    torch.testing.assert_close(conv_output.detach(), exact)
+    assert (rounded - exact).abs().max() > 1e-3  # what autocast alone would have given
+    out.float().square().mean().backward()  # trains through it
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0

@@ -9,16 +9,17 @@ What `Predictor.load` picks by default (`precision="auto"`), measured in
 * bf16 autocast where the device computes bf16 in hardware (`medsr.hardware.native_bf16`:
   a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16): on such a CPU about 2x the float32
   speed. Convolutions run in bf16 except the first, which sees the unquantised input
-  (`keep_float32_input`); the global residual (bicubic of the input) and the output stay
-  float32; the largest differences from float32
-  on the shipped models are stated and tested in `tests/inference/test_precision.py`
+  (the generators' own `medsr.models.blocks.float32_conv`, in training too); the global
+  residual (bicubic of the input) and the output stay float32; the largest differences
+  from float32 on the shipped models are stated and tested in `tests/inference/test_precision.py`
   (a few HU on CT, < 0.5 % of the intensity range on radiographs). Without hardware bf16 it
   would be emulated and slower, so `auto` keeps float32 there. So a shipped model must work
-  in both: one trained in bf16 autocast only can do worse in float32 on images unlike its
-  training data (`xray-x4` before session 18: 0.66 dB lower in float32 than in bf16 on RG3
-  with its stored grey scale, streaks on the flat white background); the radiograph cards
-  report RG3 in both precisions (`benchmarks/quality.py`), `ct_real_dose.py --fp32` the CT
-  models.
+  in both: one trained in bf16 autocast on the bf16-rounded input did worse in float32 on
+  images unlike its training data (`xray-x4` before session 18: 0.66 dB lower in float32
+  than in bf16 on RG3 with its stored grey scale, streaks on the flat white background; the
+  same training with the float32 input convolution, session 19, did not); the radiograph
+  cards report RG3 in both precisions (`benchmarks/quality.py`), `ct_real_dose.py --fp32`
+  the CT models.
 
 ONNX Runtime ran at the float32 channels-last speed (no gain), `torch.compile` took 30 s to
 compile for a 10-15 % gain, and PyTorch's dynamic int8 quantisation does not cover Conv2d:
@@ -71,8 +72,6 @@ class TorchRunner:
         self.precision = select_precision(precision, device)
         self.channels_last = channels_last
         self.model = model.eval().to(self.device)
-        if self.precision == "bf16":
-            keep_float32_input(self.model)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._bytes_per_pixel: float | None = None
@@ -110,39 +109,6 @@ class TorchRunner:
         layout = "channels-last" if self.channels_last else "NCHW"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         return f"torch on {self.device}, {precision}, {layout}{threads}"
-
-
-class Float32Conv(torch.nn.Module):
-    """A convolution that computes in float32 inside a bf16 autocast region."""
-
-    def __init__(self, conv: torch.nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return self.conv(x.float())
-
-
-def keep_float32_input(model: torch.nn.Module) -> str | None:
-    """Make `model`'s first `Conv2d` (in registration order: a generator's input
-    convolution) a `Float32Conv`, in place; returns its name (None without one).
-
-    bf16 keeps 8 bits of mantissa: cast to it, the input image itself is quantised to about
-    0.4 % of its value (1.6 HU on the x1 CT window, 0.004 of a radiograph's range near
-    white) before the network sees it. The first convolution is ~1 % of a shipped
-    generator's FLOPs; in float32 it gave back what bf16 lost on RG3 (`xray-x2`, Gaussian
-    LR: 51.32 dB in bf16, 51.93 with it, 51.94 in float32; the last convolution in float32
-    as well: 51.93, alone: 51.32)."""
-    first = next(
-        (name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d)),
-        None,
-    )
-    if first is not None:
-        parent_name, _, child = first.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, Float32Conv(getattr(parent, child)))
-    return first
 
 
 def activation_bytes_per_pixel(

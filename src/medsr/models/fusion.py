@@ -28,6 +28,7 @@ from medsr.models.blocks import (
     ResidualBlock,
     check_int,
     check_scale,
+    float32_conv,
 )
 
 
@@ -138,7 +139,7 @@ class PetCtFusion(Configurable):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pet, ct = unpack_inputs(x, self.in_channels, self.guide_channels, self.scale)
-        feat = self.act_first(self.conv_first(x))
+        feat = self.act_first(float32_conv(self.conv_first, x))
         feat = feat + self.conv_body(self.body(feat))
         feat = self.upsample(feat)
         guide = self.act_guide(self.conv_guide(ct))

@@ -15,6 +15,7 @@ from medsr.models.blocks import (
     check_input,
     check_int,
     check_scale,
+    float32_conv,
     interpolated_input,
 )
 
@@ -99,7 +100,7 @@ class RRDBNet(Configurable):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels)
-        feat = self.conv_first(x)
+        feat = float32_conv(self.conv_first, x)
         feat = feat + self.conv_body(self.body(feat))
         for name in self._up_names:
             conv = self.get_submodule(name)

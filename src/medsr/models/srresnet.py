@@ -15,6 +15,7 @@ from medsr.models.blocks import (
     check_input,
     check_int,
     check_scale,
+    float32_conv,
     icnr_init,
     interpolated_input,
 )
@@ -120,9 +121,10 @@ class SRResNet(Configurable):
         if self.unshuffle != 1:
             height, width = x.shape[-2:]
             padded = _pad_to_multiple(x, self.unshuffle)
-            feat = self.act_first(self.conv_first(F.pixel_unshuffle(padded, self.unshuffle)))
+            grid = F.pixel_unshuffle(padded, self.unshuffle)
+            feat = self.act_first(float32_conv(self.conv_first, grid))
         else:
-            feat = self.act_first(self.conv_first(x))
+            feat = self.act_first(float32_conv(self.conv_first, x))
         feat = feat + self.bn_body(self.conv_body(self.body(feat)))
         out = self.conv_last(self.upsample(feat))
         if self.unshuffle != 1:
