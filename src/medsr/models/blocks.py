@@ -82,6 +82,32 @@ def scaled_kaiming_init(module: nn.Module, factor: float) -> None:
                 nn.init.zeros_(conv.bias)
 
 
+class PReLU(nn.PReLU):
+    """`nn.PReLU` (the same `weight` parameter, the same numbers) with a faster CPU path for
+    inference in reduced precision.
+
+    Without gradients, on the CPU, a bf16 / fp16 input (or any input inside autocast, which
+    casts PReLU to its lower precision) is computed as `max(x, w * x)`: equal to PReLU bit
+    for bit while every slope w <= 1 (x > 0: x >= w x; x < 0: w x >= x; the product is
+    rounded as PReLU rounds it). PyTorch's PReLU kernel in bf16 on channels-last tensors
+    took 16 % of `xray-x4`'s 128 -> 512 call; with this path (interleaved in one process,
+    2 threads, idle machine) 128 -> 512 went 60-62 -> 54-56 ms, 512 -> 2048 1026 -> 935 ms
+    and `ct-ldct` 512^2 346 -> 328 ms, the outputs identical. With gradients the maximum's
+    backward is slower than PReLU's (`xray-x4` bf16 training step 235 -> 293 ms), so
+    training keeps `F.prelu`, as do float32 (its kernel is fast), other devices and slopes
+    above 1 (BENCHMARKS.md, "Inference speed")."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu":
+            return F.prelu(x, self.weight)
+        dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        if dtype == torch.float32 or not bool((self.weight <= 1).all()):
+            return F.prelu(x, self.weight)
+        slope = self.weight.to(dtype).view(1, -1, *([1] * (x.ndim - 2)))
+        x = x.to(dtype)
+        return torch.maximum(x, x * slope)
+
+
 class ResidualBlock(nn.Module):
     """SRGAN residual block (Ledig et al. 2017, fig. 4): conv-BN-PReLU-conv-BN plus the input.
 
@@ -92,7 +118,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(num_features, num_features, 3, padding=1)
         self.bn1 = nn.BatchNorm2d(num_features) if batch_norm else nn.Identity()
-        self.act = nn.PReLU(num_features)
+        self.act = PReLU(num_features)
         self.conv2 = nn.Conv2d(num_features, num_features, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(num_features) if batch_norm else nn.Identity()
 
@@ -110,7 +136,7 @@ class PixelShuffleUpsample(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(num_features, 4 * num_features, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
-        self.act = nn.PReLU(num_features)
+        self.act = PReLU(num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.shuffle(self.conv(x)))

@@ -25,6 +25,7 @@ from torch import nn
 from medsr.models.blocks import (
     Configurable,
     PixelShuffleUpsample,
+    PReLU,
     ResidualBlock,
     check_int,
     check_scale,
@@ -120,16 +121,16 @@ class PetCtFusion(Configurable):
         packed = in_channels + guide_channels * scale**2
         nf, ng = num_features, max(num_features // 2, 1)
         self.conv_first = nn.Conv2d(packed, nf, 3, padding=1)
-        self.act_first = nn.PReLU(nf)
+        self.act_first = PReLU(nf)
         self.body = nn.Sequential(*(ResidualBlock(nf, batch_norm=False) for _ in range(num_blocks)))
         self.conv_body = nn.Conv2d(nf, nf, 3, padding=1)
         self.upsample = nn.Sequential(*(PixelShuffleUpsample(nf) for _ in range(stages)))
         self.conv_guide = nn.Conv2d(guide_channels, ng, 3, padding=1)
-        self.act_guide = nn.PReLU(ng)
+        self.act_guide = PReLU(ng)
         self.conv_fuse = nn.Conv2d(nf + ng, nf, 3, padding=1)
-        self.act_fuse = nn.PReLU(nf)
+        self.act_fuse = PReLU(nf)
         self.conv_refine = nn.Conv2d(nf, nf, 3, padding=1)
-        self.act_refine = nn.PReLU(nf)
+        self.act_refine = PReLU(nf)
         self.conv_last = nn.Conv2d(nf, out_channels, 3, padding=1)
 
     @property

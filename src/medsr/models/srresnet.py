@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from medsr.models.blocks import (
     Configurable,
     PixelShuffleUpsample,
+    PReLU,
     ResidualBlock,
     check_input,
     check_int,
@@ -99,7 +100,7 @@ class SRResNet(Configurable):
 
         grid = unshuffle**2  # channels per input channel on the network's grid
         self.conv_first = nn.Conv2d(in_channels * grid, num_features, 9, padding=4)
-        self.act_first = nn.PReLU(num_features)
+        self.act_first = PReLU(num_features)
         self.body = nn.Sequential(
             *(ResidualBlock(num_features, batch_norm) for _ in range(num_blocks))
         )
