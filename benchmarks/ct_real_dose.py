@@ -293,7 +293,7 @@ def targets(name: str, results: dict[str, dict[str, Any]], scale: int) -> list[s
                     "ratio",
                 ),
             ]
-        if name.endswith("-gan"):  # a GAN keeps texture; it must stay above BM3D
+        if name.removesuffix("+ensemble").endswith("-gan"):  # keeps texture, stays above BM3D
             full = m["full-dose"]
             checks = [
                 (
