@@ -65,6 +65,7 @@ from scipy.ndimage import gaussian_filter
 from medsr.evaluation.baselines import bm3d_denoise
 from medsr.image import Window
 from medsr.inference import Predictor
+from medsr.inference.predictor import float32_variants
 from medsr.io import read
 from medsr.metrics.contrast import contrast_retention, soft_tissue_mask
 from medsr.metrics.ct import windowed_psnr, windowed_ssim
@@ -366,13 +367,7 @@ def main() -> None:
     sources.update(parse_checkpoints(arguments.checkpoint))
     predictors = {name: Predictor.load(path) for name, path in sources.items()}
     if arguments.fp32:
-        predictors.update(
-            {
-                f"{n}@fp32": Predictor.load(sources[n], precision="fp32")
-                for n, p in list(predictors.items())
-                if p.precision != "fp32"
-            }
-        )
+        predictors.update(float32_variants(predictors))
     for strength in arguments.strength:
         predictors.update(
             {

@@ -42,6 +42,7 @@ from PIL import Image
 
 from medsr.data.sources import FolderSource, held_out_files
 from medsr.inference import Predictor
+from medsr.inference.predictor import float32_variants
 from medsr.metrics.image import psnr, ssim
 from medsr.physics.unknown_resize import resize_down
 
@@ -215,13 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     files = held_out_files(HOLDOUT)[: args.limit]
     predictors = {name: Predictor.load(name) for name in args.models}
     if args.fp32:
-        predictors.update(
-            {
-                f"{n}@fp32": Predictor.load(n, precision="fp32")
-                for n, p in list(predictors.items())
-                if p.precision != "fp32"
-            }
-        )
+        predictors.update(float32_variants(predictors))
     scales = {p.scale for p in predictors.values()}
     if len(scales) != 1:
         sys.exit("give models of one scale per run")

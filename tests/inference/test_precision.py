@@ -96,3 +96,33 @@ def test_bf16_runs_the_first_convolution_on_the_unquantised_input() -> None:
     handle.remove()
     assert seen[0].dtype == torch.float32
     np.testing.assert_allclose(seen[0].numpy(), exact, atol=1e-5)
+    assert "first convolution float32" in run.describe()
+
+
+def test_describe_claims_a_float32_input_convolution_only_for_generators_that_have_one() -> None:
+    from medsr.inference.runner import TorchRunner
+
+    plain = TorchRunner(torch.nn.Conv2d(1, 1, 3, padding=1), precision="bf16")
+    assert plain.describe().startswith("torch on cpu, bf16 autocast, ")
+    assert "float32" not in plain.describe()
+    assert "float32" in TorchRunner(torch.nn.Conv2d(1, 1, 3), precision="fp32").describe()
+
+
+def test_float32_variants_compute_the_same_model_in_float32() -> None:
+    """The benchmarks' `--fp32` rows: `NAME@fp32` is what `Predictor.load(precision="fp32")`
+    gives, and the bf16 predictor it came from stays bf16."""
+    from dataclasses import replace
+
+    from medsr.inference.predictor import float32_variants
+
+    image = _crop(XRAY_SAMPLE, (480, 960), 48)
+    bf16 = Predictor.load("xray-x2", precision="bf16")
+    fp32 = Predictor.load("xray-x2", precision="fp32")
+    variants = float32_variants({"xray-x2": bf16, "already": fp32})
+    assert list(variants) == ["xray-x2@fp32"]
+    assert variants["xray-x2@fp32"].precision == "fp32" and bf16.precision == "bf16"
+    np.testing.assert_array_equal(
+        variants["xray-x2@fp32"].enhance_array(image), fp32.enhance_array(image)
+    )
+    with pytest.raises(ValueError, match="torch backend"):
+        replace(bf16, run=lambda batch: batch, backend="onnx").with_precision("fp32")

@@ -211,6 +211,7 @@ def test_input_convolution_sees_the_unrounded_input_under_bf16_autocast(
         out = model(x)
     handle.remove()
     (conv_input, conv_output), *_ = seen
+    assert type(model).float32_input  # what the runner's describe() reports
     assert conv_input.dtype == conv_output.dtype == torch.float32
     with torch.no_grad():
         exact = first(conv_input.detach())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -350,6 +350,14 @@ class Predictor:
             raise ValueError(f"--strength must be > 0, got {strength}")
         return replace(self, dose_fraction=dose_fraction, strength=float(strength))
 
+    def with_precision(self, precision: str) -> Predictor:
+        """This predictor's model (shared, not reloaded) computing in `precision` ("fp32",
+        "bf16" or "auto", as `load`). ValueError for the ONNX backend, which runs as exported."""
+        if not isinstance(self.run, TorchRunner):
+            raise ValueError(f"precision applies to the torch backend, not {self.backend}")
+        runner = TorchRunner(self.run.model, self.device, precision, self.run.channels_last)
+        return replace(self, run=runner)
+
     def with_geometric_ensemble(self, enabled: bool = True) -> Predictor:
         """This predictor averaging its model over the 8 flips / rotations of each tile
         (`medsr.inference.ensemble`; EDSR's self-ensemble): 8x the time of one pass."""
@@ -489,3 +497,13 @@ class _VolumeTiles:
                 self.finished += total
 
         return report
+
+
+def float32_variants(predictors: Mapping[str, Predictor]) -> dict[str, Predictor]:
+    """`NAME@fp32`: each torch predictor that computes in bf16, computing in float32 (what
+    bf16 costs, measured in one run, as the benchmarks' `--fp32` reports it)."""
+    return {
+        f"{name}@fp32": predictor.with_precision("fp32")
+        for name, predictor in predictors.items()
+        if predictor.backend == "torch" and predictor.precision != "fp32"
+    }

@@ -103,9 +103,12 @@ class TorchRunner:
 
     def describe(self) -> str:
         """One line: backend, device, precision, memory format, threads."""
-        precision = (
-            "bf16 autocast (first convolution float32)" if self.precision == "bf16" else "float32"
-        )
+        precision = "float32"
+        if self.precision == "bf16":
+            # medsr's generators say so (`float32_input`): they run their input convolution
+            # in float32 inside autocast (medsr.models.blocks.float32_conv)
+            first = getattr(self.model, "float32_input", False)
+            precision = "bf16 autocast" + (" (first convolution float32)" if first else "")
         layout = "channels-last" if self.channels_last else "NCHW"
         threads = f", {torch.get_num_threads()} threads" if self.device.type == "cpu" else ""
         return f"torch on {self.device}, {precision}, {layout}{threads}"

@@ -86,6 +86,8 @@ class PetCtFusion(Configurable):
         global_residual: add the bicubic-upsampled PET to the output.
     """
 
+    float32_input = True  # the input convolution runs in float32 (blocks.float32_conv)
+
     def __init__(
         self,
         *,

@@ -51,6 +51,8 @@ class RRDBNet(Configurable):
             input has fewer) to the output, so the network learns only the missing detail.
     """
 
+    float32_input = True  # the input convolution runs in float32 (blocks.float32_conv)
+
     def __init__(
         self,
         *,

@@ -58,6 +58,8 @@ class SRResNet(Configurable):
             input grid, before the global residual.
     """
 
+    float32_input = True  # the input convolution runs in float32 (blocks.float32_conv)
+
     def __init__(
         self,
         *,
