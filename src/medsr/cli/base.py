@@ -51,6 +51,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     cls=_Commands,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal's width
 )
 data_app = typer.Typer(help="Real sample images that install offline.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

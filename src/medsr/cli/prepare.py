@@ -27,7 +27,7 @@ def degrade(
         help="NIfTI output: keep PatientID, UIDs, scanner model in its header extension.",
     ),
 ) -> None:
-    """Make a (low, high) training pair: writes <stem>_hr, <stem>_lr, _params.json, _strip.png."""
+    """Make a (low, high) training pair: STEM_hr, STEM_lr, STEM_params.json, STEM_strip.png."""
     from tqdm import tqdm
 
     from medsr.apps.degrade import degrade_files

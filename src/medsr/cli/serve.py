@@ -25,7 +25,9 @@ def pacs(
     state: str = typer.Option(
         "medsr-pacs-state.sqlite", help="State file: each series is processed once."
     ),
-    work_dir: str | None = typer.Option(None, help="Work folder (default: <state>.work)."),
+    work_dir: str | None = typer.Option(
+        None, help="Work folder (default: STATE.work, next to the state file)."
+    ),
     credentials: str | None = typer.Option(
         None,
         help="JSON file with username/password or token (else $MEDSR_PACS_USERNAME and "
