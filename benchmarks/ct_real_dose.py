@@ -294,7 +294,7 @@ def targets(name: str, results: dict[str, dict[str, Any]], scale: int) -> list[s
                     "ratio",
                 ),
             ]
-        if name.removesuffix("+ensemble").endswith("-gan"):  # keeps texture, stays above BM3D
+        if is_gan(name):  # keeps texture, stays above BM3D
             full = m["full-dose"]
             checks = [
                 (
@@ -317,6 +317,12 @@ def targets(name: str, results: dict[str, dict[str, Any]], scale: int) -> list[s
             state = "met" if margin >= 0 else "MISSED"
             lines.append(f"- {kernel}: {what}: {state} (margin {margin:+.2f} {unit})")
     return lines
+
+
+def is_gan(name: str) -> bool:
+    """Whether a row is a GAN fine-tune (`NAME-gan`) or a variant of one (`NAME-gan@strength0.9`,
+    `NAME-gan@fp32`, `NAME-gan+ensemble`): held to the GAN targets."""
+    return name.split("@")[0].removesuffix("+ensemble").endswith("-gan")
 
 
 def parse_checkpoints(items: list[str]) -> dict[str, str]:

@@ -1,0 +1,59 @@
+"""`benchmarks/ct_real_dose.py`'s targets, on made-up rows (its data is not bundled): which
+rows are held to the GAN targets (texture kept, above BM3D) and how margins come out."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ct_real_dose() -> ModuleType:
+    path = Path(__file__).parents[1] / "benchmarks" / "ct_real_dose.py"
+    spec = importlib.util.spec_from_file_location("medsr_ct_real_dose", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(psnr: float, noise_sd: float, frequency: float) -> dict[str, float]:
+    return {"psnr": psnr, "noise_sd": noise_sd, "nps_mean_frequency": frequency, "hu_bias": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "gan"),
+    [
+        ("ct-ldct-gan", True),
+        ("ct-ldct-gan+ensemble", True),
+        ("ct-ldct-gan@strength0.85", True),
+        ("ct-ldct-gan@fp32", True),
+        ("ct-ldct", False),
+        ("ct-ldct@strength0.85", False),
+        ("gan-like-ct-ldct", False),
+    ],
+)
+def test_gan_rows_and_their_variants_get_the_gan_targets(
+    ct_real_dose: ModuleType, name: str, gan: bool
+) -> None:
+    assert ct_real_dose.is_gan(name) is gan
+    methods: dict[str, Any] = {
+        "bm3d": _row(24.0, 30.0, 0.25),
+        "gaussian": _row(23.5, 40.0, 0.19),
+        "full-dose": _row(float("inf"), 50.0, 0.29),
+        name: _row(24.1, 41.0, 0.27),
+    }
+    lines = ct_real_dose.targets(name, {"D45f": {"methods": methods, "pairs": [1]}}, scale=1)
+    texture = [line for line in lines if "texture" in line]
+    if gan:
+        assert any("PSNR >= BM3D: met (margin +0.10 dB)" in line for line in lines), lines
+        assert len(texture) == 2 and all(": met" in line for line in texture), texture
+    else:
+        assert not texture
+        assert any("PSNR >= BM3D + 1.0 dB: MISSED (margin -0.90 dB)" in line for line in lines)
