@@ -131,7 +131,10 @@ def low_frequency_consistency(
     from medsr.physics.resize import upsample
 
     h, w = low.shape[-2:]
-    block = high[..., : h * scale, : w * scale].reshape(h, scale, w, scale).mean(axis=(1, 3))
+    # the block mean D(high) by torch's pooling: 0.2 ms where numpy's reshape-mean took 1.2
+    # (512^2 output, 2 threads); xray-x4 128 -> 512 interleaved: 60.3 -> 59.5 ms
+    cropped = torch.from_numpy(np.asarray(high, dtype=np.float32)[: h * scale, : w * scale])
+    block = torch.nn.functional.avg_pool2d(cropped[None, None], scale)[0, 0].numpy()
     correction = gaussian_filter((low - block).astype(np.float64), sigma_px, mode="nearest")
     tensor = torch.from_numpy(correction.astype(np.float32))[None, None]
     out = high if in_place and high.dtype == np.float32 else high.astype(np.float32)
