@@ -9,7 +9,9 @@ import torch
 
 from medsr.losses import (
     PIXEL_LOSSES,
+    band_pixel_loss,
     charbonnier_loss,
+    gaussian_lowpass,
     grid_loss,
     l1_loss,
     mse_loss,
@@ -107,3 +109,34 @@ def test_weighted_pixel_loss_is_the_weighted_mean_and_ones_give_the_mean(kind: s
     assert weighted == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="weights"):
         pixel_loss(kind, PREDICTION, TARGET, weights=ones[0])
+
+
+def test_gaussian_lowpass_keeps_a_constant_and_a_slow_wave_and_removes_a_checkerboard() -> None:
+    rows, columns = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    constant = torch.full((1, 1, 32, 32), 0.3)
+    torch.testing.assert_close(gaussian_lowpass(constant, 1.0), constant)
+    slow = torch.cos(2 * math.pi * columns / 32)[None, None]  # 1/32 cycles/pixel
+    gain = math.exp(-2 * math.pi**2 * (1 / 32) ** 2)  # the Gaussian's transfer there
+    centre = (slice(None), slice(None), slice(8, 24), slice(8, 24))
+    torch.testing.assert_close(
+        gaussian_lowpass(slow, 1.0)[centre], gain * slow[centre], atol=2e-3, rtol=0
+    )
+    checkerboard = ((rows + columns) % 2 * 2 - 1)[None, None]  # 0.5 cycles/pixel
+    assert gaussian_lowpass(checkerboard, 1.0)[centre].abs().max() < 1e-3
+    assert gaussian_lowpass(checkerboard, 0.0) is checkerboard
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        gaussian_lowpass(constant, -1.0)
+
+
+def test_band_pixel_loss_weighs_the_fine_band_as_asked() -> None:
+    rows, columns = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    target = torch.zeros(1, 1, 32, 32)
+    fine = (((rows + columns) % 2) * 2 - 1)[None, None]  # all in the fine band
+    coarse = torch.full((1, 1, 32, 32), 2.0)  # all in the low band
+    for weight in (0.0, 0.25, 1.0):
+        loss = band_pixel_loss("mse", fine, target, lowpass_sigma=1.0, highpass_weight=weight)
+        assert loss.item() == pytest.approx(weight * 1.0, abs=1e-3)  # Nyquist passes ~0
+        loss = band_pixel_loss("mse", coarse, target, lowpass_sigma=1.0, highpass_weight=weight)
+        assert loss.item() == pytest.approx(4.0, abs=1e-5)
+    plain = band_pixel_loss("l1", fine, target, lowpass_sigma=0.0, highpass_weight=0.0)
+    assert plain.item() == pixel_loss("l1", fine, target).item()  # sigma 0: the plain loss

@@ -100,6 +100,8 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ('data.source_weights={"invesalius-head-ct":0}', "must be > 0"),
         ('data.source_weights={"invesalius-head-ct":2}', "needs data.split source"),
         ("losses.pixel.outside_window=0", "outside_window must be > 0"),
+        ("losses.pixel.lowpass_sigma=-1", "lowpass_sigma and highpass_weight must be >= 0"),
+        ("losses.pixel.highpass_weight=-0.5", "lowpass_sigma and highpass_weight must be >= 0"),
     ],
 )
 def test_bad_values_are_rejected(override: str, message: str) -> None:

@@ -17,7 +17,9 @@ from medsr.losses.perceptual import (
 )
 from medsr.losses.pixel import (
     PIXEL_LOSSES,
+    band_pixel_loss,
     charbonnier_loss,
+    gaussian_lowpass,
     grid_loss,
     l1_loss,
     mse_loss,
@@ -32,9 +34,11 @@ __all__ = [
     "FeatureMatchingLoss",
     "PerceptualLoss",
     "VGG19Features",
+    "band_pixel_loss",
     "charbonnier_loss",
     "discriminator_adversarial_loss",
     "feature_matching_loss",
+    "gaussian_lowpass",
     "generator_adversarial_loss",
     "grid_loss",
     "l1_loss",

@@ -139,11 +139,15 @@ class ModelConfig:
 class PixelLossConfig:
     """`outside_window`: how much a pixel whose target lies outside the normalisation's
     [0, 1] counts against one inside (`losses.window_weights`): below 1 the loss follows what
-    the window shows (a CT soft-tissue window's air and bone count less); 1 is off."""
+    the window shows (a CT soft-tissue window's air and bone count less); 1 is off.
+    `lowpass_sigma` > 0: the loss of the images' Gaussian low band (SD in output pixels) plus
+    `highpass_weight` times that of the rest (`losses.band_pixel_loss`, for GAN texture)."""
 
     kind: Literal["l1", "mse", "charbonnier"] = "l1"
     weight: float = 1.0
     outside_window: float = 1.0
+    lowpass_sigma: float = 0.0
+    highpass_weight: float = 1.0
 
 
 @dataclass
@@ -468,6 +472,12 @@ def _validate(config: TrainConfig) -> None:
     if not config.losses.pixel.outside_window > 0:
         raise ValueError(
             f"losses.pixel.outside_window must be > 0, got {config.losses.pixel.outside_window}"
+        )
+    pixel = config.losses.pixel
+    if not (pixel.lowpass_sigma >= 0 and pixel.highpass_weight >= 0):
+        raise ValueError(
+            "losses.pixel.lowpass_sigma and highpass_weight must be >= 0, got "
+            f"{pixel.lowpass_sigma} and {pixel.highpass_weight}"
         )
     if d.patch_size % d.scale:
         raise ValueError(f"data.patch_size {d.patch_size} must be a multiple of {d.scale}")

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from medsr.losses import (
+    band_pixel_loss,
     discriminator_adversarial_loss,
     feature_matching_loss,
     generator_adversarial_loss,
     grid_loss,
-    pixel_loss,
     window_weights,
 )
 from medsr.training.config import LossesConfig
@@ -108,7 +108,14 @@ def generator_step(
     with options.autocast():
         outside = losses.pixel.outside_window
         weights = None if outside == 1.0 else window_weights(high, outside)
-        pixel = pixel_loss(losses.pixel.kind, fake.float(), high, weights=weights)
+        pixel = band_pixel_loss(
+            losses.pixel.kind,
+            fake.float(),
+            high,
+            lowpass_sigma=losses.pixel.lowpass_sigma,
+            highpass_weight=losses.pixel.highpass_weight,
+            weights=weights,
+        )
         terms = {"pixel": losses.pixel.weight * pixel}
         if losses.grid.weight > 0 and grid_period > 1:
             grid = grid_loss(fake.float(), high, grid_period)
