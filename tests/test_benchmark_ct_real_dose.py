@@ -3,24 +3,17 @@ rows are held to the GAN targets (texture kept, above BM3D) and how margins come
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.benchmark_scripts import load_benchmark
+
 
 @pytest.fixture(scope="module")
 def ct_real_dose() -> ModuleType:
-    path = Path(__file__).parents[1] / "benchmarks" / "ct_real_dose.py"
-    spec = importlib.util.spec_from_file_location("medsr_ct_real_dose", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ct_real_dose")
 
 
 def _row(psnr: float, noise_sd: float, frequency: float) -> dict[str, float]:

@@ -4,11 +4,9 @@ bounded memory. `benchmarks/fuzz.py --cases 5000` runs the same corpus longer.""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.benchmark_scripts import load_benchmark
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
@@ -18,13 +16,7 @@ RSS_GROWTH_MB = 1024  # over the process's size when the run starts
 
 
 def _fuzz():  # type: ignore[no-untyped-def]
-    path = Path(__file__).parents[1] / "benchmarks" / "fuzz.py"
-    spec = importlib.util.spec_from_file_location("medsr_fuzz", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fuzz")
 
 
 @pytest.mark.usefixtures("one_thread")
