@@ -1,7 +1,8 @@
 """CT models against classical methods on REAL quarter-dose scans (issue 15's targets).
 
 Run: `python benchmarks/ct_real_dose.py [--models ct-ldct ct-ldct-x2 ct-ldct-x4 ...]
-[--checkpoint NAME=PATH ...] [--ensemble] [--strength K ...] [--fp32] [--output DIR]`.
+[--checkpoint NAME=PATH ...] [--ensemble] [--strength K ...] [--fp32] [--dose D]
+[--output DIR]`.
 
 Data: `../shared/data/ldct-mayo-L143` (AAPM/Mayo 2016 grand challenge, patient L143, Siemens
 SOMATOM Definition AS+, 512^2, 0.82 mm, 3 mm): 11 real pairs of a full-dose slice and the same
@@ -28,6 +29,12 @@ Conditions (every pair, every method, one run), reported per kernel:
   each non-blind model as `NAME@strengthK` (`medsr enhance --strength K`: its noise level
   input times K); with `--fp32` also each model in float32 as `NAME@fp32` where the default
   is bf16 autocast (`Predictor.load(precision="fp32")`: what bf16 costs in dB).
+- With `--dose D`: every pair's input stands for a dose fraction D instead of 1/4, made from
+  its real noise: `full + k (quarter - full)`, `k = sqrt((1/D - 1) / 3)` (the quarter dose
+  adds 3x the full dose's noise variance, a dose D adds `1/D - 1` times it, same texture: the
+  real noise, scaled; D 0.1 -> k 1.73, 0.5 -> 0.58); the models still assume 1/4 by default,
+  and each non-blind one is also run told the truth as `NAME@doseD` (`medsr enhance --dose D`).
+  What the 25 % default costs on scans of other doses.
 - Metrics: PSNR and SSIM on the C40/W400 window ([-160, 240] HU clipped to [0, 1], data range
   1), whole 512^2 image; in the full dose's 12 most uniform 32^2 soft-tissue ROIs: the noise
   SD (detrended, HU), the HU bias (mean over ROIs of |ROI mean - full-dose ROI mean|), and the
@@ -50,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -102,6 +110,15 @@ def kernel_of(path: Path) -> str:
     """The reconstruction kernel in the DICOM header (e.g. D45f, B30f)."""
     value = pydicom.dcmread(path, stop_before_pixels=True).get("ConvolutionKernel", "unknown")
     return str(value[0] if isinstance(value, pydicom.multival.MultiValue) else value)
+
+
+def at_dose(pair: Pair, dose: float) -> Pair:
+    """`pair` with its input standing for dose fraction `dose` (module doc, `--dose`)."""
+    if not 0 < dose <= 1:
+        raise ValueError(f"--dose must be in (0, 1], got {dose}")
+    k = math.sqrt((1 / dose - 1) / 3)
+    quarter = (pair.full + k * (pair.quarter - pair.full)).astype(np.float32)
+    return Pair(pair.name, pair.kernel, pair.full, quarter)
 
 
 def load_pairs(folder: Path) -> list[Pair]:
@@ -352,6 +369,12 @@ def main() -> None:
         help="also each non-blind model with its noise level x each of these (--strength)",
     )
     parser.add_argument(
+        "--dose",
+        type=float,
+        default=None,
+        help="inputs standing for this dose fraction, from the real noise (see the doc)",
+    )
+    parser.add_argument(
         "--fp32",
         action="store_true",
         help="also each model in float32 (NAME@fp32) where the default precision is bf16",
@@ -382,13 +405,26 @@ def main() -> None:
                 if p.info.normalization.get("noise_level_unit") and "@" not in n
             }
         )
+    if arguments.dose is not None:
+        predictors.update(
+            {
+                f"{n}@dose{arguments.dose:g}": p.with_noise_options(dose_fraction=arguments.dose)
+                for n, p in list(predictors.items())
+                if p.info.normalization.get("noise_level_dose_fraction") is not None
+                and "@" not in n
+            }
+        )
     if arguments.ensemble:
         predictors.update(
             {f"{n}+ensemble": p.with_geometric_ensemble() for n, p in list(predictors.items())}
         )
     pairs = load_pairs(arguments.data)
+    dose = ""
+    if arguments.dose is not None:
+        pairs = [at_dose(pair, arguments.dose) for pair in pairs]
+        dose = f"; inputs at dose fraction {arguments.dose:g}, from the real noise (--dose)"
     print(
-        f"{len(pairs)} real pairs from {arguments.data}; torch {torch.__version__}, "
+        f"{len(pairs)} real pairs from {arguments.data}{dose}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     arguments.output.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,14 @@
 """`benchmarks/ct_real_dose.py`'s targets, on made-up rows (its data is not bundled): which
-rows are held to the GAN targets (texture kept, above BM3D) and how margins come out."""
+rows are held to the GAN targets (texture kept, above BM3D) and how margins come out; the
+synthetic doses of `--dose`."""
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.benchmark_scripts import load_benchmark
@@ -50,3 +53,18 @@ def test_gan_rows_and_their_variants_get_the_gan_targets(
     else:
         assert not texture
         assert any("PSNR >= BM3D + 1.0 dB: MISSED (margin -0.90 dB)" in line for line in lines)
+
+
+def test_at_dose_scales_the_real_noise_to_the_asked_dose(ct_real_dose: ModuleType) -> None:
+    """Noise variance above the full dose goes as 1/D - 1: 3 at a quarter dose, 9 at 10 %."""
+    rng = np.random.default_rng(0)
+    full = rng.normal(0.0, 1.0, (256, 256)).astype(np.float32)  # the full dose's own noise
+    added = rng.normal(0.0, math.sqrt(3.0), (256, 256)).astype(np.float32)
+    pair = ct_real_dose.Pair("p", "B30f", full, full + added)
+    np.testing.assert_allclose(ct_real_dose.at_dose(pair, 0.25).quarter, pair.quarter, atol=1e-5)
+    for dose in (0.1, 0.5):
+        lower = ct_real_dose.at_dose(pair, dose)
+        assert lower.full is pair.full
+        assert np.var(lower.quarter - full) == pytest.approx(1 / dose - 1, rel=0.03)
+    with pytest.raises(ValueError, match="--dose must be in"):
+        ct_real_dose.at_dose(pair, 0.0)
