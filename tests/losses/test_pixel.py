@@ -140,3 +140,12 @@ def test_band_pixel_loss_weighs_the_fine_band_as_asked() -> None:
         assert loss.item() == pytest.approx(4.0, abs=1e-5)
     plain = band_pixel_loss("l1", fine, target, lowpass_sigma=0.0, highpass_weight=0.0)
     assert plain.item() == pixel_loss("l1", fine, target).item()  # sigma 0: the plain loss
+
+
+def test_gaussian_lowpass_stays_float32_under_bf16_autocast() -> None:
+    ramp = 0.9 + 1e-3 * torch.linspace(0, 1, 16 * 16).reshape(1, 1, 16, 16)  # below bf16's step
+    exact = gaussian_lowpass(ramp, 1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = gaussian_lowpass(ramp, 1.0)
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, exact)
