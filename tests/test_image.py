@@ -12,6 +12,7 @@ from medsr.image import (
     Provenance,
     Volume,
     dihedral,
+    gaussian_blur,
     rescaled_in_plane,
     undo_dihedral,
 )
@@ -56,3 +57,19 @@ def test_the_eight_symmetries_are_distinct_and_undone() -> None:
         assert torch.equal(undo_dihedral(moved, index), tensor)
     with pytest.raises(ValueError, match="op must be in 0..7"):
         undo_dihedral(batch, 8)
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.5])
+def test_gaussian_blur_has_the_stated_sigma(sigma: float) -> None:
+    impulse = torch.zeros(1, 41, 41)
+    impulse[0, 20, 20] = 1.0
+    blurred = gaussian_blur(impulse, sigma)
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-5)
+    x = torch.arange(41, dtype=torch.float64)
+    for profile in (blurred[0].sum(0).double(), blurred[0].sum(1).double()):
+        mean = (profile * x).sum() / profile.sum()
+        spread = float(((profile * (x - mean) ** 2).sum() / profile.sum()).sqrt())
+        assert spread == pytest.approx(sigma, rel=0.02)
+    assert torch.equal(gaussian_blur(impulse, 0.0), impulse)
+    with pytest.raises(ValueError, match="sigma_px must be finite and >= 0"):
+        gaussian_blur(impulse, -1.0)

@@ -10,12 +10,14 @@ were written several times above it: `rescaled_in_plane` (the grid of an image m
 times coarser or finer), `percentile_range` (the percentile intensity map), `Window.apply`
 (the window map, numpy or torch), `dihedral` / `undo_dihedral` (the 8 flips and quarter
 turns, numpy or torch: training augmentation and the inference self-ensemble),
-`seeded_generator` (independent torch streams from integer keys) and `Provenance` (how a
+`gaussian_blur` (torch: the physics' blurs and the band pixel loss), `seeded_generator`
+(independent torch streams from integer keys) and `Provenance` (how a
 derived image was made, under `metadata[PROVENANCE_KEY]`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -227,6 +229,36 @@ def undo_dihedral(x: ArrayOrTensor, op: int) -> ArrayOrTensor:
 
     y = torch.flip(x, dims=(-1,)) if op >= 4 else x
     return torch.rot90(y, -(op % 4), dims=(-2, -1))
+
+
+def gaussian_kernel1d(sigma_px: float, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Sampled Gaussian of SD `sigma_px` pixels, radius ceil(4 sigma), summing to 1 (float32
+    unless `dtype` says otherwise)."""
+    import torch
+
+    radius = max(1, math.ceil(4 * sigma_px))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (x / sigma_px) ** 2)
+    return (kernel / kernel.sum()).to(dtype or torch.float32)
+
+
+def gaussian_blur(image: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Separable Gaussian blur of `(..., H, W)` with SD `sigma_px` pixels (edges replicated;
+    the physics' detector and PSF blurs, the band pixel loss)."""
+    import torch.nn.functional as F
+
+    if not (math.isfinite(sigma_px) and sigma_px >= 0):
+        raise ValueError(f"sigma_px must be finite and >= 0, got {sigma_px}")
+    if sigma_px == 0:
+        return image.clone()
+    shape = image.shape
+    x = image.reshape(-1, 1, *shape[-2:])
+    kernel = gaussian_kernel1d(sigma_px, x.dtype).to(x.device)
+    radius = kernel.numel() // 2
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x.reshape(shape)
 
 
 def seeded_generator(*key: int) -> torch.Generator:

@@ -6,10 +6,9 @@ square (MSE).
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
+
+from medsr.image import gaussian_blur
 
 PIXEL_LOSSES = ("l1", "mse", "charbonnier")
 
@@ -103,25 +102,15 @@ def pixel_loss(
 
 
 def gaussian_lowpass(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """`(B, C, H, W)` blurred by a Gaussian of SD `sigma` pixels (separable, per channel,
-    radius ceil(3 sigma), reflected edges), in float32 with autocast off (a bf16 loss would
-    round the target to 0.4 % of its value, 1.6 HU on the x1 CT window); `sigma` 0 returns
-    `image`."""
+    """`medsr.image.gaussian_blur` (SD `sigma` pixels, edges replicated) in float32 with
+    autocast off: a bf16 loss would round the target to 0.4 % of its value (1.6 HU on the x1
+    CT window). `sigma` 0 returns `image`."""
     if not sigma >= 0:
         raise ValueError(f"sigma must be >= 0, got {sigma!r}")
     if sigma == 0:
         return image
-    radius = max(1, int(math.ceil(3 * sigma)))
-    if min(image.shape[-2:]) <= radius:
-        raise ValueError(f"the image must be larger than {radius} pixels for sigma {sigma}")
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = image.shape[1]
     with torch.autocast(image.device.type, enabled=False):
-        x = F.pad(image.float(), (radius, radius, radius, radius), mode="reflect")
-        x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-        return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+        return gaussian_blur(image.float(), sigma)
 
 
 def band_pixel_loss(

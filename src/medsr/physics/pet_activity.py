@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from medsr.physics.xray import gaussian_blur
+from medsr.image import gaussian_blur
 
 CLASSES = ("outside", "gas", "lung_fat", "soft", "enhancing", "bone", "csf", "white", "grey")
 SUV = {

@@ -27,9 +27,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from medsr.image import gaussian_kernel1d
 from medsr.physics.projector import ParallelBeamProjector
 from medsr.physics.resize import downsample
-from medsr.physics.xray import gaussian_kernel1d
 
 FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))  # 2.355
 

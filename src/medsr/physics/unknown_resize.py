@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from medsr.image import gaussian_blur
 from medsr.physics.degradation import (
     DegradedPair,
     SampledDegradation,
@@ -50,7 +51,6 @@ from medsr.physics.degradation import (
     draw_uniform,
 )
 from medsr.physics.resize import crop_to_multiple
-from medsr.physics.xray import gaussian_blur
 
 PIL_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,

@@ -34,35 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from medsr.image import gaussian_blur
 from medsr.physics.resize import crop_to_multiple, downsample
 
 MIN_COUNTS = 0.5
-
-
-def gaussian_kernel1d(sigma_px: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Sampled Gaussian of SD `sigma_px` pixels, radius ceil(4 sigma), summing to 1."""
-    radius = max(1, math.ceil(4 * sigma_px))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (x / sigma_px) ** 2)
-    return (kernel / kernel.sum()).to(dtype)
-
-
-def gaussian_blur(image: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of `(..., H, W)` with SD `sigma_px` pixels (edges replicated)."""
-    if not (math.isfinite(sigma_px) and sigma_px >= 0):
-        raise ValueError(f"sigma_px must be finite and >= 0, got {sigma_px}")
-    if sigma_px == 0:
-        return image.clone()
-    shape = image.shape
-    x = image.reshape(-1, 1, *shape[-2:])
-    kernel = gaussian_kernel1d(sigma_px, x.dtype).to(x.device)
-    radius = kernel.numel() // 2
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
-    return x.reshape(shape)
 
 
 def image_range(image: torch.Tensor) -> tuple[float, float]:
