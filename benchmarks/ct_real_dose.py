@@ -23,9 +23,9 @@ Conditions (every pair, every method, one run), reported per kernel:
   `medsr.metrics.noise.estimate_noise_sd`), not from the truth, then Lanczos for xS; each
   model through `Predictor.enhance_array` (the default a user gets: a non-blind model's noise
   level measured on the input, 25 % dose assumed, and a kernel-aware one's noise frequency
-  measured there too), whole image, no tiles; with `--ensemble`
-  also each model as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8
-  flips / rotations of the input, `medsr.inference.ensemble`); with `--strength K` also
+  measured there too), whole image, no tiles; with `--ensemble` also each model (not its
+  `@` rows) as `NAME+ensemble` (`medsr enhance --ensemble`: the average over the 8 flips /
+  rotations of the input, `medsr.inference.ensemble`); with `--strength K` also
   each non-blind model as `NAME@strengthK` (`medsr enhance --strength K`: its noise level
   input times K); with `--fp32` also each model in float32 as `NAME@fp32` where the default
   is bf16 autocast (`Predictor.load(precision="fp32")`: what bf16 costs in dB).
@@ -61,6 +61,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,32 @@ def is_gan(name: str) -> bool:
     return name.split("@")[0].removesuffix("+ensemble").endswith("-gan")
 
 
+def variants(
+    predictors: dict[str, Predictor],
+    *,
+    strengths: Sequence[float] = (),
+    dose: float | None = None,
+    fp32: bool = False,
+    ensemble: bool = False,
+) -> dict[str, Predictor]:
+    """`predictors` and the rows the options add to each (module doc): `NAME@fp32`,
+    `NAME@strengthK` and `NAME@doseD` (non-blind models), `NAME+ensemble`."""
+    rows = dict(predictors)
+    if fp32:
+        rows |= float32_variants(predictors)
+    for name, predictor in predictors.items():
+        if ensemble:
+            rows[f"{name}+ensemble"] = predictor.with_geometric_ensemble()
+        normalization = predictor.info.normalization
+        if normalization.get("noise_level_unit"):
+            rows |= {
+                f"{name}@strength{k:g}": predictor.with_noise_options(strength=k) for k in strengths
+            }
+        if dose is not None and normalization.get("noise_level_dose_fraction") is not None:
+            rows[f"{name}@dose{dose:g}"] = predictor.with_noise_options(dose_fraction=dose)
+    return rows
+
+
 def parse_checkpoints(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -394,30 +421,13 @@ def main() -> None:
         )
     }
     sources.update(parse_checkpoints(arguments.checkpoint))
-    predictors = {name: Predictor.load(path) for name, path in sources.items()}
-    if arguments.fp32:
-        predictors.update(float32_variants(predictors))
-    for strength in arguments.strength:
-        predictors.update(
-            {
-                f"{n}@strength{strength:g}": p.with_noise_options(strength=strength)
-                for n, p in list(predictors.items())
-                if p.info.normalization.get("noise_level_unit") and "@" not in n
-            }
-        )
-    if arguments.dose is not None:
-        predictors.update(
-            {
-                f"{n}@dose{arguments.dose:g}": p.with_noise_options(dose_fraction=arguments.dose)
-                for n, p in list(predictors.items())
-                if p.info.normalization.get("noise_level_dose_fraction") is not None
-                and "@" not in n
-            }
-        )
-    if arguments.ensemble:
-        predictors.update(
-            {f"{n}+ensemble": p.with_geometric_ensemble() for n, p in list(predictors.items())}
-        )
+    predictors = variants(
+        {name: Predictor.load(path) for name, path in sources.items()},
+        strengths=arguments.strength,
+        dose=arguments.dose,
+        fp32=arguments.fp32,
+        ensemble=arguments.ensemble,
+    )
     pairs = load_pairs(arguments.data)
     dose = ""
     if arguments.dose is not None:

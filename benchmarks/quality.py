@@ -180,9 +180,8 @@ def ct_real_section(name: str, output: Path) -> str:
     pairs = ct_real_dose.load_pairs(ct_real_dose.DATA)
     predictor = Predictor.load(name)
     ensemble = f"{name}+ensemble"  # `medsr enhance --ensemble`: 8 passes, flipped / turned
-    models = {name: predictor, ensemble: predictor.with_geometric_ensemble()}
     strengths = CARD_STRENGTHS.get(name, ())
-    models |= {f"{name}@strength{k:g}": predictor.with_noise_options(strength=k) for k in strengths}
+    models = ct_real_dose.variants({name: predictor}, strengths=strengths, ensemble=True)
     results = ct_real_dose.evaluate(pairs, predictor.scale, models)
     save_record(output, name, "ct_real_dose.json", results)
     targets = ct_real_dose.targets(name, results, predictor.scale)

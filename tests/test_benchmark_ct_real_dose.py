@@ -68,3 +68,26 @@ def test_at_dose_scales_the_real_noise_to_the_asked_dose(ct_real_dose: ModuleTyp
         assert np.var(lower.quarter - full) == pytest.approx(1 / dose - 1, rel=0.03)
     with pytest.raises(ValueError, match="--dose must be in"):
         ct_real_dose.at_dose(pair, 0.0)
+
+
+def test_variants_add_the_rows_each_option_names(ct_real_dose: ModuleType) -> None:
+    """Non-blind models get the noise-level rows; every model its ensemble; the @ rows no
+    ensemble of their own (the card's rows are the command's: `benchmarks/quality.py`)."""
+    from medsr.inference import Predictor
+
+    blind, non_blind = Predictor.load("ct-ldct-x2"), Predictor.load("ct-ldct")
+    rows = ct_real_dose.variants(
+        {"ct-ldct-x2": blind, "ct-ldct": non_blind}, strengths=[0.85], dose=0.1, ensemble=True
+    )
+    assert list(rows) == [
+        "ct-ldct-x2",
+        "ct-ldct",
+        "ct-ldct-x2+ensemble",
+        "ct-ldct+ensemble",
+        "ct-ldct@strength0.85",
+        "ct-ldct@dose0.1",
+    ]
+    assert rows["ct-ldct@strength0.85"].strength == 0.85
+    assert rows["ct-ldct@dose0.1"].dose_fraction == 0.1
+    assert rows["ct-ldct+ensemble"].geometric_ensemble
+    assert list(ct_real_dose.variants({"ct-ldct": non_blind})) == ["ct-ldct"]
