@@ -359,7 +359,7 @@ NOTES = {
         "dose lacks. With `--strength 0.85` (the noise level it is told x 0.85, so it leaves "
         "some of the input's own noise, in the scan's own texture) it meets every GAN target "
         "on both kernels (rows and targets above): 29.18 / 24.02 dB, above BM3D by 0.16 / "
-        "0.10 dB, noise SD 25.9 / 41.2 HU, NPS mean 0.172 / 0.269 c/px. That strength was "
+        "0.09 dB, noise SD 25.9 / 41.2 HU, NPS mean 0.172 / 0.269 c/px. That strength was "
         "picked on L143 itself (`ct_real_dose.py --models ct-ldct-gan --strength 0.85 0.9 "
         "0.95`: 0.9 missed the D45f texture by 0.06 HU and 0.001 c/px, 0.95 by 1.7 HU and "
         "0.009 c/px; session 20), so these rows are not an independent test, and the default "
