@@ -11,6 +11,7 @@ from medsr.image import (
     PROVENANCE_KEY,
     Provenance,
     Volume,
+    body_mask,
     dihedral,
     gaussian_blur,
     rescaled_in_plane,
@@ -73,3 +74,14 @@ def test_gaussian_blur_has_the_stated_sigma(sigma: float) -> None:
     assert torch.equal(gaussian_blur(impulse, 0.0), impulse)
     with pytest.raises(ValueError, match="sigma_px must be finite and >= 0"):
         gaussian_blur(impulse, -1.0)
+
+
+def test_body_mask_is_the_largest_region_with_its_holes() -> None:
+    hu = np.full((64, 64), -1000.0)
+    hu[10:50, 10:50] = 40.0  # the patient
+    hu[25:35, 25:35] = -800.0  # a lung inside it
+    hu[56:60, 5:60] = 200.0  # the table: a separate, smaller region
+    mask = body_mask(hu)
+    assert mask[10:50, 10:50].all()  # the lung's hole filled
+    assert mask.sum() == 40 * 40  # nothing of the table
+    assert not body_mask(np.full((8, 8), -1000.0)).any()

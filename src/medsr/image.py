@@ -10,7 +10,8 @@ were written several times above it: `rescaled_in_plane` (the grid of an image m
 times coarser or finer), `percentile_range` (the percentile intensity map), `Window.apply`
 (the window map, numpy or torch), `dihedral` / `undo_dihedral` (the 8 flips and quarter
 turns, numpy or torch: training augmentation and the inference self-ensemble),
-`gaussian_blur` (torch: the physics' blurs and the band pixel loss), `seeded_generator`
+`gaussian_blur` (torch: the physics' blurs and the band pixel loss), `body_mask` (a CT
+slice's patient: the PET simulator's classes, the evaluation grid's zoom), `seeded_generator`
 (independent torch streams from integer keys) and `Provenance` (how a
 derived image was made, under `metadata[PROVENANCE_KEY]`).
 """
@@ -259,6 +260,24 @@ def gaussian_blur(image: torch.Tensor, sigma_px: float) -> torch.Tensor:
     x = F.conv2d(x, kernel.view(1, 1, 1, -1))
     x = F.conv2d(x, kernel.view(1, 1, -1, 1))
     return x.reshape(shape)
+
+
+BODY_HU = -400.0
+
+
+def body_mask(smoothed_hu: np.ndarray) -> np.ndarray:
+    """The patient in a CT slice: the largest connected region above -400 HU, holes filled
+    (lungs and bowel gas inside it; the table, a head holder or a second small region left
+    out). `smoothed_hu`: the slice in HU, smoothed by the caller so that noise does not
+    break the region. `(H, W)` bool, all False when nothing is above -400 HU."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_fill_holes(np.asarray(smoothed_hu) > BODY_HU)
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return np.zeros(mask.shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return np.asarray(labels == 1 + int(np.argmax(sizes)))
 
 
 def seeded_generator(*key: int) -> torch.Generator:

@@ -1,4 +1,4 @@
-"""The comparison grid's columns: input, methods, target, each once."""
+"""The comparison grid's columns: input, methods, target, each once; where its zoom goes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from medsr.viz.figures import TARGET, grid_panels
+from medsr.viz.figures import TARGET, grid_panels, zoom_box
 
 
 def _result(scale: int, methods: list[str]) -> SimpleNamespace:
@@ -29,3 +29,18 @@ def test_scale_4_input_upsampled_then_methods() -> None:
     panels = grid_panels(result)  # type: ignore[arg-type]
     assert [name for name, _ in panels] == ["input", "nearest", "lanczos", "ct-ldct-x4", TARGET]
     assert panels[0][1].shape == (32, 32)
+
+
+def test_zoom_goes_to_the_most_edges_within_the_patient() -> None:
+    target = np.zeros((96, 96))
+    target[10:40, 10:40] = 0.5  # the patient: one square, few edges
+    target[20:30, 20:30] = 0.8
+    target[80:96, :] = (np.arange(80, 96) // 2 % 2)[:, None]  # the table's rails: many edges
+    region = (slice(0, 96), slice(0, 96))
+    assert zoom_box(target, region, 16)[0] >= 64  # edges alone: the rails
+    patient = np.zeros(target.shape, bool)
+    patient[10:40, 10:40] = True
+    top, left = zoom_box(target, region, 16, within=patient)
+    assert 10 - 16 < top < 40 and 10 - 16 < left < 40  # overlaps the patient
+    # a mask that leaves the region empty is ignored, not a blank zoom
+    assert zoom_box(target, region, 16, within=np.zeros(target.shape, bool))[0] >= 64

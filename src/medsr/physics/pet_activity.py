@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from medsr.image import gaussian_blur
+from medsr.image import body_mask, gaussian_blur
 
 CLASSES = ("outside", "gas", "lung_fat", "soft", "enhancing", "bone", "csf", "white", "grey")
 SUV = {
@@ -56,7 +56,6 @@ SUV = {
 TEXTURED = ("soft", "white", "grey")
 ANATOMIES = ("auto", "head", "body")
 BONE_HU = 300.0
-BODY_HU = -400.0
 
 
 @dataclass(frozen=True)
@@ -86,16 +85,6 @@ class ActivityMap:
 def _seed(generator: torch.Generator) -> int:
     """A sub-seed drawn from `generator`, logged so a random field can be remade alone."""
     return int(torch.randint(0, 2**62, (1,), generator=generator))
-
-
-def body_mask(smoothed_hu: np.ndarray) -> np.ndarray:
-    """Largest connected region above -400 HU, holes filled. `(H, W)` bool."""
-    mask = ndimage.binary_fill_holes(smoothed_hu > BODY_HU)
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return np.asarray(labels == 1 + int(np.argmax(sizes)))
 
 
 def _disk(radius_px: float) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from medsr.image import body_mask  # noqa: E402
 from medsr.metrics.ct import get_window  # noqa: E402
 from medsr.viz.strips import to_size  # noqa: E402
 
@@ -45,13 +46,20 @@ def display_range(result: ImageResult) -> tuple[float, float]:
     return result.value_range
 
 
-def zoom_box(target: np.ndarray, region: tuple[slice, slice], size: int) -> tuple[int, int]:
+def zoom_box(
+    target: np.ndarray, region: tuple[slice, slice], size: int, within: np.ndarray | None = None
+) -> tuple[int, int]:
     """Top-left `(row, column)` of the `size^2` square inside `region` with the most edges
-    (summed gradient magnitude of `target`): where the methods differ most visibly."""
+    (summed gradient magnitude of `target`): where the methods differ most visibly. With
+    `within` (bool, `target`'s shape, e.g. the patient of a CT slice) only its edges count,
+    so the table's or a head holder's do not draw the zoom (ignored when it holds no pixel
+    of `region`)."""
     rows, cols = region
     area = target[rows, cols].astype(np.float64)
     size = min(size, *area.shape)
     edges = np.hypot(*np.gradient(area))
+    if within is not None and within[rows, cols].any():
+        edges *= within[rows, cols]
     energy = ndimage.uniform_filter(edges, size, mode="constant")
     half = size // 2
     valid = energy[half : area.shape[0] - size + half + 1, half : area.shape[1] - size + half + 1]
@@ -117,7 +125,10 @@ def comparison_grid(result: ImageResult, rows: Sequence[Mapping[str, Any]], path
     panels = grid_panels(result)
     size = max(24, min(pair.high.shape) // 4)
     windowed = np.clip((pair.high - low_value) / (high_value - low_value), 0, 1)
-    top, left = zoom_box(windowed, result.region, size)
+    patient = None
+    if result.window is not None:  # CT in HU: the zoom inside the patient
+        patient = body_mask(ndimage.gaussian_filter(pair.high.astype(np.float64), 2.0))
+    top, left = zoom_box(windowed, result.region, size, within=patient)
     errors, limit = _errors(result, low_value, high_value)
     by_method = {r["method"]: r for r in rows if r["image"] == pair.name}
     n = len(panels)
