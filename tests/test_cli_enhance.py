@@ -127,6 +127,31 @@ def test_dicom_series_in_derived_series_out(tmp_path: Path) -> None:
     np.testing.assert_allclose(volume.origin, np.asarray(source.origin) + shift, atol=1e-4)
 
 
+def test_a_folder_of_several_series_gives_one_derived_series_each(tmp_path: Path) -> None:
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    (tmp_path / "study").mkdir()
+    for k, (number, count, kernel) in enumerate(((3, 2, "B30f"), (3, 1, "D45f"), (None, 1, ""))):
+        template.SeriesInstanceUID = f"1.2.826.0.1.3680043.2.{k + 1}"  # same number: by UID
+        template.SeriesNumber, template.ConvolutionKernel = number, kernel
+        for k in range(count):
+            template.SOPInstanceUID = pydicom.uid.generate_uid()
+            template.ImagePositionPatient[2] = 10.0 + 2.0 * k
+            template.save_as(tmp_path / "study" / f"IM{template.SOPInstanceUID[-12:]}.dcm")
+    model = save_checkpoint(tmp_path / "ct.pt", task="ldct-x4")
+    out = tmp_path / "out"
+    arguments = ["enhance", str(tmp_path / "study"), "-o", str(out), "--model", str(model)]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    # two series share Series Number 3 (told apart by their order), one has none
+    # (a one-slice series is read as a 2-D image and written as one file)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["study_series3_1_x4", "study_series3_2_x4.dcm", "study_series_3_x4.dcm"]
+    assert len(list((out / names[0]).iterdir())) == 2
+    kernels = [pydicom.dcmread(next((out / names[0]).iterdir())), pydicom.dcmread(out / names[1])]
+    assert [str(ds.ConvolutionKernel) for ds in kernels] == ["B30f", "D45f"]
+    assert "series 3 (D45f, 1 image)" in result.output
+
+
 def test_export_onnx_then_enhance_with_onnxruntime(tmp_path: Path, xray_model: Path) -> None:
     pytest.importorskip("onnxruntime")
     onnx_path = tmp_path / "m.onnx"

@@ -15,6 +15,7 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.uid import generate_uid
 
 from medsr.io import MedsrIOError, read, read_dicom
+from medsr.io.dicom import read_dicom_series, series_in_folder
 
 TestData = Callable[[str], Path]
 
@@ -154,6 +155,24 @@ def test_mixed_series_folder_lists_series(testdata: TestData, tmp_path: Path) ->
     with pytest.raises(MedsrIOError, match="mixed") as info:
         read(folder)
     assert "1.2.3.1" in str(info.value) and "1.2.3.2" in str(info.value)
+
+
+def test_series_in_folder_and_reading_one_of_them(testdata: TestData, tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    source = testdata("CT_small.dcm")
+    _write_series(source, folder, count=3, SeriesInstanceUID="1.2.3.2", SeriesNumber=7)
+    _write_series(
+        source, folder / "sub", count=2, SeriesInstanceUID="1.2.3.1", SeriesNumber=2,
+        SeriesDescription="thin",
+    )  # fmt: skip
+    (folder / "notes.txt").write_text("not DICOM")
+    found = series_in_folder(folder)
+    assert [(s.uid, s.number, s.images) for s in found] == [("1.2.3.1", 2, 2), ("1.2.3.2", 7, 3)]
+    assert found[0].label == "series 2 (thin, 2 images)"
+    assert read_dicom_series(folder, series_uid="1.2.3.2").shape == (3, 128, 128)
+    assert read_dicom_series(folder, series_uid="1.2.3.1").shape == (2, 128, 128)
+    with pytest.raises(MedsrIOError, match="no DICOM images of series 9.9"):
+        read_dicom_series(folder, series_uid="9.9")
 
 
 def test_mixed_sizes_folder_lists_sizes(testdata: TestData, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """`medsr enhance`: files, folders, DICOM series and volumes in; derived files out, safely.
 
 Inputs: image files (PNG, TIFF, JPEG, .npy, DICOM, NIfTI volumes, enhanced slice by slice),
-`sample:NAME`, a folder holding DICOM files (one series) or a folder of images (a batch;
-not recursive). Outputs go to one folder, named `<stem>_x<scale>` (`<stem>_denoised` at
+`sample:NAME`, a folder holding DICOM files (in it or in its subfolders: one series, or
+several, each then its own input `<folder>_series<Series Number>`) or a folder of images (a
+batch; not recursive). Outputs go to one folder, named `<stem>_x<scale>` (`<stem>_denoised` at
 scale 1) plus the format's suffix; a DICOM series becomes the folder `<stem>_x4/` of
 `IM_0001.dcm`, ...; a 3-D volume as PNG becomes one PNG per slice (`..._z0000.png`).
 
@@ -44,7 +45,7 @@ from medsr.image import Volume
 from medsr.inference.predictor import Predictor, TileSize
 from medsr.inference.registry import ModelChoice, auto_model
 from medsr.inference.shard import Shard
-from medsr.io.dicom import is_dicom_file
+from medsr.io.dicom import FolderSeries, is_dicom_file, read_dicom_series, series_in_folder
 from medsr.io.errors import MedsrIOError
 from medsr.io.read import READ_SUFFIXES
 
@@ -76,12 +77,19 @@ def parse_tile(text: str, overlap: int = 0) -> TileSize:
 @dataclass(frozen=True)
 class Job:
     """One input: `source` (path or sample:NAME), output `stem`, and the folder it came from
-    (`folder_input`: the user named that folder, so outputs may not go inside it)."""
+    (`folder_input`: the user named that folder, so outputs may not go inside it); `series`:
+    the one series of a DICOM folder that holds several."""
 
     source: str
     stem: str
     folder: Path | None
     folder_input: bool = False
+    series: FolderSeries | None = None
+
+    @property
+    def label(self) -> str:
+        """The input as messages name it: its path, and which series of the folder."""
+        return self.source if self.series is None else f"{self.source} {self.series.label}"
 
 
 def _stem(path: Path) -> str:
@@ -105,9 +113,12 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
         elif path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             if any(p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p) for p in files):
-                jobs.append(Job(str(path), path.resolve().name, path.resolve(), True))
+                jobs += _dicom_folder_jobs(path)
                 continue
             images = [p for p in files if p.name.lower().endswith(READ_SUFFIXES + (".nii.gz",))]
+            if not images and series_in_folder(path):  # DICOM in subfolders only (a CD)
+                jobs += _dicom_folder_jobs(path)
+                continue
             if not images:
                 raise MedsrIOError(path, "folder holds no DICOM files and no images")
             jobs += [Job(str(p), _stem(p), path.resolve(), True) for p in images]
@@ -116,6 +127,24 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
     stems = [job.stem for job in jobs]
     if duplicates := sorted({s for s in stems if stems.count(s) > 1}):
         raise ValueError(f"several inputs share the name(s) {duplicates}; outputs would collide")
+    return jobs
+
+
+def _dicom_folder_jobs(folder: Path) -> list[Job]:
+    """A DICOM folder: one job, or one per series when it holds several (an exported study:
+    each series its own output, `<folder>_series<Series Number>`, `..._series<number>_<k>`
+    where series share a number, `..._series_<k>` where they have none; k counts from 1)."""
+    root = folder.resolve()
+    series = series_in_folder(folder)
+    if len(series) <= 1:
+        return [Job(str(folder), root.name, root, True)]
+    numbers = [s.number for s in series]
+    jobs = []
+    for k, entry in enumerate(series, 1):
+        name = f"series{entry.number}" if entry.number is not None else "series"
+        if entry.number is None or numbers.count(entry.number) > 1:
+            name += f"_{k}"
+        jobs.append(Job(str(folder), f"{root.name}_{name}", root, True, entry))
     return jobs
 
 
@@ -158,7 +187,7 @@ def check_destination(
         if clash := [n for n in names if n == prefix or n.startswith((prefix + ".", prefix + "_"))]:
             hint = " of an unfinished job; remove it to redo the job" if skip_existing else ""
             raise FileExistsError(
-                f"will not overwrite {out / clash[0]} (output{hint} of {job.source})"
+                f"will not overwrite {out / clash[0]} (output{hint} of {job.label})"
             )
         todo.append(job)
     return todo
@@ -251,7 +280,10 @@ def read_job(job: Job, declared: Declared | None = None) -> Volume:
     """The image of `job`, with what the user declared about it (`Declared.apply`)."""
     from medsr.io.samples import read_source
 
-    volume = read_source(job.source)
+    if job.series is None:
+        volume = read_source(job.source)
+    else:
+        volume = read_dicom_series(job.source, series_uid=job.series.uid)
     return declared.apply(volume, job.source) if declared is not None else volume
 
 
@@ -273,7 +305,7 @@ def choose_models(
         try:
             choice = auto_model(volume)
         except ValueError as error:
-            raise ValueError(f"{job.source}: --model auto: {error}") from None
+            raise ValueError(f"{job.label}: --model auto: {error}") from None
         names[job] = choice.name
         if chosen is not None:
             chosen(job, choice)
@@ -383,5 +415,5 @@ def enhance_paths(
             height, width = volume.shape[-2:]
             planned = predictor.plan((height, width), tile, overlap)
             tiles = tiles_text(volume.shape, *planned, overlap)
-            done(JobResult(job.source, name, volume.shape, shape, paths, seconds, tiles))
+            done(JobResult(job.label, name, volume.shape, shape, paths, seconds, tiles))
     return written

@@ -117,14 +117,14 @@ def enhance(
             report=log.wrote,
             shard=shard,
             skip_existing=skip_existing,
-            skipped=lambda job: log.skipped(job.source),
+            skipped=lambda job: log.skipped(job.label),
             keep_identifiers=keep_identifiers,
             dose=dose,
             strength=strength,
             ensemble=ensemble,
             precision=precision,
             declared=declared,
-            chosen=lambda job, choice: log.chosen(job.source, choice),
+            chosen=lambda job, choice: log.chosen(job.label, choice),
             done=log.done,
         )
     if shard.enabled:

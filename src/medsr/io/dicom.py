@@ -515,9 +515,58 @@ def _series_files(folder: Path) -> list[Path]:
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p)]
 
 
+DICOMDIR_SOP_PREFIX = "1.2.840.10008.1.3.10"
+
+
+@dataclass(frozen=True)
+class FolderSeries:
+    """One series among the DICOM images of a folder (`series_in_folder`)."""
+
+    uid: str
+    number: int | None  # Series Number, when the files carry one
+    description: str  # Series Description, else the reconstruction kernel, else ""
+    images: int
+
+    @property
+    def label(self) -> str:
+        """How a person finds it in a viewer: `series 3 (B30f, 7 images)`."""
+        number = "?" if self.number is None else self.number
+        about = f"{self.description}, " if self.description else ""
+        images = f"{self.images} image{'' if self.images == 1 else 's'}"
+        return f"series {number} ({about}{images})"
+
+
+def series_in_folder(folder: str | Path) -> list[FolderSeries]:
+    """The series of the DICOM images in `folder` (recursive), ordered by Series Number then
+    UID, from their headers alone (pixels not read). Files that are not DICOM images
+    (DICOMDIR, reports, unreadable files) are left out, as `read_dicom_series` leaves them."""
+    by_uid: dict[str, list[Dataset]] = {}
+    for path in _series_files(Path(folder)):
+        try:
+            ds = read_dataset(path, stop_before_pixels=True)
+        except MedsrIOError:
+            continue
+        sop = str(ds.get("SOPClassUID", ""))
+        if "Rows" not in ds or any(sop.startswith(prefix) for prefix in NON_IMAGE_SOP_PREFIXES):
+            continue  # DICOMDIR, a report, a presentation state: no image
+        by_uid.setdefault(str(ds.get("SeriesInstanceUID", "?")), []).append(ds)
+    series = []
+    for uid, datasets in by_uid.items():
+        first = datasets[0]
+        number = first.get("SeriesNumber")
+        kernel = first.get("ConvolutionKernel", "")
+        if isinstance(kernel, pydicom.multival.MultiValue):
+            kernel = "/".join(str(k) for k in kernel)
+        description = str(first.get("SeriesDescription", "") or kernel or "").strip()
+        number = int(number) if number not in (None, "") else None
+        series.append(FolderSeries(uid, number, description, len(datasets)))
+    return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
+
+
 @reader
-def read_dicom_series(folder: str | Path) -> Volume:
-    """Read every image of the single series in `folder` as one Volume."""
+def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volume:
+    """Read every image of the single series in `folder` as one Volume; with `series_uid`,
+    the images of that series only (a folder holding several, `series_in_folder`)."""
     folder = Path(folder)
     files = _series_files(folder)
     if not files:
@@ -525,8 +574,10 @@ def read_dicom_series(folder: str | Path) -> Volume:
     datasets, paths = [], []
     for path in files:
         ds = read_dataset(path)
-        if str(ds.get("SOPClassUID", "")).startswith("1.2.840.10008.1.3.10"):
+        if str(ds.get("SOPClassUID", "")).startswith(DICOMDIR_SOP_PREFIX):
             continue  # DICOMDIR index
+        if series_uid is not None and str(ds.get("SeriesInstanceUID", "?")) != series_uid:
+            continue
         try:
             check_image(ds, path)
         except MedsrIOError as error:
@@ -535,7 +586,8 @@ def read_dicom_series(folder: str | Path) -> Volume:
         datasets.append(ds)
         paths.append(path)
     if not datasets:
-        raise MedsrIOError(folder, "folder holds no DICOM images")
+        which = "" if series_uid is None else f" of series {series_uid}"
+        raise MedsrIOError(folder, f"folder holds no DICOM images{which}")
     series = sorted({str(ds.get("SeriesInstanceUID", "?")) for ds in datasets})
     if len(series) > 1:
         raise MedsrIOError(folder, f"folder mixes {len(series)} series: {', '.join(series)}")
