@@ -1,10 +1,15 @@
-"""`medsr enhance`'s option parsing: `--tile` as the Predictor takes it."""
+"""`medsr enhance`'s option parsing (`--tile` as the Predictor takes it) and its inputs."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from medsr.apps.enhance import parse_tile
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from medsr.apps.enhance import parse_tile, plan_jobs
+from medsr.io import MedsrIOError
 
 
 @pytest.mark.parametrize(
@@ -27,3 +32,14 @@ def test_parse_tile_refuses(text: str, message: str) -> None:
     with pytest.raises(ValueError) as error:
         parse_tile(text, overlap=32)
     assert str(error.value) == message
+
+
+def test_a_folder_with_dicom_in_subfolders_only_is_one_series_input(tmp_path: Path) -> None:
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    (tmp_path / "cd" / "DICOM" / "S1").mkdir(parents=True)
+    template.save_as(tmp_path / "cd" / "DICOM" / "S1" / "IM1")  # no suffix: the preamble
+    (job,) = plan_jobs([str(tmp_path / "cd")])
+    assert (job.stem, job.series, job.folder_input) == ("cd", None, True)
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(MedsrIOError, match="no DICOM files and no images"):
+        plan_jobs([str(tmp_path / "empty")])
