@@ -11,6 +11,7 @@ import torch
 from medsr._version import __version__
 from medsr.image import Volume, Window
 from medsr.inference import MODELS, Predictor, resolve_model
+from medsr.inference.predictor import AIR_HU
 from medsr.inference.registry import ModelEntry, available_models
 from medsr.physics.resize import upsample
 from tests.inference.conftest import CT_WINDOW, PERCENTILE, TINY
@@ -38,10 +39,31 @@ def test_window_normalisation_is_applied_and_inverted(make_checkpoint: Callable[
     """A model that is exactly bicubic in [0, 1] units must give bicubic in HU."""
     predictor = Predictor.load(str(make_checkpoint(bicubic=True)))
     rng = np.random.default_rng(0)
-    image = rng.normal(40.0, 400.0, (40, 52)).astype(np.float32)
+    image = rng.normal(40.0, 400.0, (40, 52)).clip(-1024.0).astype(np.float32)  # no padding
     result = predictor.enhance_array(image, tile_size=None)
     assert result.shape == (160, 208)
     assert np.abs(result - bicubic(image, 4)).max() < 0.05  # HU; float32 rounding only
+
+
+def test_ct_padding_outside_the_field_of_view_is_air_to_the_model_and_kept(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    predictor = Predictor.load(str(make_checkpoint()))  # x4, CT window in HU
+    rng = np.random.default_rng(2)
+    image = rng.normal(-1000.0, 20.0, (48, 48)).astype(np.float32)  # air ...
+    image[12:36, 12:36] = rng.normal(40.0, 20.0, (24, 24))  # ... around a patient
+    rows, cols = np.mgrid[:48, :48]
+    outside = (rows - 23.5) ** 2 + (cols - 23.5) ** 2 > 22**2  # the field of view's circle
+    stored_as_air = np.where(outside, np.float32(AIR_HU), image)
+    padded = np.where(outside, np.float32(-3024.0), image)  # e.g. PixelPaddingValue -2000
+    assert predictor.padding(stored_as_air) is None
+    reference = predictor.enhance_array(stored_as_air, tile_size=None)
+    result = predictor.enhance_array(padded, tile_size=None)
+    kept = np.kron(outside, np.ones((4, 4), dtype=bool))
+    np.testing.assert_array_equal(result[~kept], reference[~kept])  # no rim, no band
+    assert (result[kept] == -3024.0).all()
+    percentile = Predictor.load(str(make_checkpoint(task="xray-x4", normalization=PERCENTILE)))
+    assert percentile.padding(padded) is None  # not HU: values are what they are
 
 
 def test_percentile_normalisation_round_trips(make_checkpoint: Callable[..., Path]) -> None:

@@ -40,6 +40,14 @@ BACKENDS = ("torch", "onnx")
 TileSize = int | Literal["auto"] | None
 """A tile side in input pixels, None for one whole-image call, or "auto" (`plan_tiles`)."""
 
+PADDING_HU = -1500.0
+"""CT values below this are no tissue (air is -1000 HU, stored CT starts at -1024) but the
+padding some scanners write outside the reconstructed field of view (-2000, -2048, -3024 HU):
+a CT model sees air there instead (`AIR_HU`), and the output keeps the input's padding.
+Without it a step of 2000 HU at the field-of-view circle, which no training image had,
+left a bright rim (x2) or a speckled band (x1) several pixels into the image beside it."""
+AIR_HU = -1000.0
+
 MEMORY_BUDGET = 768 * 2**20
 """Bytes of activations one model call may take under `tile_size="auto"` (whole image when
 it fits, else tiles; with the float32 output this keeps a 4096^2 result under 2 GB RSS)."""
@@ -275,8 +283,13 @@ class Predictor:
         batch_size: int = 1,
         on_tile: TileHook | None = None,
     ) -> np.ndarray:
-        """`image` through the normalisation (with `bounds`), the model and back."""
+        """`image` through the normalisation (with `bounds`), the model and back; a CT
+        image's padding (`PADDING_HU`) given to the model as air and kept in the output."""
         normalization = self.info.normalization
+        padding = self.padding(image)
+        source = image
+        if padding is not None:
+            image = np.where(padding, np.float32(AIR_HU), image)
         x = normalization.forward(image, bounds)
         run = self.run
         if normalization.get("noise_level_unit"):
@@ -288,7 +301,21 @@ class Predictor:
         )
         if sigma := LOW_FREQUENCY_CONSISTENCY.get(self.task):
             y = low_frequency_consistency(x, y, self.scale, sigma, in_place=True)
-        return normalization.inverse(y, bounds)
+        out = normalization.inverse(y, bounds)
+        if padding is not None:
+            s = self.scale
+            kept = padding.repeat(s, 0).repeat(s, 1) if s > 1 else padding
+            out[kept] = (source.repeat(s, 0).repeat(s, 1) if s > 1 else source)[kept]
+        return out
+
+    def padding(self, image: np.ndarray) -> np.ndarray | None:
+        """For a model of CT in HU, the pixels of `image` below `PADDING_HU` (outside the
+        field of view), or None when it has none (or the model is not one of HU)."""
+        normalization = self.info.normalization
+        if normalization["kind"] != "window" or normalization.get("unit") != "HU":
+            return None
+        mask = image < PADDING_HU
+        return mask if mask.any() else None
 
     def noise_channels(self, image: np.ndarray) -> list[float]:
         """A non-blind model's noise inputs for a whole 2-D image, in their units: the noise
