@@ -133,9 +133,9 @@ def test_a_folder_of_several_series_gives_one_derived_series_each(tmp_path: Path
     for k, (number, count, kernel) in enumerate(((3, 2, "B30f"), (3, 1, "D45f"), (None, 1, ""))):
         template.SeriesInstanceUID = f"1.2.826.0.1.3680043.2.{k + 1}"  # same number: by UID
         template.SeriesNumber, template.ConvolutionKernel = number, kernel
-        for k in range(count):
+        for z in range(count):
             template.SOPInstanceUID = pydicom.uid.generate_uid()
-            template.ImagePositionPatient[2] = 10.0 + 2.0 * k
+            template.ImagePositionPatient[2] = 10.0 + 2.0 * z
             template.save_as(tmp_path / "study" / f"IM{template.SOPInstanceUID[-12:]}.dcm")
     model = save_checkpoint(tmp_path / "ct.pt", task="ldct-x4")
     out = tmp_path / "out"
