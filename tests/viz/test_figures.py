@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from medsr.viz import figures
 from medsr.viz.figures import TARGET, grid_panels, zoom_box
 
 
@@ -44,3 +46,16 @@ def test_zoom_goes_to_the_most_edges_within_the_patient() -> None:
     assert 10 - 16 < top < 40 and 10 - 16 < left < 40  # overlaps the patient
     # a mask that leaves the region empty is ignored, not a blank zoom
     assert zoom_box(target, region, 16, within=np.zeros(target.shape, bool))[0] >= 64
+
+
+def test_zoom_prefers_many_ordinary_edges_to_a_marker(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = np.full((96, 96), 0.5)
+    target[6:18, 70:82] = 0.0  # a lead marker: a few edges of full contrast ...
+    target[9:15, 73:79] = 1.0
+    rows, cols = np.mgrid[:32, :32]
+    target[50:82, 10:42] += 0.04 * np.sin(rows * 1.3) * np.cos(cols * 1.1)  # ... or lung texture
+    region = (slice(0, 96), slice(0, 96))
+    top, left = zoom_box(target, region, 24)
+    assert 50 - 24 < top < 82 and 10 - 24 < left < 42
+    monkeypatch.setattr(figures, "EDGE_CAP_PERCENTILE", 100.0)  # uncapped: the marker wins
+    assert zoom_box(target, region, 24)[0] < 18
