@@ -198,3 +198,18 @@ def test_precision_is_checked_before_any_work(tiny_checkpoint: Path, tmp_path: P
     result = runner.invoke(app, [*command, "--precision", "fp8"])
     assert result.exit_code == 2 and "precision must be one of" in result.output
     assert len(result.output.splitlines()) == 1 and not out.exists()
+
+
+def test_a_file_input_names_its_grid_by_its_stem(tmp_path: Path) -> None:
+    import numpy as np
+
+    from medsr.image import Volume
+    from medsr.io import write
+
+    image = np.random.default_rng(0).random((64, 64)) * 4000
+    write(Volume(image, spacing=(0.2, 0.2), modality="CR"), tmp_path / "chest.png")
+    out = tmp_path / "report"
+    args = ["evaluate", "--no-model", "--data", str(tmp_path / "chest.png"), "--task", "x2"]
+    result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "grid_chest.png").is_file() and not (out / "grid_chest.png.png").exists()

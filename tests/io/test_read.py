@@ -11,6 +11,7 @@ import pytest
 
 from medsr.image import Volume
 from medsr.io import MedsrIOError, read, write
+from medsr.io.read import image_stem
 
 
 def test_dicom_without_suffix_is_found_by_preamble(
@@ -56,3 +57,11 @@ def test_write_refuses_dicom_volume_and_unknown_suffix(tmp_path: Path) -> None:
         write(image, tmp_path / "out.bmp")
     with pytest.raises(MedsrIOError, match="unsupported option"):
         write(image, tmp_path / "out.npy", value_range=(0, 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [("scan.nii.gz", "scan"), ("CXR.PNG", "CXR"), ("a.b.dcm", "a.b"), ("IM0001", "IM0001")],
+)
+def test_image_stem_drops_the_suffix_medsr_reads_by(name: str, stem: str) -> None:
+    assert image_stem(name) == stem

@@ -47,7 +47,7 @@ from medsr.inference.registry import ModelChoice, auto_model
 from medsr.inference.shard import Shard
 from medsr.io.dicom import FolderSeries, is_dicom_file, read_dicom_series, series_in_folder
 from medsr.io.errors import MedsrIOError
-from medsr.io.read import READ_SUFFIXES
+from medsr.io.read import READ_SUFFIXES, image_stem
 
 FORMATS = {"png": ".png", "tiff": ".tif", "nifti": ".nii.gz", "dicom": ".dcm"}
 AUTO = "auto"
@@ -92,14 +92,6 @@ class Job:
         return self.source if self.series is None else f"{self.source} {self.series.label}"
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", *READ_SUFFIXES):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def plan_jobs(inputs: Iterable[str]) -> list[Job]:
     """Expand the command-line inputs into jobs (see the module doc)."""
     jobs: list[Job] = []
@@ -109,7 +101,7 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
             continue
         path = Path(item)
         if path.is_file():
-            jobs.append(Job(str(path), _stem(path), path.resolve().parent))
+            jobs.append(Job(str(path), image_stem(path.name), path.resolve().parent))
         elif path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
             if any(p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p) for p in files):
@@ -121,7 +113,7 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
                 continue
             if not images:
                 raise MedsrIOError(path, "folder holds no DICOM files and no images")
-            jobs += [Job(str(p), _stem(p), path.resolve(), True) for p in images]
+            jobs += [Job(str(p), image_stem(p.name), path.resolve(), True) for p in images]
         else:
             raise MedsrIOError(path, "no such file or folder")
     stems = [job.stem for job in jobs]

@@ -23,6 +23,7 @@ from medsr.evaluation.baselines import DEFAULT_BASELINES
 from medsr.evaluation.pairs import EvalPair, make_pairs, read_pairs
 from medsr.evaluation.runner import COLUMNS, Enhancer, EvaluationResult, evaluate, write_csv
 from medsr.evaluation.stats import paired_differences, summarize
+from medsr.io.read import image_stem
 
 __all__ = [
     "EvalPair",
@@ -131,8 +132,10 @@ def write_outputs(
     pictures: dict[str, Path] = {"bars": figures.metric_bars(result, summary, out / "metrics.png")}
     if (nps := figures.nps_plot(result, out / "nps.png")) is not None:
         pictures["nps"] = nps
-    for image in result.images:
-        path = out / f"grid_{image.pair.name}.png"
+    stems = [image_stem(image.pair.name) for image in result.images]
+    unique = len(set(stems)) == len(stems)  # else a.png and a.dcm keep their suffixes
+    for image, stem in zip(result.images, stems, strict=True):
+        path = out / f"grid_{stem if unique else image.pair.name}.png"
         pictures[f"grid:{image.pair.name}"] = figures.comparison_grid(image, result.rows, path)
     written += list(pictures.values())
     conds = report.conditions(result, seed, interval, border, crop, split)

@@ -28,6 +28,17 @@ READ_SUFFIXES = (
     ".npy",
     ".inv3",
 )
+
+
+def image_stem(name: str) -> str:
+    """A file name without the suffix medsr reads it by (`scan.nii.gz` -> `scan`, any case);
+    other names as they are."""
+    for suffix in sorted(READ_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".png", ".tif", ".tiff", ".npy", ".dcm", ".dicom")
 
 
