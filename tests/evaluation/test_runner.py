@@ -41,8 +41,8 @@ def test_compute_metrics_equal_direct_metric_calls() -> None:
     p, t = torch.from_numpy(output), torch.from_numpy(target)
     assert got["psnr"] == pytest.approx(float(windowed_psnr(p, t, "neuro")), abs=1e-9)
     assert got["ssim"] == pytest.approx(float(windowed_ssim(p, t, "neuro")), abs=1e-9)
-    assert got["mse"] == pytest.approx(float(mse(p, t)), abs=1e-9)
-    assert got["hu_rmse"] == pytest.approx(float(hu_rmse(p, t)), abs=1e-9)
+    assert got["mse"] == pytest.approx(float(mse(p, t)), rel=1e-6)  # summed in float64 here
+    assert got["hu_rmse"] == pytest.approx(float(hu_rmse(p, t)), rel=1e-6)
     assert got["psnr_full_range"] == pytest.approx(float(psnr(p, t, data_range=4095.0)))
     assert got["psnr_full_range"] > got["psnr"] + 15  # why full range is never shown alone
     assert math.isnan(got["noise_sd"])  # no ROIs given
@@ -58,6 +58,17 @@ def test_compute_metrics_equal_direct_metric_calls() -> None:
     assert math.isnan(xray["hu_rmse"])
     with pytest.raises(ValueError, match="CT metrics need a window"):
         compute_metrics(output, target, "CT")
+
+
+def test_hu_errors_are_measured_inside_the_field_of_view() -> None:
+    rng = np.random.default_rng(1)
+    target = (40 + 10 * rng.standard_normal((48, 48))).astype(np.float32)
+    output = target + 3.0
+    target[:, :8] = -3024.0  # padding outside the field of view ...
+    output[:, :8] = -1000.0  # ... where a method wrote air: no image, no error
+    got = compute_metrics(output, target, "CT", "neuro")
+    assert got["hu_rmse"] == pytest.approx(3.0, abs=1e-4)
+    assert got["l1"] == pytest.approx(3.0, abs=1e-4) and got["mse"] == pytest.approx(9.0, 1e-4)
 
 
 def test_rows_equal_metrics_on_the_outputs(ct_small_result: EvaluationResult) -> None:

@@ -6,9 +6,9 @@ pixels excluded by default, so interpolation edge effects do not dominate):
 | column | CT | radiograph |
 |---|---|---|
 | `psnr`, `ssim` | window mapped to [0, 1], data range 1 | [0, 1] by the HR p0.5/p99.5 (*) |
-| `mse`, `l1` | HU^2, HU | on that [0, 1] scale |
+| `mse`, `l1` | HU^2, HU, inside the field of view (***) | on that [0, 1] scale |
 | `psnr_full_range`, `ssim_full_range` | [-1024, 3071] HU clipped, data range 4095 | - |
-| `hu_rmse` | HU | - |
+| `hu_rmse` | HU, inside the field of view (***) | - |
 | `noise_sd`, `nps_mean_frequency` | HU, cycles/pixel, in uniform ROIs of the HIGH image | - |
 | `contrast_kept` | the HIGH image's 1-3 px structure kept in its soft tissue (**) | - |
 | `consistency` | `medsr.inference.consistency_map(...).score` when given | same |
@@ -19,6 +19,8 @@ images are clipped to [0, 1]; data range 1. Full-range CT PSNR is never reported
 (**) `medsr.metrics.contrast.contrast_retention` with the default difference-of-Gaussians
 band (1-3 px) in `soft_tissue_mask(high)`: 1 kept, < 1 flattened (a denoiser smoothing
 low-contrast structure away), NaN where the image has no soft tissue away from edges.
+(***) the pixels where the target is at least `medsr.metrics.ct.PADDING_HU` (-1500 HU): the
+padding a scanner writes outside its field of view is no image (the window metrics clip it).
 
 A `target` row holds the target's own noise SD and NPS (the level a method should keep).
 """
@@ -41,7 +43,7 @@ from medsr.evaluation.baselines import DEFAULT_BASELINES, resolve_baselines, run
 from medsr.evaluation.pairs import EvalPair, choose_window
 from medsr.inference.predictor import TileSize
 from medsr.metrics.contrast import NothingToMeasure, contrast_retention, soft_tissue_mask
-from medsr.metrics.ct import describe_window, hu_rmse, windowed_psnr, windowed_ssim
+from medsr.metrics.ct import PADDING_HU, describe_window, windowed_psnr, windowed_ssim
 from medsr.metrics.image import l1, mse, psnr, ssim
 from medsr.metrics.noise import Roi, find_uniform_rois, mean_nps_frequency, noise_sd, radial_nps
 
@@ -147,14 +149,15 @@ def compute_metrics(
             raise ValueError("CT metrics need a window (neuro, abdomen or chest)")
         low, high = FULL_RANGE_HU
         pf, tf = p.clamp(low, high), t.clamp(low, high)
+        error = (p - t)[t >= PADDING_HU].double()  # inside the field of view
         out.update(
             psnr=float(windowed_psnr(p, t, window)),
             ssim=float(windowed_ssim(p, t, window)),
-            mse=float(mse(p, t)),
-            l1=float(l1(p, t)),
+            mse=float(error.square().mean()),
+            l1=float(error.abs().mean()),
             psnr_full_range=float(psnr(pf, tf, data_range=high - low)),
             ssim_full_range=float(ssim(pf, tf, data_range=high - low)),
-            hu_rmse=float(hu_rmse(p, t)),
+            hu_rmse=float(error.square().mean().sqrt()),
         )
         # NaN where there is no soft tissue away from edges, or no structure in it
         with contextlib.suppress(NothingToMeasure):

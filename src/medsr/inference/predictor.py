@@ -35,18 +35,16 @@ from medsr.inference.ensemble import self_ensemble
 from medsr.inference.registry import resolve_model
 from medsr.inference.runner import TorchRunner, select_precision
 from medsr.inference.tiling import Runner, TileHook, plan_tiles, tile_count, tiled_apply
+from medsr.metrics.ct import PADDING_HU
 
 BACKENDS = ("torch", "onnx")
 TileSize = int | Literal["auto"] | None
 """A tile side in input pixels, None for one whole-image call, or "auto" (`plan_tiles`)."""
 
-PADDING_HU = -1500.0
-"""CT values below this are no tissue (air is -1000 HU, stored CT starts at -1024) but the
-padding some scanners write outside the reconstructed field of view (-2000, -2048, -3024 HU):
-a CT model sees air there instead (`AIR_HU`), and the output keeps the input's padding.
-Without it a step of 2000 HU at the field-of-view circle, which no training image had,
-left a bright rim (x2) or a speckled band (x1) several pixels into the image beside it."""
 AIR_HU = -1000.0
+"""What a CT model sees where its input holds padding (`medsr.metrics.ct.PADDING_HU`); the
+output keeps the input's padding. Fed as it is, the 2000 HU step at the field-of-view circle,
+which no training image had, left a bright rim (x2) or a speckled band (x1) beside it."""
 
 MEMORY_BUDGET = 768 * 2**20
 """Bytes of activations one model call may take under `tile_size="auto"` (whole image when
@@ -284,7 +282,8 @@ class Predictor:
         on_tile: TileHook | None = None,
     ) -> np.ndarray:
         """`image` through the normalisation (with `bounds`), the model and back; a CT
-        image's padding (`PADDING_HU`) given to the model as air and kept in the output."""
+        image's padding (`PADDING_HU`) given to the model as air (`AIR_HU`) and kept in the
+        output."""
         normalization = self.info.normalization
         padding = self.padding(image)
         source = image
@@ -304,13 +303,20 @@ class Predictor:
         out = normalization.inverse(y, bounds)
         if padding is not None:
             s = self.scale
-            kept = padding.repeat(s, 0).repeat(s, 1) if s > 1 else padding
-            out[kept] = (source.repeat(s, 0).repeat(s, 1) if s > 1 else source)[kept]
+            if s > 1:  # a low pixel on the circle may also hold image: the model's output there
+                from scipy import ndimage
+
+                padding = ndimage.binary_erosion(padding, border_value=1)
+                kept = padding.repeat(s, 0).repeat(s, 1)
+                out[kept] = source.repeat(s, 0).repeat(s, 1)[kept]
+            else:
+                out[padding] = source[padding]
         return out
 
     def padding(self, image: np.ndarray) -> np.ndarray | None:
         """For a model of CT in HU, the pixels of `image` below `PADDING_HU` (outside the
-        field of view), or None when it has none (or the model is not one of HU)."""
+        field of view), or None when it has none (or the model is not one of HU). At x2 / x4
+        the output keeps the padding of the low pixels whose 8 neighbours are padding too."""
         normalization = self.info.normalization
         if normalization["kind"] != "window" or normalization.get("unit") != "HU":
             return None

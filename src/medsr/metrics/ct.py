@@ -42,6 +42,12 @@ def describe_window(window: str | Window) -> str:
     return f"{name} C{w.center:g}/W{w.width:g} -> 0..1"
 
 
+PADDING_HU = -1500.0
+"""CT values below this are no tissue (air is -1000 HU, stored CT starts at -1024) but the
+padding some scanners write outside the reconstructed field of view (-2000, -2048, -3024 HU
+by vendor): no image to measure or to enhance."""
+
+
 def window_to_unit(image_hu: torch.Tensor, window: str | Window) -> torch.Tensor:
     """Map `[low, high]` of the window linearly to [0, 1], clipping outside."""
     w = get_window(window)
