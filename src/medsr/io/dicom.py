@@ -573,11 +573,13 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
         raise MedsrIOError(folder, "folder holds no DICOM files")
     datasets, paths = [], []
     for path in files:
+        if series_uid is not None:  # the other series' pixels are not read
+            header = read_dataset(path, stop_before_pixels=True)
+            if str(header.get("SeriesInstanceUID", "?")) != series_uid:
+                continue
         ds = read_dataset(path)
         if str(ds.get("SOPClassUID", "")).startswith(DICOMDIR_SOP_PREFIX):
             continue  # DICOMDIR index
-        if series_uid is not None and str(ds.get("SeriesInstanceUID", "?")) != series_uid:
-            continue
         try:
             check_image(ds, path)
         except MedsrIOError as error:
