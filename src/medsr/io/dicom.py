@@ -558,9 +558,16 @@ def series_in_folder(folder: str | Path) -> list[FolderSeries]:
         if isinstance(kernel, pydicom.multival.MultiValue):
             kernel = "/".join(str(k) for k in kernel)
         description = str(first.get("SeriesDescription", "") or kernel or "").strip()
-        number = int(number) if number not in (None, "") else None
-        series.append(FolderSeries(uid, number, description, len(datasets)))
+        series.append(FolderSeries(uid, _integer(number), description, len(datasets)))
     return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
+
+
+def _integer(value: Any) -> int | None:
+    """An IS value as an int; None when absent or malformed (a header is never fatal here)."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 @reader
