@@ -106,3 +106,14 @@ def test_forward_model_in_bands_equals_the_whole_image(task: str) -> None:
     banded = forward_model(image, task, scale, band_pixels=image.shape[1] * scale * 20)
     assert banded.shape == whole.shape == (200, 24)
     np.testing.assert_allclose(banded, whole, atol=1e-5)
+
+
+def test_ct_padding_outside_the_field_of_view_is_not_scored() -> None:
+    rng = np.random.default_rng(3)
+    high = (40 + 5 * rng.standard_normal((64, 64))).astype(np.float32)
+    low = high.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+    low[:, :3] = -3024.0  # padding (e.g. GE's) where the model wrote air
+    result = consistency_map(low, high, "ldct-x4", 4, noise_sd=5.0)
+    assert result.score < 1 and not result.map[:, :3].any()
+    xray = consistency_map(low, high, "x4", 4, noise_sd=5.0)  # not CT: every pixel counts
+    assert xray.score > 100

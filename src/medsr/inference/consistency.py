@@ -44,6 +44,7 @@ import torch
 from scipy import ndimage
 
 from medsr.io.atomic import atomic_write, write_bytes_atomic
+from medsr.metrics.ct import PADDING_HU
 from medsr.physics.degradation import NoiseThenDownsample, SampledDegradation
 from medsr.physics.tasks import TASKS, DownsampleTask, RadiographTask, make_task
 from medsr.physics.unknown_resize import UnknownResizeTask
@@ -150,6 +151,8 @@ def consistency_map(
             f"output {output.shape} must be the input {low.shape} times the scale {scale}"
         )
     residual = low - forward_model(output, task, scale)
+    if task in TASKS and "CT" in (TASKS[task].modalities or ()):
+        residual[low < PADDING_HU] = 0.0  # padding outside the field of view: no image
     spread = float(np.subtract(*np.percentile(low, [99.5, 0.5])))
     sd_in = estimate_noise_sd(low) if noise_sd is None else float(noise_sd)
     sd_in = max(sd_in, 1e-6 * max(spread, 1e-12))
