@@ -35,6 +35,7 @@ from medsr.io.slice_geometry import describe_stack, stack_metadata
 PET_UNITS_READ = {"GML": "SUV", "CNTS": "counts"}
 """DICOM PET Units (0054,1001) -> medsr unit: GML (g/ml) is the body-weight SUV."""
 
+DICOMDIR_SOP_PREFIX = "1.2.840.10008.1.3.10"
 NON_IMAGE_SOP_PREFIXES = {
     "1.2.840.10008.5.1.4.1.1.88.": "structured report",
     "1.2.840.10008.5.1.4.1.1.481.3": "RT structure set",
@@ -42,7 +43,7 @@ NON_IMAGE_SOP_PREFIXES = {
     "1.2.840.10008.5.1.4.1.1.66": "segmentation / registration / fiducials object",
     "1.2.840.10008.5.1.4.1.1.11.": "presentation state",
     "1.2.840.10008.5.1.4.1.1.104.": "encapsulated document",
-    "1.2.840.10008.1.3.10": "media storage directory (DICOMDIR)",
+    DICOMDIR_SOP_PREFIX: "media storage directory (DICOMDIR)",
 }
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 FIRST_PIXEL_TAG = 0x7FE00008  # FloatPixelData; PixelData is (7FE0,0010)
@@ -513,9 +514,6 @@ def _series_files(folder: Path) -> list[Path]:
     """Files of `folder` (recursive) that look like DICOM: a .dcm suffix or the preamble."""
     files = _walk(folder)
     return [p for p in files if p.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(p)]
-
-
-DICOMDIR_SOP_PREFIX = "1.2.840.10008.1.3.10"
 
 
 @dataclass(frozen=True)
