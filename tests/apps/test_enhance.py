@@ -43,3 +43,30 @@ def test_a_folder_with_dicom_in_subfolders_only_is_one_series_input(tmp_path: Pa
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(MedsrIOError, match="no DICOM files and no images"):
         plan_jobs([str(tmp_path / "empty")])
+
+
+def write_series(folder: Path, uid: str, number: int, image_type: list[str]) -> None:
+    """One CT_small file as series `uid` with `image_type`."""
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    template.SeriesInstanceUID, template.SeriesNumber = uid, number
+    template.ImageType, template.SOPInstanceUID = image_type, pydicom.uid.generate_uid()
+    folder.mkdir(parents=True, exist_ok=True)
+    template.save_as(folder / f"IM{number}.dcm")
+
+
+def test_a_localizer_series_of_a_study_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    write_series(study / "s1", "1.2.3.1", 1, ["ORIGINAL", "PRIMARY", "LOCALIZER", "CT_SOM5 TOP"])
+    write_series(study / "s2", "1.2.3.2", 2, ["ORIGINAL", "PRIMARY", "AXIAL"])
+    with pytest.warns(UserWarning, match=r"series 1 \(STANDARD, 1 image\) skipped: a localizer"):
+        (job,) = plan_jobs([str(study)])
+    assert job.stem == "study_series2" and job.series is not None and not job.series.localizer
+
+
+def test_a_folder_of_localizers_only_is_not_skipped(tmp_path: Path) -> None:
+    """The user pointed at the scouts themselves: they are enhanced."""
+    study = tmp_path / "scouts"
+    for number in (1, 2):
+        write_series(study, f"1.2.3.{number}", number, ["ORIGINAL", "PRIMARY", "LOCALIZER"])
+    jobs = plan_jobs([str(study)])
+    assert [job.stem for job in jobs] == ["scouts_series1", "scouts_series2"]

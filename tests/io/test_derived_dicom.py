@@ -147,6 +147,44 @@ def test_ct_keeps_a_source_range_above_3071(testdata: TestData, tmp_path: Path) 
     assert read(tmp_path / "ct.dcm").array.max() == 4000.0 and float(ds.RescaleSlope) == 1.0
 
 
+def padded_ct(padding: np.ndarray | float) -> Volume:
+    """A 64^2 CT slice whose corners outside a circle hold `padding` (the field of view of
+    a scanner that writes -2000 / -3024 HU there); inside, -1000 .. 3000 HU and 3 pixels
+    a model made below -1024 HU."""
+    yy, xx = np.mgrid[:64, :64]
+    outside = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 30**2
+    values = np.linspace(-1000.0, 3000.0, 64 * 64).reshape(64, 64)
+    values[32, 30:33] = -1100.0
+    values[outside] = np.broadcast_to(padding, values.shape)[outside]
+    return Volume(values, (0.5, 0.5), "CT", "HU", metadata={"inference": INFO})
+
+
+def test_ct_padding_outside_the_field_of_view_is_kept_and_declared(
+    dciodvfy: Callable[[Path], set[str]], tmp_path: Path
+) -> None:
+    """The padding the model's output kept from its input is written as it was (not clipped
+    to -1024 HU, not counted as clipped), and declared as PixelPaddingValue."""
+    ct = padded_ct(-3024.0)
+    with pytest.warns(UserWarning, match="3 pixel"):
+        ds = pydicom.dcmread(write_dicom(ct, tmp_path / "ct.dcm"))
+    assert (ds.RescaleSlope, ds.RescaleIntercept, ds.PixelPaddingValue) == (1, -3024, 0)
+    expected = np.where(ct.array < -1500, ct.array, np.clip(np.rint(ct.array), -1024, 3071))
+    assert np.array_equal(read(tmp_path / "ct.dcm").array, expected)
+    assert "3 pixel(s) outside the physically possible -1024..3071 HU clipped (3 below" in (
+        ds.DerivationDescription
+    )
+    assert not dciodvfy(tmp_path / "ct.dcm")
+
+
+def test_ct_padding_of_several_values_is_kept_without_a_padding_value(tmp_path: Path) -> None:
+    ct = padded_ct(np.where(np.arange(64) < 32, -2000.0, -3024.0)[:, None])
+    with pytest.warns(UserWarning, match="clipped"):
+        ds = pydicom.dcmread(write_dicom(ct, tmp_path / "ct.dcm"))
+    assert ds.RescaleIntercept == -3024 and "PixelPaddingValue" not in ds
+    padding = ct.array < -1500
+    assert np.array_equal(read(tmp_path / "ct.dcm").array[padding], ct.array[padding])
+
+
 # -- dciodvfy over the bundled samples -----------------------------------------------------
 
 

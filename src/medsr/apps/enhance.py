@@ -35,6 +35,7 @@ tiles that fit; `parse_tile` reads `--tile`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,14 +126,23 @@ def plan_jobs(inputs: Iterable[str]) -> list[Job]:
 def _dicom_folder_jobs(folder: Path) -> list[Job]:
     """A DICOM folder: one job, or one per series when it holds several (an exported study:
     each series its own output, `<folder>_series<Series Number>`, `..._series<number>_<k>`
-    where series share a number, `..._series_<k>` where they have none; k counts from 1)."""
+    where series share a number, `..._series_<k>` where they have none; k counts from 1).
+    Of several, a localizer series (scout, surview: a projection, not a slice) is skipped
+    with a warning that names it, unless all are localizers."""
     root = folder.resolve()
     series = series_in_folder(folder)
     if len(series) <= 1:
         return [Job(str(folder), root.name, root, True)]
     numbers = [s.number for s in series]
+    only_localizers = all(s.localizer for s in series)
     jobs = []
     for k, entry in enumerate(series, 1):
+        if entry.localizer and not only_localizers:
+            warnings.warn(
+                f"{folder} {entry.label} skipped: a localizer (scout), not a slice to enhance",
+                stacklevel=2,
+            )
+            continue
         name = f"series{entry.number}" if entry.number is not None else "series"
         if entry.number is None or numbers.count(entry.number) > 1:
             name += f"_{k}"

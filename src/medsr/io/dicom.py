@@ -524,6 +524,7 @@ class FolderSeries:
     number: int | None  # Series Number, when the files carry one
     description: str  # Series Description, else the reconstruction kernel, else ""
     images: int
+    localizer: bool = False  # a scout / surview (Image Type LOCALIZER): a projection, no slice
 
     @property
     def label(self) -> str:
@@ -556,8 +557,17 @@ def series_in_folder(folder: str | Path) -> list[FolderSeries]:
         if isinstance(kernel, pydicom.multival.MultiValue):
             kernel = "/".join(str(k) for k in kernel)
         description = str(first.get("SeriesDescription", "") or kernel or "").strip()
-        series.append(FolderSeries(uid, _integer(number), description, len(datasets)))
+        localizer = all(_is_localizer(ds) for ds in datasets)
+        series.append(FolderSeries(uid, _integer(number), description, len(datasets), localizer))
     return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
+
+
+def _is_localizer(ds: Dataset) -> bool:
+    """Whether the image is a localizer (scout, topogram, surview): its Image Type's third
+    value (PS3.3 C.8.2.1.1.1 for CT, also used by MR and others)."""
+    value = ds.get("ImageType")
+    values = [] if value is None else [value] if isinstance(value, str) else list(value)
+    return len(values) > 2 and str(values[2]).strip().upper() == "LOCALIZER"
 
 
 def _integer(value: Any) -> int | None:

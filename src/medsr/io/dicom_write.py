@@ -6,7 +6,9 @@ and its Secondary Capture class carries no HU rescale or patient geometry):
 
 * CT of known pixel spacing is written as CT Image Storage (integer HU: RescaleSlope 1,
   RescaleIntercept -1024, values clipped to the physically possible -1024 .. max(3071, the
-  source's largest) HU, the clipping stated); every other image as Secondary Capture Image
+  source's largest) HU, the clipping stated; padding outside the field of view, below -1500
+  HU as a scanner wrote it and `Predictor` keeps it, stays as it was: RescaleIntercept at
+  the padding and PixelPaddingValue); every other image as Secondary Capture Image
   Storage keeping the source's Modality (one slope/intercept for the series, `raster.encode`).
 * Same StudyInstanceUID, patient and study attributes and FrameOfReferenceUID as the source;
   new SeriesInstanceUID (one per written series) and SOPInstanceUIDs. Empty Type 1 UIDs of a
@@ -49,6 +51,7 @@ from medsr.io.atomic import atomic_write, staged_folder
 from medsr.io.dicom import HEADERS_KEY
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import CT_RANGE_HU, encode, map_blocks
+from medsr.metrics.ct import PADDING_HU
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
@@ -235,32 +238,49 @@ def _uid(value: Any) -> str | None:
     return text if text and pydicom.uid.UID(text).is_valid else None
 
 
-def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str]]:
-    """(stored uint16, intercept, slope, notes). CT in HU: integer HU, RescaleSlope 1 and
-    RescaleIntercept -1024, clipped to the physically possible -1024 .. max(3071, the
-    source's largest value) HU, the clipping stated in the notes and a warning. Anything
-    else: `raster.encode` (one slope and intercept for the whole series)."""
+def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str], int | None]:
+    """(stored uint16, intercept, slope, notes, stored padding value or None). CT in HU:
+    integer HU, RescaleSlope 1 and RescaleIntercept -1024, clipped to the physically
+    possible -1024 .. max(3071, the source's largest value) HU, the clipping stated in the
+    notes and a warning; padding outside the field of view (below `PADDING_HU`, which
+    `Predictor` keeps from the input) is kept as it was, not clipped: the intercept moves
+    down to it, and one padding value is declared as PixelPaddingValue. Anything else:
+    `raster.encode` (one slope and intercept for the whole series)."""
     if not (volume.modality == "CT" and volume.unit == "HU"):
         stored, intercept, slope = encode(volume)
-        return stored.astype(np.uint16), intercept, slope, []
+        return stored.astype(np.uint16), intercept, slope, [], None
     source_range = volume.metadata.get("source_value_range") or [CT_RANGE_HU[0], CT_RANGE_HU[1]]
-    low = CT_RANGE_HU[0]
-    high = min(max(CT_RANGE_HU[1], float(np.ceil(source_range[1]))), low + 65535)
-    lowest, highest = float(volume.array.min()), float(volume.array.max())
+    array = volume.array
+    lowest, highest = float(array.min()), float(array.max())
     if not (np.isfinite(lowest) and np.isfinite(highest)):
         raise ValueError("image holds NaN or infinite values; they cannot be stored as integers")
-    below = int(np.count_nonzero(volume.array < low - 0.5))  # rounds below `low`
-    above = int(np.count_nonzero(volume.array > high + 0.5))
+    physical_low = CT_RANGE_HU[0]
+    padded = lowest < PADDING_HU
+    low = float(np.rint(lowest)) if padded else physical_low  # the intercept
+    high = min(max(CT_RANGE_HU[1], float(np.ceil(source_range[1]))), low + 65535)
+    padding_value = None
+    if padded:
+        padding_values = array[array < PADDING_HU]
+        if float(padding_values.max()) == lowest and lowest == np.rint(lowest):
+            padding_value = 0  # one integer padding value, stored as the intercept
+    in_field = array >= PADDING_HU
+    below = int(np.count_nonzero(in_field & (array < physical_low - 0.5)))  # rounds below
+    above = int(np.count_nonzero(array > high + 0.5))
     notes = []
     if below or above:
         notes.append(
-            f"{below + above} pixel(s) outside the physically possible {low:g}..{high:g} HU "
-            f"clipped ({below} below, {above} above; stored as integer HU)"
+            f"{below + above} pixel(s) outside the physically possible {physical_low:g}..{high:g}"
+            f" HU clipped ({below} below, {above} above; stored as integer HU)"
         )
         warnings.warn(f"derived CT: {notes[0]}", stacklevel=4)
+
+    def to_stored(block: np.ndarray) -> np.ndarray:
+        rounded = np.rint(block)
+        kept = np.where(block < PADDING_HU, rounded, np.clip(rounded, physical_low, high))
+        return np.clip(kept, low, high) - low
+
     # in float64 blocks (`raster.map_blocks`): no float64 copy of a whole large output
-    stored = map_blocks(volume.array, lambda b: np.clip(np.rint(b), low, high) - low, np.uint16)
-    return stored, low, 1.0, notes
+    return map_blocks(array, to_stored, np.uint16), low, 1.0, notes, padding_value
 
 
 def write_dicom_series(
@@ -321,7 +341,7 @@ def _reference(record: dict[str, Any] | None, source: Dataset | None) -> Dataset
 def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
     if not overwrite and (existing := [str(p) for p in paths if p.exists()]):
         raise FileExistsError(f"will not overwrite {', '.join(existing[:3])}")
-    stored, intercept, slope, value_notes = _stored_values(volume)
+    stored, intercept, slope, value_notes, padding_value = _stored_values(volume)
     cache: dict[str, Dataset | None] = dict(volume.metadata.get(HEADERS_KEY) or {})  # as read
     sources = _sources(volume, cache)
     records = _slice_records(volume)
@@ -380,6 +400,8 @@ def _write(volume: Volume, paths: list[Path], overwrite: bool) -> list[Path]:
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:.8g}", f"{slope:.8g}"
+        if padding_value is not None:  # the input's padding outside the field of view, kept
+            ds.add_new("PixelPaddingValue", "US", padding_value)
         ds.RescaleType = "HU" if volume.unit == "HU" else "US"
         if volume.modality == "PT" and volume.unit in PET_UNITS_WRITTEN:
             ds.Units = PET_UNITS_WRITTEN[volume.unit]  # read back as the same unit

@@ -34,14 +34,12 @@ from typing import Any
 
 import torch
 
+from medsr.metrics.ct import PADDING_HU
 from medsr.physics.projector import (
     RECONSTRUCTION_KERNELS,
     ParallelBeamProjector,
     kernel_bins_per_pixel,
 )
-
-# HU below this is out-of-field padding (-2000, -3024 in DICOM), treated as air.
-PADDING_HU = -1500.0
 
 
 def hu_to_attenuation(image_hu: torch.Tensor, mu_water_per_cm: float) -> torch.Tensor:
