@@ -15,6 +15,7 @@ from medsr.image import (
     dihedral,
     gaussian_blur,
     rescaled_in_plane,
+    thick_slabs,
     undo_dihedral,
 )
 
@@ -85,3 +86,17 @@ def test_body_mask_is_the_largest_region_with_its_holes() -> None:
     assert mask[10:50, 10:50].all()  # the lung's hole filled
     assert mask.sum() == 40 * 40  # nothing of the table
     assert not body_mask(np.full((8, 8), -1000.0)).any()
+
+
+def test_thick_slabs_average_adjacent_slices_and_quiet_the_noise() -> None:
+    direction = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # coronal
+    noise = np.random.default_rng(0).normal(0.0, 10.0, (7, 64, 64)).astype(np.float32)
+    volume = Volume(noise, (1.5, 0.5, 0.5), "CT", "HU", origin=(1, 2, 3), direction=direction)
+    slabs = thick_slabs(volume, 3)
+    assert slabs.shape == (2, 64, 64) and slabs.spacing == (4.5, 0.5, 0.5)  # slice 7 dropped
+    np.testing.assert_allclose(slabs.array[1], noise[3:6].mean(axis=0), atol=1e-5)
+    assert slabs.origin == pytest.approx((1, 2 - 1.5, 3))  # the first 3 slices' centre (normal -y)
+    assert slabs.array.std() == pytest.approx(10 / np.sqrt(3), rel=0.05)
+    assert slabs.metadata["thick_slab"] == 3 and slabs.modality == "CT"
+    with pytest.raises(ValueError, match="3-D volume"):
+        thick_slabs(Volume(noise[0], (0.5, 0.5)), 2)

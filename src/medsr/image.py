@@ -187,6 +187,24 @@ def rescaled_in_plane(
     return spacing, (float(origin[0]), float(origin[1]), float(origin[2]))
 
 
+def thick_slabs(volume: Volume, k: int) -> Volume:
+    """`volume` (3-D) reconstructed k times thicker: the mean of each k adjacent slices
+    (non-overlapping; a last incomplete group is dropped), slice spacing times k, the origin
+    at the first group's centre. A thicker reconstruction of the same scan averages its
+    slices so: the same in-plane anatomy, noise SD down by about sqrt(k) (a clinical head
+    CT's 5 mm slices are that much quieter than its 1-1.5 mm ones)."""
+    if not volume.is_volume or k < 1:
+        raise ValueError(f"thick slabs need a 3-D volume and k >= 1, got {volume.shape}, {k}")
+    n = volume.num_slices // k
+    groups = volume.array[: n * k].reshape(n, k, *volume.array.shape[1:])
+    array = groups.mean(axis=1, dtype=np.float64).astype(np.float32)
+    spacing = (volume.spacing[0] * k, *volume.spacing[1:])
+    shift = volume.direction[:, 2] * volume.spacing[0] * (k - 1) / 2
+    x, y, z = (float(v) for v in np.asarray(volume.origin) + shift)
+    metadata = {**volume.metadata, "thick_slab": k}
+    return replace(volume, array=array, spacing=spacing, origin=(x, y, z), metadata=metadata)
+
+
 PERCENTILES = (0.5, 99.5)
 MAX_PERCENTILE_VALUES = 2_000_000
 

@@ -99,6 +99,8 @@ def test_unknown_keys_list_the_valid_ones() -> None:
         ('data.source_weights={"nowhere":2}', "are not in data.samples / folders"),
         ('data.source_weights={"invesalius-head-ct":0}', "must be > 0"),
         ('data.source_weights={"invesalius-head-ct":2}', "needs data.split source"),
+        ("data.thick_slabs=[1]", "thick_slabs must be integers >= 2"),
+        ("data.thick_slabs=[3]", "thick_slabs needs data.split source"),
         ("losses.pixel.outside_window=0", "outside_window must be > 0"),
         ("losses.pixel.lowpass_sigma=-1", "lowpass_sigma and highpass_weight must be >= 0"),
         ("losses.pixel.highpass_weight=-0.5", "lowpass_sigma and highpass_weight must be >= 0"),

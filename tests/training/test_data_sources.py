@@ -112,3 +112,18 @@ def test_real_pairs_refuse_other_data_and_other_tasks(tmp_path: Path) -> None:
     settings = config(source, "model.scale=4", samples=["ct-small"], task="ldct-x4", scale=4)
     with pytest.raises(ValueError, match="real-pairs needs task ldct.*; no other data"):
         build(settings)
+
+
+def test_thick_slabs_add_each_training_volume_reconstructed_thicker(tmp_path: Path) -> None:
+    from medsr.training.data import _sources
+    from tests.data.public.test_lidc import write_series
+
+    write_series(tmp_path / "series", "P1", "CT", 5)
+    settings = config(
+        {}, task="x2", scale=2, folders=[str(tmp_path / "series")],
+        validation_samples=["ct-small"], sources=[], thick_slabs=[2],
+    )  # fmt: skip
+    train, validation, _ = _sources(settings.data, settings.normalization)
+    assert [s.volume.num_slices for s in train] == [5, 2] and len(validation) == 1
+    assert train[1].volume.metadata["thick_slab"] == 2
+    assert train[1].volume.spacing[0] == 2 * train[0].volume.spacing[0]

@@ -82,11 +82,15 @@ class DataConfig:
     `pet`. `num_workers`: DataLoader worker processes (batches do not depend on it).
     `source_weights`: a sample name or folder of `samples` / `folders` -> how many times as
     often its slices are drawn as their foreground alone gives (default 1; training only).
+    `thick_slabs`: each 3-D training volume of `samples` / `folders` also as the thicker
+    reconstruction of the same scan, the mean of k adjacent slices (non-overlapping), for
+    each k listed (training only, `split: source`; `medsr.image.thick_slabs`).
     """
 
     samples: list[str] = field(default_factory=lambda: ["invesalius-head-ct"])
     folders: list[str] = field(default_factory=list)
     source_weights: dict[str, float] = field(default_factory=dict)
+    thick_slabs: list[int] = field(default_factory=list)
     validation_samples: list[str] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
     task: str = "x4"
@@ -469,6 +473,10 @@ def _validate(config: TrainConfig) -> None:
         raise ValueError(f"data.source_weights must be > 0, got {d.source_weights}")
     if d.source_weights and d.split != "source":
         raise ValueError("data.source_weights needs data.split source")
+    if any(isinstance(k, bool) or not isinstance(k, int) or k < 2 for k in d.thick_slabs):
+        raise ValueError(f"data.thick_slabs must be integers >= 2, got {d.thick_slabs}")
+    if d.thick_slabs and d.split != "source":
+        raise ValueError("data.thick_slabs needs data.split source")
     if not config.losses.pixel.outside_window > 0:
         raise ValueError(
             f"losses.pixel.outside_window must be > 0, got {config.losses.pixel.outside_window}"

@@ -23,7 +23,7 @@ from medsr.data.pet_bank import PetBankPairs
 from medsr.data.public.tcia_ldct import TciaLdctPairs
 from medsr.data.sources import TciaLdctSource, source_from_dict
 from medsr.data.splits import assert_disjoint_sources, split_by_slab
-from medsr.image import Volume
+from medsr.image import Volume, thick_slabs
 from medsr.io.samples import load_sample
 from medsr.physics.tasks import make_task
 from medsr.training.config import DataConfig, LowDoseConfig, NormalizationConfig
@@ -119,6 +119,13 @@ def _sources(
     if normalization.kind == "percentile":
         val_volumes = [_percentile_normalize(v, normalization.percentiles) for v in val_volumes]
     weights = config.source_weights
+    train_volumes += [
+        slabs
+        for v in train_volumes[: len(config.samples) + len(config.folders)]
+        if v.is_volume
+        for k in config.thick_slabs
+        if (slabs := thick_slabs(v, k)).num_slices
+    ]
     train = [PatchSource(v, None, weight=weights.get(_named_as(v), 1.0)) for v in train_volumes]
     validation = [PatchSource(v, None) for v in val_volumes]
     ids = {"train": _source_ids(train), "validation": _source_ids(validation)}
