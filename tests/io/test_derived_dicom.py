@@ -266,3 +266,22 @@ def test_dciodvfy_finds_no_new_error_in_a_pet_series(
     (derived,) = write_dicom_series(enhanced(suv), tmp_path / "out")
     assert pydicom.dcmread(derived).Units == "GML"
     assert dciodvfy(derived) <= dciodvfy(source)
+
+
+def test_acr_nema_dates_and_times_of_a_source_are_written_as_dicom(
+    dciodvfy: Callable[[Path], set[str]], testdata: TestData, tmp_path: Path
+) -> None:
+    """`1993.04.30` / `11:27:24` (old files) become `19930430` / `112724`; a value no form
+    reads is left empty (Type 2), with a warning; and dciodvfy finds no error, the Secondary
+    Capture of an image of unknown spacing included (its Laterality, Type 2C, is present)."""
+    ds = pydicom.dcmread(testdata("CT_small.dcm"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values it writes
+        ds.StudyDate, ds.StudyTime, ds.PatientBirthDate = "1993.04.30", "11:27:24", "unknown"
+        del ds.PixelSpacing  # Secondary Capture: Laterality is then required (Type 2C)
+        ds.save_as(tmp_path / "old.dcm")
+    with pytest.warns(UserWarning, match="PatientBirthDate 'unknown' is not a DICOM DA"):
+        path = write_dicom(enhanced(read_quietly(tmp_path / "old.dcm")), tmp_path / "out.dcm")
+    out = pydicom.dcmread(path)
+    assert (out.StudyDate, out.StudyTime, out.PatientBirthDate) == ("19930430", "112724", "")
+    assert not dciodvfy(path)

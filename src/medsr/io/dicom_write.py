@@ -35,6 +35,7 @@ holds a PatientID) and no source reference.
 from __future__ import annotations
 
 import datetime
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,30 @@ _COPIED = (
     "ConvolutionKernel",
     "AcquisitionNumber",
 )
+
+
+_DATE_TIME = {
+    # VR: (a valid value, the ACR-NEMA form some old files carry: 1993.04.30, 11:27:24)
+    "DA": (re.compile(r"\d{8}"), re.compile(r"(\d{4})\.(\d{2})\.(\d{2})")),
+    "TM": (
+        re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"),
+        re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?"),
+    ),
+}
+
+
+def _date_or_time(keyword: str, vr: str, value: Any) -> str:
+    """A source's date (DA) or time (TM) as DICOM writes it: a valid value as it is, the
+    ACR-NEMA form (`1993.04.30`, `11:27:24`) rewritten (`19930430`, `112724`), anything else
+    left empty with a warning (all copied ones are Type 2 or 3: empty is valid)."""
+    text = "" if value is None else str(value).strip()
+    valid, legacy = _DATE_TIME[vr]
+    if not text or valid.fullmatch(text):
+        return text
+    if match := legacy.fullmatch(text):
+        return "".join(part for part in match.groups() if part)
+    warnings.warn(f"source {keyword} {text!r} is not a DICOM {vr}; left empty", stacklevel=5)
+    return ""
 
 
 def _header(path: str, cache: dict[str, Dataset | None]) -> Dataset | None:
@@ -183,10 +208,14 @@ def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
             continue
         if keyword in _TYPE_1 and not str(source[keyword].value or "").strip():
             continue  # an empty Type 1 value is never copied: the series gets a new one
-        setattr(ds, keyword, source[keyword].value)
+        value = source[keyword].value
+        if source[keyword].VR in _DATE_TIME:
+            value = _date_or_time(keyword, source[keyword].VR, value)
+        setattr(ds, keyword, value)
     if source is None:  # a PatientID kept in the metadata (e.g. NIfTI from DICOM) stays
         ds.PatientName = ANONYMOUS_NAME
         ds.PatientID = str(volume.metadata.get("PatientID") or ANONYMOUS_ID)
+    if "Laterality" not in ds and not str(ds.get("BodyPartExamined", "")).strip():
         ds.Laterality = ""  # type 2C, required when the body part is unknown
     for keyword in (
         "PatientName",
