@@ -562,12 +562,18 @@ def series_in_folder(folder: str | Path) -> list[FolderSeries]:
     return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
 
-def _is_localizer(ds: Dataset) -> bool:
-    """Whether the image is a localizer (scout, topogram, surview): its Image Type's third
-    value (PS3.3 C.8.2.1.1.1 for CT, also used by MR and others)."""
-    value = ds.get("ImageType")
+def image_type_kind(ds: Dataset | None) -> str:
+    """The third value of a header's Image Type (AXIAL, LOCALIZER, ...; PS3.3 C.8.2.1.1.1
+    for CT), "" when absent; a single-valued Image Type is one value, not a string of
+    characters."""
+    value = None if ds is None else ds.get("ImageType")
     values = [] if value is None else [value] if isinstance(value, str) else list(value)
-    return len(values) > 2 and str(values[2]).strip().upper() == "LOCALIZER"
+    return str(values[2]).strip() if len(values) > 2 else ""
+
+
+def _is_localizer(ds: Dataset) -> bool:
+    """Whether the image is a localizer (scout, topogram, surview)."""
+    return image_type_kind(ds).upper() == "LOCALIZER"
 
 
 def _integer(value: Any) -> int | None:

@@ -49,7 +49,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medsr._version import __version__
 from medsr.image import Provenance, Volume
 from medsr.io.atomic import atomic_write, staged_folder
-from medsr.io.dicom import HEADERS_KEY
+from medsr.io.dicom import HEADERS_KEY, image_type_kind
 from medsr.io.errors import MedsrIOError, check_can_write
 from medsr.io.raster import CT_RANGE_HU, encode, map_blocks
 from medsr.metrics.ct import PADDING_HU
@@ -251,14 +251,10 @@ def _base(volume: Volume, source: Dataset | None, sop_class: str) -> Dataset:
 
 
 def _image_type(source: Dataset | None, sop_class: str) -> list[str]:
-    """`DERIVED\\SECONDARY` plus the source's third value (e.g. AXIAL); a single-valued
-    source ImageType is one value, not a string of characters."""
-    value = None if source is None else source.get("ImageType")
-    values = [] if value is None else [value] if isinstance(value, str) else list(value)
-    kind = [str(v) for v in values[2:3] if str(v).strip()]
-    if not kind and sop_class == CT_IMAGE_STORAGE:
-        kind = ["AXIAL"]
-    return ["DERIVED", "SECONDARY", *kind]
+    """`DERIVED\\SECONDARY` plus the source's third value (`image_type_kind`, e.g. AXIAL;
+    AXIAL for a CT Image without one)."""
+    kind = image_type_kind(source) or ("AXIAL" if sop_class == CT_IMAGE_STORAGE else "")
+    return ["DERIVED", "SECONDARY", *([kind] if kind else [])]
 
 
 def _uid(value: Any) -> str | None:
@@ -287,13 +283,11 @@ def _stored_values(volume: Volume) -> tuple[np.ndarray, float, float, list[str],
     padded = lowest < PADDING_HU
     low = float(np.rint(lowest)) if padded else physical_low  # the intercept
     high = min(max(CT_RANGE_HU[1], float(np.ceil(source_range[1]))), low + 65535)
+    padding = array < PADDING_HU
     padding_value = None
-    if padded:
-        padding_values = array[array < PADDING_HU]
-        if float(padding_values.max()) == lowest and lowest == np.rint(lowest):
-            padding_value = 0  # one integer padding value, stored as the intercept
-    in_field = array >= PADDING_HU
-    below = int(np.count_nonzero(in_field & (array < physical_low - 0.5)))  # rounds below
+    if padded and float(array[padding].max()) == lowest and lowest == np.rint(lowest):
+        padding_value = 0  # one integer padding value, stored as the intercept
+    below = int(np.count_nonzero(~padding & (array < physical_low - 0.5)))  # rounds below
     above = int(np.count_nonzero(array > high + 0.5))
     notes = []
     if below or above:
