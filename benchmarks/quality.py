@@ -838,6 +838,11 @@ def _augmentation_text(data: dict[str, Any]) -> str:
             f"kernel-aware: input channel 3 = the slice's NPS mean frequency (the same ROIs) / "
             f"{ldct['noise_frequency_unit']} cycles/pixel"
         )
+    if ldct.get("dose_input"):
+        parts.append(
+            "dose-aware: input channel 4 = the pair's dose fraction (inference: --dose, by "
+            "default the task's)"
+        )
     return "; ".join(parts)
 
 

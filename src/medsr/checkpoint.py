@@ -126,7 +126,7 @@ class Normalization(Mapping[str, Any]):
     CT, SUV for PET); `percentile`: the same with `low`, `high` an image's (a volume's) own
     `percentiles`, so the model unit is [0, 1] between them. Not clipped either way. `unit`
     is the unit of the model's targets; `options` the other stored keys (`noise_level_unit`,
-    `noise_level_dose_fraction` and `noise_frequency_unit` of non-blind models,
+    `noise_level_dose_fraction`, `noise_frequency_unit` and `dose_input` of non-blind models,
     `guide_windows` and `guide_unit` of fusion models). Reads like the stored dict
     (`normalization["kind"]`, `.get("unit")`).
     """
@@ -316,9 +316,9 @@ class Checkpoint:
                 "use medsr fuse (FusionPredictor)"
             )
         info = self.info()
-        expected = 1 + sum(  # the image, then the noise level and frequency channels
+        expected = 1 + sum(  # the image, then the noise level, frequency and dose channels
             bool(info.normalization.get(key))
-            for key in ("noise_level_unit", "noise_frequency_unit")
+            for key in ("noise_level_unit", "noise_frequency_unit", "dose_input")
         )
         if info.in_channels != expected:
             raise ValueError(

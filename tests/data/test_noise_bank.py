@@ -336,6 +336,40 @@ def test_noise_frequency_follows_gain_and_zoom(volume) -> None:  # type: ignore[
     assert pairs.noise_frequency(0, 0, 0, gain=1e-3, zoom=1.0) == pytest.approx(f0, rel=1e-4)
 
 
+def test_dose_channel_is_the_realisations_dose_and_fixes_the_noise_the_target_keeps(volume) -> None:  # type: ignore[no-untyped-def]
+    # a fourth channel: the dose fraction the pair stands for, the one a user states with
+    # --dose; with the added noise's level it fixes the target's own noise
+    from medsr.data.noise_bank import item_dose_fraction
+
+    task = make_task("ldct", num_views=180, dose_range=(0.05, 0.9))
+    options = {"patch_size": 32, "num_samples": 12, "seed": 3, "realisations": 4}
+    pairs = NoiseBankPairs(
+        [volume],
+        task,
+        noise_level_unit=50.0,
+        noise_level_of="added",
+        noise_frequency_unit=0.5,
+        dose_input=True,
+        **options,  # type: ignore[arg-type]
+    )
+    doses = set()
+    for index in range(len(pairs)):
+        item = pairs[index]
+        assert item["low"].shape == (4, 32, 32)
+        r = item["params"]["sample"]["realisation"]
+        dose = pairs.realisation_params(0, 0, r).dose_fraction
+        assert item["params"]["dose_fraction"] == pytest.approx(dose)
+        assert torch.allclose(item["low"][3], torch.tensor(dose))
+        doses.add(round(dose, 6))
+    assert len(doses) > 1 and all(0.05 <= d <= 0.9 for d in doses)
+    # a gain g on the added noise stands for the dose whose added noise is g times as large
+    assert item_dose_fraction(0.25, 1.0) == pytest.approx(0.25)
+    d = item_dose_fraction(0.25, 2.0)
+    assert (1 / d - 1) == pytest.approx(4 * (1 / 0.25 - 1))
+    with pytest.raises(ValueError, match="dose_input needs noise_level_unit"):
+        NoiseBankPairs([volume], task, noise_level_unit=50.0, dose_input=True, **options)  # type: ignore[arg-type]
+
+
 def test_an_x2_non_blind_items_noise_channels_are_measured_on_the_low_grid(volume) -> None:  # type: ignore[no-untyped-def]
     # joint denoising + x2: the channels are what inference measures on its (low) input, the
     # whole noisy slice area-downsampled, not the high-grid slice

@@ -241,6 +241,37 @@ def test_a_kernel_aware_model_gets_the_noise_frequency_as_a_third_channel(
         Predictor.load(str(path))
 
 
+def test_a_dose_aware_model_gets_the_stated_dose_as_a_fourth_channel(
+    make_checkpoint: Callable[..., Path],
+) -> None:
+    from medsr.metrics.noise import estimate_noise
+
+    norm = {
+        **CT_WINDOW,
+        "noise_level_unit": 50.0,
+        "noise_level_dose_fraction": 0.25,
+        "noise_frequency_unit": 0.5,
+        "dose_input": True,
+    }
+    path = make_checkpoint(task="ldct", scale=1, normalization=norm, in_channels=4, **TINY)
+    predictor = Predictor.load(str(path))
+    image = (40.0 + np.random.default_rng(4).normal(0.0, 20.0, (64, 80))).astype(np.float32)
+    estimate = estimate_noise(image, "CT")
+    # by default the dose the model was trained for; --dose states another
+    for told, dose in ((predictor, 0.25), (predictor.with_noise_options(dose_fraction=0.1), 0.1)):
+        output, seen = _enhanced_with_batches(told, image)
+        assert np.isfinite(output).all()
+        for batch in seen:
+            assert batch.shape[1] == 4
+            assert np.allclose(batch[:, 1], estimate.sd * (1 - dose) ** 0.5 / 50.0)
+            assert np.allclose(batch[:, 3], dose)
+    # a 4-channel model without the dose input in its normalisation is refused
+    with pytest.raises(ValueError, match="4-channel"):
+        norm3 = {key: value for key, value in norm.items() if key != "dose_input"}
+        path = make_checkpoint(task="ldct", scale=1, normalization=norm3, in_channels=4, **TINY)
+        Predictor.load(str(path))
+
+
 def test_a_non_blind_x2_model_measures_its_noise_channels_on_the_low_input(
     make_checkpoint: Callable[..., Path],
 ) -> None:

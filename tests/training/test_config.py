@@ -94,6 +94,12 @@ def test_unknown_keys_list_the_valid_ones() -> None:
             "model.in_channels=2",
             "needs an ldct task and model.in_channels 3",
         ),
+        ("data.ldct.dose_input=true", "dose_input needs noise_level_unit and noise_level_of"),
+        (
+            "data.ldct.noise_level_unit=50 data.ldct.noise_level_of=added data.task=ldct "
+            "data.ldct.dose_input=true model.in_channels=2",
+            "needs an ldct task and model.in_channels 3",
+        ),
         ("data.zoom=[2.0]", "need 2 values"),
         ("training.discriminator_lr_ratio=0", "discriminator_lr_ratio must be > 0"),
         ('data.source_weights={"nowhere":2}', "are not in data.samples / folders"),

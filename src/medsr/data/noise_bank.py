@@ -51,6 +51,13 @@ fine grain is noise and how sharp the target is. Per item it follows the gain (N
 additive: the mean frequency of the sum is the power-weighted mean of the parts') and the
 zoom (a grid z times finer moves the noise to 1/z of its frequencies in cycles/pixel).
 
+With `dose_input` too (and `noise_level_of="added"`), `low` gets a last channel: the item's
+dose fraction d, the one a user states with `--dose` (at a gain g the noise of dose
+1 / (1 + g^2 (1/d - 1))). With the added noise it fixes how much noise the target keeps: its
+own noise is sqrt(d / (1 - d)) times the added noise's. Without it the model must guess d
+from the noise level, and guesses the training scans' mix: it left the grain of a 5-10 HU
+full dose in a 3 HU quiet head (`benchmarks/ct_quiet_head.py`).
+
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
 """
@@ -110,6 +117,7 @@ class NoiseBankPairs(SliceBank):
         noise_level_unit: float | None = None,
         noise_level_of: str = "input",
         noise_frequency_unit: float | None = None,
+        dose_input: bool = False,
     ) -> None:
         if getattr(task, "bank", None) != "noise":
             raise ValueError(f"task must be a LowDoseCTTask (an ldct* task), got {task!r}")
@@ -125,6 +133,8 @@ class NoiseBankPairs(SliceBank):
                 f"noise_frequency_unit needs noise_level_unit and a value > 0, got "
                 f"{noise_frequency_unit}"
             )
+        if dose_input and (noise_level_unit is None or noise_level_of != "added"):
+            raise ValueError("dose_input needs noise_level_unit and noise_level_of='added'")
         self.patches = patch_picker(sources, patch_size, num_samples, seed, min_foreground, augment)
         self.task, self.scale, self.normalize = task, task.scale, normalize
         self.realisations, self.bank_seed = realisations, bank_seed
@@ -133,7 +143,7 @@ class NoiseBankPairs(SliceBank):
         self.bank_options = task.kernel_shapes() or None  # a refitted kernel: a new bank
         self.bank = self._load_or_build(progress, cache_dir)
         self.noise_level_unit, self.noise_level_of = noise_level_unit, noise_level_of
-        self.noise_frequency_unit = noise_frequency_unit
+        self.noise_frequency_unit, self.dose_input = noise_frequency_unit, dose_input
         self.noise_measures = self._measure_noise() if noise_level_unit else {}
 
     @property
@@ -312,6 +322,10 @@ class NoiseBankPairs(SliceBank):
             frequency = self.noise_frequency(i, k, r, gain, zoom)
             sample["noise_frequency"] = frequency
             low = torch.cat([low, torch.full_like(low[:1], frequency / self.noise_frequency_unit)])
+        if self.dose_input:
+            dose = item_dose_fraction(drawn.dose_fraction, gain)
+            sample["dose_input"] = dose
+            low = torch.cat([low, torch.full_like(low[:1], dose)])
         params = {
             **params_record(drawn),
             "task": self.task.task,
@@ -320,3 +334,9 @@ class NoiseBankPairs(SliceBank):
             "sample": {**sample, "realisation": r, "noise_gain": gain, "zoom": zoom},
         }
         return {"low": low.contiguous(), "high": high.contiguous(), "params": params}
+
+
+def item_dose_fraction(dose_fraction: float, gain: float) -> float:
+    """The dose fraction whose added noise is `gain` times that of `dose_fraction`'s (the
+    added noise variance goes as 1 / d - 1 at a fixed normal dose)."""
+    return 1.0 / (1.0 + gain**2 * (1.0 / dose_fraction - 1.0))

@@ -325,8 +325,9 @@ class Predictor:
 
     def noise_channels(self, image: np.ndarray) -> list[float]:
         """A non-blind model's noise inputs for a whole 2-D image, in their units: the noise
-        level (`noise_level`), then, for a model that has it, the NPS mean frequency
-        (cycles/pixel, `medsr.metrics.noise.estimate_noise`, the same ROIs)."""
+        level (`noise_level`), then, for a model that has them, the NPS mean frequency
+        (cycles/pixel, `medsr.metrics.noise.estimate_noise`, the same ROIs) and the dose
+        fraction (`--dose`, by default the one the model was trained for)."""
         from medsr.metrics.noise import estimate_noise
 
         estimate = estimate_noise(np.asarray(image, dtype=np.float32), "CT")
@@ -334,6 +335,8 @@ class Predictor:
         channels = [self._noise_level(estimate.sd) / float(normalization["noise_level_unit"])]
         if unit := normalization.get("noise_frequency_unit"):
             channels.append(estimate.mean_frequency / float(unit))
+        if normalization.get("dose_input") and (dose := self._dose_fraction()) is not None:
+            channels.append(dose)
         return channels
 
     def noise_level(self, image: np.ndarray) -> float:
@@ -346,10 +349,16 @@ class Predictor:
 
         return self._noise_level(estimate_noise(np.asarray(image, dtype=np.float32), "CT").sd)
 
+    def _dose_fraction(self) -> float | None:
+        """The input's dose fraction: `--dose`, else the one the model was trained for (None
+        for a model told the input's own noise)."""
+        if self.dose_fraction is not None:
+            return self.dose_fraction
+        dose = self.info.normalization.get("noise_level_dose_fraction")
+        return None if dose is None else float(dose)
+
     def _noise_level(self, sd: float) -> float:
-        dose = self.dose_fraction
-        if dose is None:
-            dose = self.info.normalization.get("noise_level_dose_fraction")
+        dose = self._dose_fraction()
         level = sd if dose is None else sd * float(np.sqrt(1.0 - float(dose)))
         return level * self.strength
 

@@ -47,7 +47,9 @@ class LowDoseConfig:
     (model `in_channels: 2`): the input's (`noise_level_of: input`) or the added noise's
     (`added`, see noise_bank). `noise_frequency_unit` (cycles/pixel, with
     `noise_level_unit`): a third channel, the input's NPS mean frequency / it, which tells the
-    model the reconstruction kernel (model `in_channels: 3`).
+    model the reconstruction kernel (model `in_channels: 3`). `dose_input` (with
+    `noise_level_of: added`): one more channel, the item's dose fraction, which inference
+    takes from `--dose` (default the task's): how much of the noise the target keeps.
     """
 
     noise_gain: list[float] = field(default_factory=lambda: [1.0, 1.0])
@@ -55,6 +57,7 @@ class LowDoseConfig:
     noise_level_unit: float | None = None
     noise_level_of: Literal["input", "added"] = "input"
     noise_frequency_unit: float | None = None
+    dose_input: bool = False
 
 
 @dataclass
@@ -523,7 +526,10 @@ def _validate(config: TrainConfig) -> None:
     channels = config.model.kwargs.get("in_channels", 1)
     if d.ldct.noise_frequency_unit is not None and d.ldct.noise_level_unit is None:
         raise ValueError("data.ldct.noise_frequency_unit needs data.ldct.noise_level_unit")
-    expected = 2 if d.ldct.noise_frequency_unit is None else 3  # image, level (, frequency)
+    if d.ldct.dose_input and (d.ldct.noise_level_unit is None or d.ldct.noise_level_of != "added"):
+        raise ValueError("data.ldct.dose_input needs noise_level_unit and noise_level_of: added")
+    # the image, the level (, the frequency) (, the dose)
+    expected = 2 + (d.ldct.noise_frequency_unit is not None) + d.ldct.dose_input
     if d.ldct.noise_level_unit is not None and (
         channels != expected or not d.task.startswith("ldct")
     ):

@@ -234,6 +234,7 @@ def _dataset(
             noise_level_unit=config.ldct.noise_level_unit,
             noise_level_of=config.ldct.noise_level_of,
             noise_frequency_unit=config.ldct.noise_frequency_unit,
+            dose_input=config.ldct.dose_input,
         )
     return OnTheFlyPairs(
         sources,
@@ -265,6 +266,8 @@ def _model_normalization(
             options["noise_level_dose_fraction"] = float(task.dose_fraction)  # type: ignore[attr-defined]
     if ldct.noise_frequency_unit is not None:
         options["noise_frequency_unit"] = float(ldct.noise_frequency_unit)
+    if ldct.dose_input:
+        options["dose_input"] = True
     window = normalization.kind == "window"
     return Normalization(
         normalization.kind,
