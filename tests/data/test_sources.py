@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medsr.data.sources import LidcSource, TciaLdctSource, source_from_dict
+from medsr.data.sources import LidcSource, TciaLdctSource, rescaled, source_from_dict
+from medsr.image import Volume
 from tests.data.public.test_chestxray14 import build as chestxray14_layout
 from tests.data.public.test_lidc import classic_tree
 from tests.data.public.test_tcia_ldct import LOW_OFFSET, tcia_patient
@@ -46,6 +47,25 @@ def test_chestxray14_trains_and_validates_on_train_val_patients_only(tmp_path: P
     assert full.spacing == pytest.approx((0.143 * 2048 / 64, 0.143 * 2500 / 64))
     assert "official patient-wise lists" in images.statement
     assert "test patients are never read" in images.statement
+
+
+def mean_step(image: np.ndarray) -> float:
+    """The mean absolute difference of horizontal neighbours."""
+    return float(np.abs(np.diff(image, axis=1)).mean())
+
+
+def test_a_scale_above_1_is_the_image_bicubic_upsampled_smoother_per_pixel() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((32, 40)).astype(np.float32)
+    volume = Volume(image, (0.5, 0.5), "DX", "")
+    up = rescaled(volume, 1.5)
+    assert up.shape == (48, 60) and up.spacing == pytest.approx((1 / 3, 1 / 3))
+    assert up.metadata["rescaled_by"] == 1.5
+    assert abs(float(up.array.mean()) - float(image.mean())) < 0.01
+    # neighbours are closer than in the white-noise original: smoother per pixel
+    assert mean_step(up.array) < 0.8 * mean_step(image)
+    down = rescaled(volume, 0.5)
+    assert down.shape == (16, 20) and down.spacing == pytest.approx((1.0, 1.0))
 
 
 def test_lidc_reads_the_ct_series_of_train_and_validation_patients(tmp_path: Path) -> None:
@@ -89,7 +109,7 @@ def test_tcia_ldct_real_pairs_and_full_dose_volumes(tmp_path: Path) -> None:
         ({"kind": "nih", "path": "x"}, "known: image-folder, chestxray14, lidc-idri, tcia-ldct"),
         ({"kind": "lidc-idri", "path": "x", "holdout": 3}, r"takes no \['holdout'\]"),
         ({"kind": "chestxray14"}, "needs a path"),
-        ({"kind": "chestxray14", "path": "x", "scales": [2.0]}, r"scales must be in \(0, 1\]"),
+        ({"kind": "chestxray14", "path": "x", "scales": [2.5]}, r"scales must be in \(0, 2\]"),
         (
             {"kind": "lidc-idri", "path": "x", "validation_fraction": 0.6, "test_fraction": 0.5},
             "sum < 1",

@@ -16,8 +16,9 @@ data:
 by patient (the NIH ChestX-ray14 name `PPPPPPPP_FFF.png` gives patient `PPPPPPPP`; any other
 name is its own patient) and moves whole patients, in a seeded random order, to validation
 until it holds at least `holdout` images. Each image may be added at several `scales`
-(antialiased box/area resampling of the whole image, 1.0 = as stored), so patches are drawn
-at the grid users will feed the model. The split statement names the seed and the counts;
+(antialiased box/area resampling of the whole image, 1.0 = as stored; up to 2, bicubic
+upsampling: an image smoother per pixel, as a detector sampling finer than its blur gives),
+so patches are drawn at the grids users will feed the model. The split statement names the seed and the counts;
 `held_out_files` lists the validation files so benchmarks evaluate on exactly them.
 
 The public datasets are indexed by `medsr.data.public` (nothing is downloaded) and split by
@@ -98,9 +99,12 @@ class FolderSource:
         )
 
 
+MAX_SCALE = 2.0
+
+
 def _check_scales(scales: tuple[float, ...]) -> None:
-    if not scales or any(not 0 < s <= 1 for s in scales):
-        raise ValueError(f"scales must be in (0, 1], got {scales}")
+    if not scales or any(not 0 < s <= MAX_SCALE for s in scales):
+        raise ValueError(f"scales must be in (0, {MAX_SCALE:g}], got {scales}")
 
 
 @dataclass(frozen=True)
@@ -294,13 +298,17 @@ def held_out_files(source: FolderSource) -> list[Path]:
 
 
 def rescaled(volume: Volume, factor: float) -> Volume:
-    """The 2-D image resampled by `factor` <= 1 with antialiased (area) interpolation;
-    the pixel spacing grows by `1 / factor`."""
+    """The 2-D image resampled by `factor`: down (<= 1) with antialiased (area)
+    interpolation; up (> 1, at most `MAX_SCALE`) bicubic, an image smoother per pixel, as a
+    detector sampling finer than its own blur gives; the pixel spacing is divided by it."""
     if factor == 1.0:
         return volume
     image = torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32))[None, None]
     size = (round(image.shape[-2] * factor), round(image.shape[-1] * factor))
-    out = F.interpolate(image, size=size, mode="area")[0, 0].numpy()
+    if factor < 1.0:
+        out = F.interpolate(image, size=size, mode="area")[0, 0].numpy()
+    else:
+        out = F.interpolate(image, size=size, mode="bicubic", align_corners=False)[0, 0].numpy()
     spacing = tuple(s / factor for s in volume.spacing)
     result = volume.with_array(out, spacing=spacing)
     result.metadata = {**volume.metadata, "rescaled_by": factor}
