@@ -106,11 +106,15 @@ def _sources(
     config: DataConfig, normalization: NormalizationConfig
 ) -> tuple[list[PatchSource], list[PatchSource], str]:
     folder_train, folder_validation, folder_statements = _source_images(config)
-    train_volumes = _read_sources(config.samples, config.folders) + folder_train
-    if not train_volumes:
+    listed = _read_sources(config.samples, config.folders)  # the 3-D ones may be thickened
+    if not listed + folder_train:
         raise ValueError("data.samples and data.folders are both empty: nothing to train on")
     if normalization.kind == "percentile":  # mapped before the degradation (stated in config)
-        train_volumes = [_percentile_normalize(v, normalization.percentiles) for v in train_volumes]
+        listed, folder_train = (
+            [_percentile_normalize(v, normalization.percentiles) for v in volumes]
+            for volumes in (listed, folder_train)
+        )
+    train_volumes = listed + folder_train
     if config.split == "slab":
         return _slab_split(train_volumes, config)
     val_volumes = _read_sources(config.validation_samples, []) + folder_validation
@@ -121,7 +125,7 @@ def _sources(
     weights = config.source_weights
     train_volumes += [
         slabs
-        for v in train_volumes[: len(config.samples) + len(config.folders)]
+        for v in listed
         if v.is_volume
         for k in config.thick_slabs
         if (slabs := thick_slabs(v, k)).num_slices
