@@ -175,6 +175,28 @@ def test_series_in_folder_and_reading_one_of_them(testdata: TestData, tmp_path: 
         read_dicom_series(folder, series_uid="9.9")
 
 
+def test_a_localizer_stored_in_the_axial_series_is_left_out(
+    testdata: TestData, tmp_path: Path
+) -> None:
+    """Some scanners store the scout in the slices' series: it is a projection (here also
+    of another size), not a slice of the volume."""
+    folder = tmp_path / "series"
+    axial = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    z = _write_series(testdata("CT_small.dcm"), folder, count=3, ImageType=axial)
+    scout = pydicom.dcmread(testdata("CT_small.dcm"))
+    scout.ImageType, scout.SOPInstanceUID = ["ORIGINAL", "PRIMARY", "LOCALIZER"], generate_uid()
+    scout.SeriesInstanceUID = pydicom.dcmread(next(folder.iterdir())).SeriesInstanceUID
+    scout.PixelData, scout.Rows = scout.pixel_array[:64].tobytes(), 64
+    scout.save_as(folder / "scout.dcm")
+    (found,) = series_in_folder(folder)
+    assert found.images == 3 and not found.localizer
+    with pytest.warns(UserWarning, match=r"1 localizer image\(s\) \(scout\) of the series skipped"):
+        volume = read(folder)
+    assert volume.shape == (3, 128, 128) and volume.origin[2] == pytest.approx(z[0])
+    assert len(volume.metadata["SOPInstanceUIDs"]) == 3
+    assert scout.SOPInstanceUID not in volume.metadata["SOPInstanceUIDs"]
+
+
 def test_mixed_sizes_folder_lists_sizes(testdata: TestData, tmp_path: Path) -> None:
     folder = tmp_path / "sizes"
     _write_series(testdata("CT_small.dcm"), folder, count=2)
