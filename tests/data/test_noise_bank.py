@@ -278,6 +278,23 @@ def test_signal_kernel_gives_a_sharp_kernel_pair_its_sharp_signal(volume) -> Non
     assert kernels == {"b30f-like", "d45f-like"}
 
 
+def non_blind_bank(volume, task, num_samples: int, realisations: int, **extra) -> NoiseBankPairs:  # type: ignore[no-untyped-def]
+    """A bank of a kernel-aware non-blind denoiser's items (told the added noise's level and
+    the input's NPS mean frequency; `extra`: more channels)."""
+    return NoiseBankPairs(
+        [volume],
+        task,
+        patch_size=32,
+        num_samples=num_samples,
+        seed=3,
+        realisations=realisations,
+        noise_level_unit=50.0,
+        noise_level_of="added",
+        noise_frequency_unit=0.5,
+        **extra,
+    )
+
+
 def test_noise_frequency_channel_tells_the_kernel_as_inference_measures_it(volume) -> None:  # type: ignore[no-untyped-def]
     # a third channel: the NPS mean frequency of the whole low-dose slice, measured by
     # inference's estimator; a sharp kernel's pairs get a higher one than a smooth kernel's
@@ -292,14 +309,7 @@ def test_noise_frequency_channel_tells_the_kernel_as_inference_measures_it(volum
         signal_kernel=True,
     )
     options = {"patch_size": 32, "num_samples": 16, "seed": 3, "realisations": 4}
-    pairs = NoiseBankPairs(
-        [volume],
-        task,
-        noise_level_unit=50.0,
-        noise_level_of="added",
-        noise_frequency_unit=0.5,
-        **options,  # type: ignore[arg-type]
-    )
+    pairs = non_blind_bank(volume, task, num_samples=16, realisations=4)
     by_kernel: dict[str, set[float]] = {}
     for index in range(len(pairs)):
         item = pairs[index]
@@ -342,16 +352,7 @@ def test_dose_channel_is_the_realisations_dose_and_fixes_the_noise_the_target_ke
     from medsr.data.noise_bank import item_dose_fraction
 
     task = make_task("ldct", num_views=180, dose_range=(0.05, 0.9))
-    options = {"patch_size": 32, "num_samples": 12, "seed": 3, "realisations": 4}
-    pairs = NoiseBankPairs(
-        [volume],
-        task,
-        noise_level_unit=50.0,
-        noise_level_of="added",
-        noise_frequency_unit=0.5,
-        dose_input=True,
-        **options,  # type: ignore[arg-type]
-    )
+    pairs = non_blind_bank(volume, task, num_samples=12, realisations=4, dose_input=True)
     doses = set()
     for index in range(len(pairs)):
         item = pairs[index]
@@ -367,7 +368,7 @@ def test_dose_channel_is_the_realisations_dose_and_fixes_the_noise_the_target_ke
     d = item_dose_fraction(0.25, 2.0)
     assert (1 / d - 1) == pytest.approx(4 * (1 / 0.25 - 1))
     with pytest.raises(ValueError, match="dose_input needs noise_level_unit"):
-        NoiseBankPairs([volume], task, noise_level_unit=50.0, dose_input=True, **options)  # type: ignore[arg-type]
+        NoiseBankPairs([volume], task, noise_level_unit=50.0, dose_input=True)
 
 
 def test_an_x2_non_blind_items_noise_channels_are_measured_on_the_low_grid(volume) -> None:  # type: ignore[no-untyped-def]
@@ -383,15 +384,7 @@ def test_an_x2_non_blind_items_noise_channels_are_measured_on_the_low_grid(volum
         dose_range=(0.1, 0.3),
         signal_kernel=True,
     )
-    options = {"patch_size": 32, "num_samples": 8, "seed": 3, "realisations": 3}
-    pairs = NoiseBankPairs(
-        [volume],
-        task,
-        noise_level_unit=50.0,
-        noise_level_of="added",
-        noise_frequency_unit=0.5,
-        **options,  # type: ignore[arg-type]
-    )
+    pairs = non_blind_bank(volume, task, num_samples=8, realisations=3)
     for index in range(len(pairs)):
         item = pairs[index]
         assert item["low"].shape == (3, 16, 16) and item["high"].shape == (1, 32, 32)
