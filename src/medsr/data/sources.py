@@ -18,8 +18,9 @@ name is its own patient) and moves whole patients, in a seeded random order, to 
 until it holds at least `holdout` images. Each image may be added at several `scales`
 (antialiased box/area resampling of the whole image, 1.0 = as stored; up to 2, bicubic
 upsampling: an image smoother per pixel, as a detector sampling finer than its blur gives),
-so patches are drawn at the grids users will feed the model. The split statement names the seed and the counts;
-`held_out_files` lists the validation files so benchmarks evaluate on exactly them.
+so patches are drawn at the grids users will feed the model. The split statement names the
+seed and the counts; `held_out_files` lists the validation files so benchmarks evaluate on
+exactly them.
 
 The public datasets are indexed by `medsr.data.public` (nothing is downloaded) and split by
 patient with `split_by_source` (`seed`): `validation_fraction` of the patients validate,
