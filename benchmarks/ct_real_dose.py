@@ -48,7 +48,9 @@ Conditions (every pair, every method, one run), reported per kernel:
   blotchier); the contrast retention (`medsr.metrics.contrast`) in the full dose's soft
   tissue (smoothed full dose in -100..200 HU, 8 px from its edges): the output's
   difference-of-Gaussians band (1-3 px: fine, 2-6 px: coarser) regressed on the full dose's,
-  1 = its low-contrast structure kept (the quarter dose: ~1), < 1 flattened.
+  1 = its low-contrast structure kept (the quarter dose: ~1), < 1 flattened; and PSNR as
+  others may measure it: over the whole 12-bit HU range ([-1024, 3071] clipped, data range
+  4095 HU) and in a lung window ([-1350, 150] HU), the targets still on C40/W400.
 - A GAN fine-tune (`NAME-gan`) is held to staying above BM3D with a texture like the full
   dose's: NPS mean frequency within 0.03 c/px and noise SD within 20 % of the full dose's.
 """
@@ -91,6 +93,11 @@ from medsr.physics.resize import upsample
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ldct-mayo-L143"
 WINDOW = Window(center=40.0, width=400.0)
+# PSNR where others may measure it: the whole HU range a 12-bit scan stores, and a lung window
+OTHER_WINDOWS = {
+    "psnr_full_range": Window(center=1023.5, width=4095.0),  # [-1024, 3071] HU
+    "psnr_lung": Window(center=-600.0, width=1500.0),  # [-1350, 150] HU
+}
 GAUSSIAN_SIGMAS = tuple(round(0.3 + 0.1 * k, 1) for k in range(28))
 ROI_SIZE = 32
 CONTRAST_BANDS = {"contrast_1_3": (1.0, 3.0), "contrast_2_6": (2.0, 6.0)}  # DoG SDs, pixels
@@ -179,6 +186,7 @@ def measure(
     power, peak = grid_nps(output, rois)
     return {
         "psnr": float(windowed_psnr(p, t, WINDOW)),
+        **{name: float(windowed_psnr(p, t, window)) for name, window in OTHER_WINDOWS.items()},
         "ssim": float(windowed_ssim(p, t, WINDOW)),
         "noise_sd": noise_sd(output, rois),
         "hu_bias": float(np.mean(bias)),
@@ -245,6 +253,7 @@ def evaluate(
 
 METRICS = (
     "psnr",
+    *OTHER_WINDOWS,
     "ssim",
     "noise_sd",
     "hu_bias",
@@ -259,8 +268,8 @@ def table(results: dict[str, dict[str, Any]], scale: int) -> str:
     lines = [
         f"| kernel (pairs), x{scale} | method | PSNR dB | SSIM | noise SD HU | HU bias | "
         "NPS 0.25 peak | NPS 0.25 power / full dose's | NPS mean c/px | "
-        "contrast kept 1-3 / 2-6 px |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "contrast kept 1-3 / 2-6 px | PSNR full range / lung dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kernel, result in sorted(results.items()):
         for method, row in result["methods"].items():
@@ -274,7 +283,8 @@ def table(results: dict[str, dict[str, Any]], scale: int) -> str:
                 f"{row['ssim']:.4f} | {row['noise_sd']:.1f} | {row['hu_bias']:.1f} | "
                 f"{row['nps_peak_025']:.2f} | {row['nps_power_025']:.2f} | "
                 f"{row['nps_mean_frequency']:.3f} | "
-                f"{row['contrast_1_3']:.2f} / {row['contrast_2_6']:.2f} |"
+                f"{row['contrast_1_3']:.2f} / {row['contrast_2_6']:.2f} | "
+                f"{row['psnr_full_range']:.2f} / {row['psnr_lung']:.2f} |"
             )
     return "\n".join(lines)
 

@@ -91,3 +91,27 @@ def test_variants_add_the_rows_each_option_names(ct_real_dose: ModuleType) -> No
     assert rows["ct-ldct@dose0.1"].dose_fraction == 0.1
     assert rows["ct-ldct+ensemble"].geometric_ensemble
     assert list(ct_real_dose.variants({"ct-ldct": non_blind})) == ["ct-ldct"]
+
+
+def test_psnr_is_also_measured_over_the_whole_hu_range_and_a_lung_window(
+    ct_real_dose: ModuleType,
+) -> None:
+    """An error of 20 HU in soft tissue counts ~20 dB less over [-1024, 3071] than in C40/W400
+    (data range 4095 vs 400 HU); an error in the lungs only where the window shows it."""
+    from medsr.metrics.contrast import soft_tissue_mask
+    from medsr.metrics.noise import find_uniform_rois
+
+    rng = np.random.default_rng(1)
+    full = np.full((256, 256), 40.0, dtype=np.float32)
+    full[:, :64] = -850.0  # a lung
+    full += rng.normal(0.0, 5.0, full.shape).astype(np.float32)
+    output = full + rng.normal(0.0, 20.0, full.shape).astype(np.float32)
+    pair = ct_real_dose.Pair("p", "B30f", full, output)
+    rois = find_uniform_rois(full, size=ct_real_dose.ROI_SIZE)
+    power = ct_real_dose.grid_nps(full, rois)[0]
+    row = ct_real_dose.measure(output, pair, rois, power, soft_tissue_mask(full))
+    # C40/W400 clips the lung (a quarter of the image) in both: its error does not count
+    assert row["psnr"] == pytest.approx(20 * math.log10(400 / 20) + 10 * math.log10(4 / 3), abs=0.3)
+    assert row["psnr_full_range"] == pytest.approx(20 * math.log10(4095 / 20), abs=0.3)
+    assert row["psnr_lung"] == pytest.approx(20 * math.log10(1500 / 20), abs=0.3)
+    assert set(ct_real_dose.OTHER_WINDOWS) <= set(ct_real_dose.METRICS)
