@@ -55,8 +55,9 @@ With `dose_input` too (and `noise_level_of="added"`), `low` gets a last channel:
 dose fraction d, the one a user states with `--dose` (at a gain g the noise of dose
 1 / (1 + g^2 (1/d - 1))). With the added noise it fixes how much noise the target keeps: its
 own noise is sqrt(d / (1 - d)) times the added noise's. Without it the model must guess d
-from the noise level, and guesses the training scans' mix: it left the grain of a 5-10 HU
-full dose in a 3 HU quiet head (`benchmarks/ct_quiet_head.py`).
+from the noise level (the training scans' mix). Tried on `ct-ldct` (configs/srgan-ct-ldct.yaml,
+session 23): no gain on L143, and the quiet head of `benchmarks/ct_quiet_head.py` kept its
+grain; not shipped.
 
 Patch positions, foreground checks and augmentation come from `OnTheFlyPairs` (with an
 identity degradation), so items are reproducible from `(seed, epoch, index)` as there.
