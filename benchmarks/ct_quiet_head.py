@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from ct_real_dose import ROI_SIZE, Pair, classical, grid_nps, measure, parse_checkpoints
+from ct_real_dose import (
+    ROI_SIZE,
+    Pair,
+    block_mean,
+    classical,
+    grid_nps,
+    measure,
+    parse_checkpoints,
+)
 
 from medsr.evaluation.pairs import make_pairs
 from medsr.image import rescaled_in_plane
@@ -48,14 +57,15 @@ def head_at_096mm(folder: Path) -> str:
     """The pydicom head slice 2 x 2 block-averaged (padding as air) as a CT DICOM file."""
     head = load_sample("ct-head-693")
     air = np.where(head.array < PADDING_HU, np.float32(-1000.0), head.array)
-    rows, columns = (n // 2 for n in air.shape)
-    coarse = air[: 2 * rows, : 2 * columns].reshape(rows, 2, columns, 2).mean(axis=(1, 3))
     spacing, origin = rescaled_in_plane(head, 2)
     record = {"model": "2x2 mean", "architecture": "-", "task": "downsample", "scale": 1}
-    volume = type(head)(
-        coarse.astype(np.float32), spacing, "CT", "HU", head.window, origin, head.direction,
-        {**head.metadata, "inference": record},
-    )  # fmt: skip
+    volume = replace(
+        head,
+        array=block_mean(air, 2).astype(np.float32),
+        spacing=spacing,
+        origin=origin,
+        metadata={**head.metadata, "inference": record},
+    )
     return str(write_dicom(volume, folder / "ct-head-693-0.96mm.dcm"))
 
 

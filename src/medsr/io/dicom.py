@@ -558,7 +558,7 @@ def series_in_folder(folder: str | Path) -> list[FolderSeries]:
             kernel = "/".join(str(k) for k in kernel)
         description = str(first.get("SeriesDescription", "") or kernel or "").strip()
         localizer = all(_is_localizer(ds) for ds in datasets)
-        images = len(datasets) if localizer else len(without_localizers(datasets))
+        images = sum(slice_mask(datasets))
         series.append(FolderSeries(uid, _integer(number), description, images, localizer))
     return sorted(series, key=lambda s: (s.number is None, s.number or 0, s.uid))
 
@@ -577,12 +577,12 @@ def _is_localizer(ds: Dataset) -> bool:
     return image_type_kind(ds).upper() == "LOCALIZER"
 
 
-def without_localizers(datasets: list[Dataset]) -> list[Dataset]:
-    """The images of one series that are slices: its localizers left out when it also has
+def slice_mask(datasets: list[Dataset]) -> list[bool]:
+    """Which images of one series are its slices: not its localizers when it also has
     slices (some scanners store the scout in the axial series); all of them when the series
     is localizers only (the user asked for those)."""
-    slices = [ds for ds in datasets if not _is_localizer(ds)]
-    return slices or datasets
+    mask = [not _is_localizer(ds) for ds in datasets]
+    return mask if any(mask) else [True] * len(datasets)
 
 
 def _integer(value: Any) -> int | None:
@@ -623,15 +623,14 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Volu
     series = sorted({str(ds.get("SeriesInstanceUID", "?")) for ds in datasets})
     if len(series) > 1:
         raise MedsrIOError(folder, f"folder mixes {len(series)} series: {', '.join(series)}")
-    if skipped := len(datasets) - len(slices := without_localizers(datasets)):
+    if skipped := (mask := slice_mask(datasets)).count(False):
         warnings.warn(
             f"{folder}: {skipped} localizer image(s) (scout) of the series skipped: a "
             "projection, not a slice of the volume",
             stacklevel=2,
         )
-        kept = {id(ds) for ds in slices}
-        paths = [p for ds, p in zip(datasets, paths, strict=True) if id(ds) in kept]
-        datasets = slices
+        datasets = [ds for ds, is_slice in zip(datasets, mask, strict=True) if is_slice]
+        paths = [path for path, is_slice in zip(paths, mask, strict=True) if is_slice]
     sizes = sorted({(int(ds.Rows), int(ds.Columns)) for ds in datasets})
     if len(sizes) > 1:
         listed = ", ".join(f"{r}x{c}" for r, c in sizes)

@@ -106,22 +106,23 @@ def _sources(
     config: DataConfig, normalization: NormalizationConfig
 ) -> tuple[list[PatchSource], list[PatchSource], str]:
     folder_train, folder_validation, folder_statements = _source_images(config)
-    listed = _read_sources(config.samples, config.folders)  # the 3-D ones may be thickened
-    if not listed + folder_train:
+
+    def mapped(volumes: list[Volume]) -> list[Volume]:
+        """`volumes` as training sees them: a percentile map is applied before the
+        degradation (stated in the config)."""
+        if normalization.kind != "percentile":
+            return volumes
+        return [_percentile_normalize(v, normalization.percentiles) for v in volumes]
+
+    listed = mapped(_read_sources(config.samples, config.folders))  # 3-D ones may thicken
+    train_volumes = listed + mapped(folder_train)
+    if not train_volumes:
         raise ValueError("data.samples and data.folders are both empty: nothing to train on")
-    if normalization.kind == "percentile":  # mapped before the degradation (stated in config)
-        listed, folder_train = (
-            [_percentile_normalize(v, normalization.percentiles) for v in volumes]
-            for volumes in (listed, folder_train)
-        )
-    train_volumes = listed + folder_train
     if config.split == "slab":
         return _slab_split(train_volumes, config)
-    val_volumes = _read_sources(config.validation_samples, []) + folder_validation
+    val_volumes = mapped(_read_sources(config.validation_samples, []) + folder_validation)
     if not val_volumes:
         raise ValueError("data.split source needs validation_samples or data.sources")
-    if normalization.kind == "percentile":
-        val_volumes = [_percentile_normalize(v, normalization.percentiles) for v in val_volumes]
     weights = config.source_weights
     train_volumes += [
         slabs
